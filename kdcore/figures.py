@@ -1,0 +1,100 @@
+"""Plotly figure builders: data in, `go.Figure` out (no streamlit, no training).
+
+Every figure has a title, axis titles with units, and hover text, so a chart
+projected in class or pasted in a report says what it shows.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from kdcore.models import format_bytes
+
+# one colour per role, used by every page so "distilled" always looks the same
+COLORS = {
+    "teacher": "#4C78A8",
+    "distilled": "#F58518",
+    "scratch": "#54A24B",
+    "pruned": "#B279A2",
+    "quantized": "#E45756",
+    "other": "#9D755D",
+}
+
+
+def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
+    fig.update_layout(title=dict(text=title, x=0.0, xanchor="left"), height=height,
+                      margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.2),
+                      template="plotly_white")
+    return fig
+
+
+def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "val_acc",
+                    title: str | None = None) -> go.Figure:
+    """One line per model of `metric` per epoch.
+
+    histories: name -> list of epoch records (dicts with 'epoch' and the metric),
+    e.g. `History.to_records()`. metric: 'val_acc', 'train_loss', 'val_loss' or 'train_acc'.
+    """
+    labels = {"val_acc": "validation accuracy (%)", "train_acc": "training accuracy (%)",
+              "val_loss": "validation loss (nats)", "train_loss": "training loss"}
+    pct = metric.endswith("acc")
+    fig = go.Figure()
+    for name, recs in histories.items():
+        xs = [r["epoch"] for r in recs]
+        ys = [100 * r[metric] if pct else r[metric] for r in recs]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name,
+                                 line=dict(color=COLORS.get(name, None)),
+                                 hovertemplate=f"{name}<br>epoch %{{x}}<br>%{{y:.3f}}<extra></extra>"))
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_yaxes(title_text=labels.get(metric, metric))
+    return _layout(fig, title or labels.get(metric, metric).capitalize() + " per epoch")
+
+
+def confusion_heatmap(counts, class_names: Sequence[str], title: str = "Confusion matrix",
+                      normalize: bool = False) -> go.Figure:
+    """Heatmap of counts[true, predicted] (or row-normalized %, with `normalize`)."""
+    m = np.asarray(counts, dtype=float)
+    if normalize:
+        m = 100 * m / np.maximum(m.sum(1, keepdims=True), 1)
+    text = [[(f"{v:.0f}" if not normalize else f"{v:.0f}%") if v else "" for v in row] for row in m]
+    names = [str(c) for c in class_names]
+    fig = go.Figure(go.Heatmap(
+        z=m, x=names, y=names, colorscale="Blues", text=text, texttemplate="%{text}",
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{z:.0f}" + ("%" if normalize else " examples")
+        + "<extra></extra>", colorbar=dict(title="%" if normalize else "count")))
+    fig.update_xaxes(title_text="predicted class", type="category")
+    fig.update_yaxes(title_text="true class", type="category", autorange="reversed")
+    return _layout(fig, title, height=380)
+
+
+def accuracy_bars(results: Mapping[str, Mapping], title: str = "Test accuracy and size") -> go.Figure:
+    """Bars of test accuracy per model, each labelled with its size."""
+    names = list(results)
+    acc = [100 * results[n]["accuracy"] for n in names]
+    text = [f"{a:.1f}%<br>{format_bytes(results[n]['bytes'])}" for n, a in zip(names, acc)]
+    fig = go.Figure(go.Bar(x=names, y=acc, text=text, textposition="outside",
+                           marker_color=[COLORS.get(n, COLORS["other"]) for n in names],
+                           hovertemplate="%{x}: %{y:.2f}%<extra></extra>"))
+    lo = max(0.0, min(acc) - 10)
+    fig.update_yaxes(title_text="test accuracy (%)", range=[lo, 100.5 + (100 - lo) * 0.12])
+    fig.update_xaxes(title_text="model")
+    return _layout(fig, title)
+
+
+def image_grid(images: np.ndarray, captions: Sequence[str], cols: int = 8,
+               title: str = "Examples") -> go.Figure:
+    """Greyscale images (N, H, W) in a grid, with a caption above each."""
+    n = len(images)
+    rows = max(1, int(np.ceil(n / cols)))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(captions),
+                        horizontal_spacing=0.01, vertical_spacing=0.08)
+    for i, img in enumerate(images):
+        fig.add_trace(go.Heatmap(z=np.asarray(img)[::-1], colorscale="Greys", reversescale=False,
+                                 showscale=False, hoverinfo="skip"), row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title, height=140 * rows + 60)

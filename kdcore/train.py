@@ -1,0 +1,235 @@
+"""Training on in-memory tensors, with callbacks instead of prints.
+
+`Trainer` owns one model, its optimizer and its (seeded) batch order, and runs
+one epoch at a time, so a caller can interleave several trainers (a distilled
+and a scratch student, epoch by epoch) and draw live curves. `fit` is the
+plain loop: run epochs, call the callbacks after each, stop when one asks.
+
+A callback is any `f(log: EpochLog) -> bool | None`; returning True stops the
+training after that epoch (the model keeps what it learned so far). A
+`threading.Event` can be passed as `stop` for the same purpose from elsewhere.
+
+The loss is `kd_loss` when teacher logits are given (computed once for the
+transfer set by the caller, never per batch), else cross-entropy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdcore.losses import IGNORE_LABEL, kd_loss, logit_matching_loss
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30            # passes over the training set
+    batch_size: int = 64        # small batches: more updates per epoch on small datasets
+    lr: float = 3e-3            # peak learning rate
+    weight_decay: float = 0.0   # AdamW's decoupled weight decay (L2 for SGD)
+    optimizer: str = "adamw"    # "adamw" or "sgd" (with momentum below)
+    momentum: float = 0.9       # SGD only
+    schedule: str = "cosine"    # "cosine" decay to 0 over the epochs, or "constant"
+    jitter: int = 0             # images only: random shifts of up to ±jitter pixels (Hinton's MNIST teacher: 2)
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch size must be at least 1")
+        if self.lr <= 0:
+            raise ValueError("the learning rate must be positive")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected 'adamw' or 'sgd'")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"unknown schedule {self.schedule!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EpochLog:
+    epoch: int              # 1-based
+    epochs: int             # planned total
+    train_loss: float       # mean training loss over the epoch's batches
+    train_acc: float        # accuracy on the labelled training examples seen (train mode)
+    val_loss: float         # cross-entropy on the validation split (nan if none)
+    val_acc: float          # accuracy on the validation split (nan if none)
+    seconds: float          # wall time of this epoch
+    name: str = ""          # which model (when several train together)
+
+
+@dataclass
+class History:
+    logs: list[EpochLog] = field(default_factory=list)
+    stopped_early: bool = False
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.logs)
+
+    @property
+    def seconds(self) -> float:
+        return sum(l.seconds for l in self.logs)
+
+    def column(self, name: str) -> list[float]:
+        return [getattr(l, name) for l in self.logs]
+
+    def to_records(self) -> list[dict]:
+        return [asdict(l) for l in self.logs]
+
+
+def seeded_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """Build a model with the global RNG seeded, without disturbing the caller's RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def jitter_images(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image by its own random (dx, dy) in [-max_shift, max_shift], zero-filled."""
+    if max_shift <= 0 or x.dim() != 4:
+        return x
+    b, _, h, w = x.shape
+    k = max_shift
+    padded = F.pad(x, (k, k, k, k))
+    shifts = torch.randint(-k, k + 1, (b, 2), generator=generator)
+    rows = torch.arange(h)[None, :] + k + shifts[:, :1]   # (B, H)
+    cols = torch.arange(w)[None, :] + k + shifts[:, 1:]   # (B, W)
+    out = padded[torch.arange(b)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Logits of `model` in eval mode (dropout off) for all of X."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]) \
+            if len(X) else torch.empty(0)
+    finally:
+        model.train(was_training)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+class Trainer:
+    """One model, one optimizer, one seeded batch order; `run_epoch()` trains one epoch.
+
+    loss: "ce" (labels only), "kd" (`kd_loss` with temperature and alpha) or
+    "logits" (logit matching, `logit_matching_loss`, plus (1-alpha) CE on labels).
+    Labels of -1 mark unlabelled transfer examples (soft targets only).
+    """
+
+    def __init__(self, model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
+                 seed: int = 0, teacher_logits: torch.Tensor | None = None, temperature: float = 1.0,
+                 alpha: float = 0.0, loss: str | None = None, X_val: torch.Tensor | None = None,
+                 y_val: torch.Tensor | None = None, name: str = "",
+                 after_step: Callable[[nn.Module], None] | None = None):
+        if len(X) != len(y):
+            raise ValueError(f"{len(X)} inputs but {len(y)} labels")
+        if teacher_logits is not None and len(teacher_logits) != len(X):
+            raise ValueError("teacher logits must be given for every training example")
+        self.loss_kind = loss or ("kd" if teacher_logits is not None else "ce")
+        if self.loss_kind in ("kd", "logits") and teacher_logits is None:
+            raise ValueError(f"loss {self.loss_kind!r} needs teacher logits")
+        if self.loss_kind == "ce" and not bool((y != IGNORE_LABEL).any()):
+            raise ValueError("training on labels alone needs at least one labelled example")
+        self.model, self.X, self.y, self.config = model, X, y, config
+        self.teacher_logits = teacher_logits.detach() if teacher_logits is not None else None
+        self.temperature, self.alpha = temperature, alpha
+        self.X_val, self.y_val, self.name = X_val, y_val, name
+        self.after_step = after_step  # e.g. re-apply pruning masks after each update
+        self.generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)  # dropout draws from the global RNG
+        self.optimizer = make_optimizer(model, config)
+        self.steps_per_epoch = math.ceil(len(X) / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.step = 0
+        self.epoch = 0
+
+    def _lr(self) -> float:
+        if self.config.schedule == "constant":
+            return self.config.lr
+        return 0.5 * self.config.lr * (1 + math.cos(math.pi * self.step / self.total_steps))
+
+    def _loss(self, logits, yb, tb):
+        if self.loss_kind == "kd":
+            return kd_loss(logits, tb, yb, self.temperature, self.alpha)
+        if self.loss_kind == "logits":
+            soft = logit_matching_loss(logits, tb)
+            if self.alpha >= 1.0 or not bool((yb != IGNORE_LABEL).any()):
+                return soft
+            hard = F.cross_entropy(logits, yb, ignore_index=IGNORE_LABEL)
+            return self.alpha * soft + (1 - self.alpha) * hard
+        return F.cross_entropy(logits, yb, ignore_index=IGNORE_LABEL)
+
+    def run_epoch(self) -> EpochLog:
+        t0 = time.perf_counter()
+        cfg, model = self.config, self.model
+        model.train()
+        perm = torch.randperm(len(self.X), generator=self.generator)
+        total_loss, n_batches, correct, n_lab = 0.0, 0, 0, 0
+        for i in range(0, len(perm), cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            xb, yb = self.X[idx], self.y[idx]
+            tb = self.teacher_logits[idx] if self.teacher_logits is not None else None
+            if self.loss_kind == "ce" and not bool((yb != IGNORE_LABEL).any()):
+                continue  # a batch of unlabelled examples has nothing to teach a label-only student
+            if cfg.jitter:
+                xb = jitter_images(xb, cfg.jitter, self.generator)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self._lr()
+            logits = model(xb)
+            loss = self._loss(logits, yb, tb)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.after_step is not None:
+                self.after_step(model)
+            self.step += 1
+            total_loss += float(loss.detach())
+            n_batches += 1
+            lab = yb != IGNORE_LABEL
+            correct += int((logits.argmax(1)[lab] == yb[lab]).sum())
+            n_lab += int(lab.sum())
+        self.step = (self.epoch + 1) * self.steps_per_epoch  # keep the schedule aligned if batches were skipped
+        self.epoch += 1
+        val_loss = val_acc = float("nan")
+        if self.X_val is not None and len(self.X_val):
+            logits = predict_logits(model, self.X_val)
+            val_loss = float(F.cross_entropy(logits, self.y_val))
+            val_acc = float((logits.argmax(1) == self.y_val).float().mean())
+        return EpochLog(self.epoch, cfg.epochs, total_loss / max(n_batches, 1),
+                        correct / max(n_lab, 1), val_loss, val_acc, time.perf_counter() - t0, self.name)
+
+
+def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig, seed: int = 0,
+        teacher_logits: torch.Tensor | None = None, temperature: float = 1.0, alpha: float = 0.0,
+        loss: str | None = None, X_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
+        callbacks: Iterable[Callable[[EpochLog], bool | None]] = (), stop=None, name: str = "",
+        after_step: Callable[[nn.Module], None] | None = None) -> History:
+    """Train `model` in place for `config.epochs` epochs (or until a callback or `stop` says so)."""
+    trainer = Trainer(model, X, y, config, seed, teacher_logits, temperature, alpha, loss,
+                      X_val, y_val, name, after_step)
+    history = History()
+    for _ in range(config.epochs):
+        log = trainer.run_epoch()
+        history.logs.append(log)
+        wants_stop = [bool(cb(log)) for cb in callbacks]
+        if any(wants_stop) or (stop is not None and stop.is_set()):
+            history.stopped_early = log.epoch < config.epochs
+            break
+    model.eval()
+    return history

@@ -1,0 +1,224 @@
+"""Distill: a teacher, then a student with soft targets and its twin on labels alone."""
+
+import pandas as pd
+import streamlit as st
+
+from kdcore import figures
+from kdcore.distill import DistillResult, DistillRun, KDConfig
+from kdcore.models import ModelConfig, format_bytes
+from kdcore.presets import default_kd, default_student
+from kdcore.registry import ModelRecord
+from kdcore.teachers import TeacherSpec, TrainedTeacher, train_teacher
+from kdcore.train import TrainConfig
+from ui import state
+from ui.live import LiveProgress
+
+RESULTS = "distill_results"          # (dataset, seed) -> DistillResult, per user
+LIVE = "distill_live"                # the DistillRun in progress, kept so a stop loses nothing
+TEACHER_LIVE = "teacher_training"    # set while a teacher trains (cleared when it finishes)
+
+ds = state.dataset()
+results: dict = st.session_state.setdefault(RESULTS, {})
+
+
+def store(result: DistillResult, teacher_name: str) -> None:
+    results[(ds.name, ds.seed)] = result
+    s, kd = result.student_config, result.kd
+    recipe = (f"{s.describe()}, {result.train_config.epochs} epochs, "
+              f"{100 * kd.labelled_fraction:g} % labels")
+    for role, model, metrics, how in [
+        ("distilled", result.distilled, result.distilled_metrics,
+         f"distilled from {teacher_name} at T={kd.temperature:g}, α={kd.alpha:g}; {recipe}"),
+        ("scratch", result.scratch, result.scratch_metrics, f"labels only; {recipe}"),
+    ]:
+        state.register(ModelRecord(f"{role} {s.describe()} (seed {result.seed})", role, model, metrics, how,
+                                   ds.name, ds.seed, extra={"kd": kd.to_dict(), "student": s.to_dict()}))
+
+
+# A run that ended without finishing (Stop, or another widget pressed) is evaluated as it is.
+interrupted = st.session_state.pop(LIVE, None)
+if interrupted is not None:
+    run, teacher_name = interrupted
+    if run.dataset is ds or (run.dataset.name, run.dataset.seed) == (ds.name, ds.seed):
+        store(run.result(), teacher_name)
+        st.warning(f"Distillation stopped after epoch {run.epoch} of {run.train.epochs}; "
+                   "the results below are those of the students as they were then.")
+if st.session_state.pop(TEACHER_LIVE, False):
+    st.warning("Teacher training was stopped before it finished; a stopped teacher is not kept. "
+               "Press **Train teacher** again to train it.")
+
+st.title("Distill")
+st.markdown("Train a big **teacher**, then a small **student** on the teacher's softened outputs "
+            "and, from the very same initialization and batches, the same student on the labels "
+            "alone. The difference between the two students is what distillation buys.")
+
+spec_now = state.teacher_spec(ds)
+student_default, student_train_default = default_student(ds.name)
+kd_default = default_kd(ds.name)
+WIDTHS_T = [32, 64, 128, 256, 512, 800, 1024, 1200]
+WIDTHS_S = [2, 4, 8, 16, 32, 64, 128, 256]
+FRACTIONS = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+
+col_t, col_s = st.columns(2, gap="large")
+with col_t:
+    st.subheader("1 · Teacher")
+    with st.form(f"teacher_form_{ds.name}"):
+        m, tr = spec_now.model, spec_now.train
+        c1, c2 = st.columns(2)
+        t_width = c1.select_slider("Hidden width", WIDTHS_T, value=m.hidden[0] if m.hidden[0] in WIDTHS_T else 512,
+                                   help="Units in each hidden layer.")
+        t_depth = c2.slider("Hidden layers", 1, 3, len(m.hidden))
+        t_dropout = c1.slider("Dropout", 0.0, 0.7, float(m.dropout), 0.05,
+                              help="A regularized teacher gives better soft targets.")
+        t_epochs = c2.number_input("Epochs", 1, 300, tr.epochs)
+        train_teacher_pressed = st.form_submit_button("Train teacher", icon=":material/model_training:")
+    spec = TeacherSpec(ds.name, ds.seed,
+                       ModelConfig(hidden=(t_width,) * t_depth, dropout=t_dropout, input_dropout=m.input_dropout),
+                       TrainConfig(**{**tr.to_dict(), "epochs": int(t_epochs)}), seed=ds.seed)
+    teacher_status = st.empty()
+
+with col_s:
+    st.subheader("2 · Student")
+    with st.form(f"student_form_{ds.name}"):
+        c1, c2 = st.columns(2)
+        s_width = c1.select_slider("Hidden width", WIDTHS_S, value=student_default.hidden[0])
+        s_depth = c2.slider("Hidden layers", 1, 3, len(student_default.hidden))
+        temperature = c1.slider("Temperature T", 1.0, 20.0, kd_default.temperature, 0.5,
+                                help="Softens the teacher's outputs: p = softmax(z / T).")
+        alpha = c2.slider("α (weight of the soft targets)", 0.0, 1.0, kd_default.alpha, 0.05,
+                          help="Loss = α·T²·KL(teacher ‖ student) + (1−α)·cross-entropy on labels.")
+        s_epochs = c1.number_input("Epochs", 1, 300, student_train_default.epochs)
+        fraction = c2.select_slider("Labelled examples", FRACTIONS, value=kd_default.labelled_fraction,
+                                    format_func=lambda f: f"{100 * f:g} %",
+                                    help="Share of the training set whose labels the students may use. "
+                                         "The distilled student also gets the teacher's soft targets on "
+                                         "the rest (an unlabelled transfer set).")
+        distill_pressed = st.form_submit_button("Distill", type="primary", icon=":material/science:")
+
+
+def teacher_name(t: TrainedTeacher) -> str:
+    return f"teacher {t.spec.model.describe()}"
+
+
+def get_teacher(train_if_missing: bool) -> TrainedTeacher | None:
+    """The teacher of `spec`: from the cache, or trained here with live progress."""
+    cache = state.teacher_cache()
+    teacher = cache.get(spec, ds)
+    if teacher is not None or not train_if_missing:
+        return teacher
+    state.set_teacher_spec(spec)
+    with col_t:
+        live = LiveProgress(f"Training the teacher ({spec.model.describe()})…", key="teacher")
+        st.session_state[TEACHER_LIVE] = True
+        logs = []
+
+        def on_epoch(log):
+            logs.append(vars(log).copy())
+            live.update(log.epoch / log.epochs,
+                        f"Teacher: epoch {log.epoch}/{log.epochs} · validation accuracy "
+                        f"{100 * log.val_acc:.1f} %",
+                        figures.training_curves({"teacher": logs}, "val_acc", "Teacher: validation accuracy"))
+
+        teacher = train_teacher(spec, ds, callbacks=[on_epoch])
+        cache.put(teacher)
+        st.session_state.pop(TEACHER_LIVE, None)
+        live.clear()
+    state.register(ModelRecord(teacher_name(teacher), "teacher", teacher.model, teacher.metrics,
+                               f"{spec.model.describe()}, {spec.train.epochs} epochs", ds.name, ds.seed))
+    return teacher
+
+
+# Distill trains the teacher first when it is missing
+teacher = get_teacher(train_if_missing=train_teacher_pressed or distill_pressed)
+if teacher is not None:
+    state.set_teacher_spec(spec)
+    teacher_status.success(
+        f"**{teacher_name(teacher)}**: {100 * teacher.metrics['accuracy']:.1f} % test accuracy, "
+        f"{teacher.metrics['params']:,} parameters ({format_bytes(teacher.metrics['bytes'])})"
+        + (" · loaded from the cache" if teacher.from_cache else ""))
+else:
+    teacher_status.info("No teacher with these settings yet: **Train teacher**, or press **Distill** "
+                        "and it is trained first.")
+
+if distill_pressed:
+    try:
+        kd = KDConfig(temperature=float(temperature), alpha=float(alpha), labelled_fraction=float(fraction))
+        student = ModelConfig(hidden=(int(s_width),) * int(s_depth))
+        train_cfg = TrainConfig(**{**student_train_default.to_dict(), "epochs": int(s_epochs)})
+    except ValueError as err:
+        st.error(f"These settings cannot be used: {err}")
+        st.stop()
+    run = DistillRun(ds, teacher.logits, teacher.metrics, student, train_cfg, kd, seed=ds.seed)
+    st.session_state[LIVE] = (run, teacher_name(teacher))
+    live = LiveProgress(f"Distilling into {student.describe()}…", key="distill")
+    while not run.done:
+        log_d, log_s = run.step()
+        curves = {"distilled": run.distilled_history.to_records(), "scratch": run.scratch_history.to_records()}
+        live.update(run.epoch / train_cfg.epochs,
+                    f"Epoch {run.epoch}/{train_cfg.epochs} · validation accuracy: distilled "
+                    f"{100 * log_d.val_acc:.1f} %, scratch {100 * log_s.val_acc:.1f} %",
+                    figures.training_curves(curves, "val_acc", "Validation accuracy, live"))
+    st.session_state.pop(LIVE, None)
+    live.clear()
+    store(run.result(), teacher_name(teacher))
+
+result: DistillResult | None = results.get((ds.name, ds.seed))
+st.divider()
+if result is None:
+    st.info("Press **Distill** to train the two students. On *digits* at the default settings it "
+            "takes a few seconds.")
+    st.stop()
+
+# ---- results: everything below reads stored results; nothing here trains ----
+st.subheader("3 · Results")
+gain_pts = 100 * result.gain
+summary = result.summary()
+if result.stopped_early:
+    summary += f" (stopped after {result.distilled_history.epochs_run} of {result.train_config.epochs} epochs)"
+(st.success if gain_pts >= 0.5 else st.warning if gain_pts <= -0.5 else st.info)(summary)
+kd = result.kd
+st.caption(f"Student {result.student_config.describe()} · T = {kd.temperature:g}, α = {kd.alpha:g} · "
+           f"{result.n_labelled} labelled training examples ({100 * kd.labelled_fraction:g} %) · "
+           f"{result.train_config.epochs} epochs · seed {result.seed}. One run: differences of a point "
+           f"or two can be noise; docs/results.md gives the 5-seed means.")
+
+tm, dm, sm = result.teacher_metrics, result.distilled_metrics, result.scratch_metrics
+c1, c2, c3 = st.columns(3)
+c1.metric("Teacher", f"{100 * tm['accuracy']:.1f} %", help="test accuracy")
+c1.caption(f"{tm['params']:,} parameters · {format_bytes(tm['bytes'])}")
+c2.metric("Distilled student", f"{100 * dm['accuracy']:.1f} %", f"{gain_pts:+.1f} pts vs scratch")
+c2.caption(f"{dm['params']:,} parameters · {format_bytes(dm['bytes'])} · "
+           f"agrees with the teacher on {100 * dm['agreement']:.1f} %")
+c3.metric("Scratch student", f"{100 * sm['accuracy']:.1f} %", help="same student, labels only")
+c3.caption(f"{sm['params']:,} parameters · {format_bytes(sm['bytes'])} · "
+           f"agrees with the teacher on {100 * sm['agreement']:.1f} %")
+
+table = pd.DataFrame([
+    {"model": name, "test accuracy (%)": 100 * m["accuracy"], "test errors": m["errors"],
+     "agreement with teacher (%)": 100 * m["agreement"] if "agreement" in m else None,
+     "KL(teacher ‖ model), nats": m.get("kl_teacher"), "parameters": m["params"], "size": format_bytes(m["bytes"])}
+    for name, m in [("teacher", tm), ("distilled", dm), ("scratch", sm)]
+])
+st.dataframe(table, hide_index=True, column_config={
+    "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
+    "agreement with teacher (%)": st.column_config.NumberColumn(format="%.2f"),
+    "KL(teacher ‖ model), nats": st.column_config.NumberColumn(format="%.4f"),
+})
+
+left, right = st.columns(2, gap="large")
+with left:
+    metric = st.radio("Curve", ["val_acc", "train_loss", "val_loss"], horizontal=True, key="distill_curve",
+                      format_func={"val_acc": "validation accuracy", "train_loss": "training loss",
+                                   "val_loss": "validation loss"}.get)
+    st.plotly_chart(figures.training_curves(
+        {"distilled": result.distilled_history.to_records(), "scratch": result.scratch_history.to_records()},
+        metric), width="stretch")
+    st.caption("The distilled student's training loss includes the T²-scaled soft term, so it is "
+               "not on the same scale as the scratch student's cross-entropy; compare validation curves.")
+with right:
+    which = st.radio("Confusion matrix of", ["distilled", "scratch", "teacher"], horizontal=True,
+                     key="distill_confusion")
+    normalize = st.toggle("Row percentages", key="distill_cm_norm")
+    st.plotly_chart(figures.confusion_heatmap(result.confusion[which], ds.class_names,
+                                              f"Confusion matrix: {which} (test set)", normalize),
+                    width="stretch")

@@ -1,0 +1,73 @@
+"""Shared fixtures: private cache and data folders, datasets, a trained digits teacher.
+
+Every test session gets its own KDLAB_CACHE and KDLAB_DATA under pytest's temp
+folder, so tests never read or write the user's ~/.cache. MNIST and
+Fashion-MNIST come from the official files in ../shared/datasets (copied into
+the data root, since torchvision writes beside them); tests that need them skip
+with a reason where those files are absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED_DATASETS = Path(os.environ.get("KDLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_dirs(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("kdlab-cache")
+    data = tmp_path_factory.mktemp("kdlab-data")
+    old = {k: os.environ.get(k) for k in ("KDLAB_CACHE", "KDLAB_DATA")}
+    os.environ["KDLAB_CACHE"], os.environ["KDLAB_DATA"] = str(cache), str(data)
+    yield {"cache": cache, "data": data}
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def copy_torchvision_files(folder: str, data_root: Path) -> Path:
+    """Copy <shared>/<folder>/raw into data_root, or skip the test if the files are not here."""
+    src = SHARED_DATASETS / folder / "raw"
+    if not src.is_dir():
+        pytest.skip(f"{folder} files not found in {src} (set KDLAB_SHARED_DATASETS to their folder)")
+    dst = data_root / folder / "raw"
+    if not dst.exists():
+        shutil.copytree(src, dst)
+    return data_root
+
+
+@pytest.fixture(scope="session")
+def mnist_root(private_dirs):
+    return copy_torchvision_files("MNIST", private_dirs["data"])
+
+
+@pytest.fixture(scope="session")
+def fashion_root(private_dirs):
+    return copy_torchvision_files("FashionMNIST", private_dirs["data"])
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from kdcore.data import load_dataset
+    return load_dataset("digits", 0)
+
+
+@pytest.fixture(scope="session")
+def digits_teacher(digits, private_dirs):
+    """The default digits teacher (trained once per test session, ~4 s), through the disk cache."""
+    from kdcore.presets import default_teacher_spec
+    from kdcore.teachers import TeacherCache
+    return TeacherCache(private_dirs["cache"] / "teachers").get_or_train(default_teacher_spec("digits", 0), digits)

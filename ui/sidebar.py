@@ -1,0 +1,30 @@
+"""The shared sidebar: dataset and seed, and what this session has made so far."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kdcore.models import format_bytes
+from ui import state
+
+
+def show(key: str = "sidebar") -> None:
+    with st.sidebar:
+        st.markdown("### ⚗️ Distillation Lab")
+        st.selectbox("Dataset", list(state.DATASET_LABELS), format_func=state.DATASET_LABELS.get,
+                     key=state.DATASET_KEY,
+                     help="digits is built in and works offline; MNIST and Fashion-MNIST are read "
+                          "from the data folder (downloaded when online).")
+        st.number_input("Seed", min_value=0, max_value=10_000, step=1, key=state.SEED_KEY,
+                        help="Seeds the data split, initializations and batch order: "
+                             "the same seed gives the same numbers.")
+        ds, err = state.dataset_or_error()
+        if ds is not None:
+            st.caption(ds.summary())
+        else:
+            st.caption("⚠️ dataset not available (see the page)")
+        recs = state.models(ds) if ds is not None else {}
+        if recs:
+            st.markdown(f"**Models made this session** ({len(recs)})")
+            for r in list(recs.values())[-6:]:
+                st.caption(f"{r.name}: {100 * r.accuracy:.1f} %, {format_bytes(r.bytes)}")

@@ -1,0 +1,97 @@
+"""Shared resources and per-user state for the pages.
+
+Shared, read-only, computed once per process (`st.cache_resource`): datasets
+and the teacher cache. Per user (`st.session_state`): the chosen dataset and
+seed, the teacher settings, and every model made in this session (for the
+views that compare them). Shared objects are never mutated: a page that wants
+to change a teacher copies it first (`TrainedTeacher.clone_model()`).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kdcore.data import DATASETS, Dataset, DatasetUnavailable, load_dataset
+from kdcore.presets import default_teacher_spec
+from kdcore.registry import ModelRecord
+from kdcore.teachers import TeacherCache, TeacherSpec, TrainedTeacher
+
+DATASET_KEY = "dataset_name"
+SEED_KEY = "seed"
+TEACHER_SPEC_KEY = "teacher_spec"
+MODELS_KEY = "session_models"
+
+DATASET_LABELS = {
+    "digits": "digits (8×8, built in)",
+    "moons": "moons (2-D)",
+    "spirals": "spirals (2-D)",
+    "mnist": "MNIST (28×28)",
+    "fashion_mnist": "Fashion-MNIST (28×28)",
+}
+assert set(DATASET_LABELS) == set(DATASETS)
+
+
+def dataset_name() -> str:
+    return st.session_state.get(DATASET_KEY, "digits")
+
+
+def seed() -> int:
+    return int(st.session_state.get(SEED_KEY, 0))
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=8)
+def _load(name: str, seed: int) -> Dataset:
+    return load_dataset(name, seed)
+
+
+def dataset_or_error() -> tuple[Dataset | None, str | None]:
+    """The chosen dataset, or None and a readable reason."""
+    try:
+        return _load(dataset_name(), seed()), None
+    except DatasetUnavailable as err:
+        return None, str(err)
+
+
+def dataset() -> Dataset:
+    """The chosen dataset; if it cannot be loaded, say why and stop this page's run."""
+    ds, err = dataset_or_error()
+    if ds is None:
+        st.error(f"**The dataset could not be loaded.** {err}")
+        st.info("Pick another dataset in the sidebar; the built-in *digits* always works offline.")
+        st.stop()
+    return ds
+
+
+@st.cache_resource
+def teacher_cache() -> TeacherCache:
+    """One teacher cache per process, on disk under $KDLAB_CACHE (or ~/.cache/distillation-lab)."""
+    return TeacherCache()
+
+
+def teacher_spec(ds: Dataset) -> TeacherSpec:
+    """The teacher settings chosen for this dataset and split (defaults until changed)."""
+    specs = st.session_state.setdefault(TEACHER_SPEC_KEY, {})
+    spec = specs.get((ds.name, ds.seed))
+    return spec if spec is not None else default_teacher_spec(ds.name, ds.seed)
+
+
+def set_teacher_spec(spec: TeacherSpec) -> None:
+    st.session_state.setdefault(TEACHER_SPEC_KEY, {})[(spec.dataset, spec.data_seed)] = spec
+
+
+def cached_teacher(ds: Dataset) -> TrainedTeacher | None:
+    """The current teacher if it is already trained (in memory or on disk), without training."""
+    return teacher_cache().get(teacher_spec(ds), ds)
+
+
+def models(ds: Dataset | None = None) -> dict[str, ModelRecord]:
+    """Models made in this session (all, or those of one dataset and split), by name."""
+    recs = st.session_state.setdefault(MODELS_KEY, {})
+    if ds is None:
+        return recs
+    return {k: r for k, r in recs.items() if r.dataset == ds.name and r.data_seed == ds.seed}
+
+
+def register(record: ModelRecord) -> None:
+    """Add (or replace, by name) a model made in this session."""
+    st.session_state.setdefault(MODELS_KEY, {})[record.name] = record
