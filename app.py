@@ -17,8 +17,13 @@ PAGES = {
     ],
     "Distillation": [
         st.Page("pages/distill.py", title="Distill", icon=":material/school:"),
+        # PAGE temperature (issue 3)
+        # PAGE sweep (issue 7)
+        # PAGE paper experiments (issue 6)
     ],
     "Compression": [
+        # PAGE prune (issue 4)
+        # PAGE tradeoffs (issue 5)
     ],
 }
 
