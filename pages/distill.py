@@ -8,14 +8,14 @@ from kdcore.distill import DistillResult, DistillRun, KDConfig
 from kdcore.models import ModelConfig, format_bytes
 from kdcore.presets import default_kd, default_student
 from kdcore.registry import ModelRecord
-from kdcore.teachers import TeacherSpec, TrainedTeacher, train_teacher
+from kdcore.teachers import TeacherSpec, TrainedTeacher
 from kdcore.train import TrainConfig
 from ui import state
+from ui import teacher as teacher_ui
 from ui.live import LiveProgress
 
 RESULTS = "distill_results"          # (dataset, seed) -> DistillResult, per user
 LIVE = "distill_live"                # the DistillRun in progress, kept so a stop loses nothing
-TEACHER_LIVE = "teacher_training"    # set while a teacher trains (cleared when it finishes)
 
 ds = state.dataset()
 results: dict = st.session_state.setdefault(RESULTS, {})
@@ -43,9 +43,7 @@ if interrupted is not None:
         store(run.result(), teacher_name)
         st.warning(f"Distillation stopped after epoch {run.epoch} of {run.train.epochs}; "
                    "the results below are those of the students as they were then.")
-if st.session_state.pop(TEACHER_LIVE, False):
-    st.warning("Teacher training was stopped before it finished; a stopped teacher is not kept. "
-               "Press **Train teacher** again to train it.")
+teacher_ui.warn_if_stopped()
 
 st.title("Distill")
 st.markdown("Train a big **teacher**, then a small **student** on the teacher's softened outputs "
@@ -96,36 +94,12 @@ with col_s:
         distill_pressed = st.form_submit_button("Distill", type="primary", icon=":material/science:")
 
 
-def teacher_name(t: TrainedTeacher) -> str:
-    return f"teacher {t.spec.model.describe()}"
-
-
 def get_teacher(train_if_missing: bool) -> TrainedTeacher | None:
-    """The teacher of `spec`: from the cache, or trained here with live progress."""
-    cache = state.teacher_cache()
-    teacher = cache.get(spec, ds)
-    if teacher is not None or not train_if_missing:
-        return teacher
-    state.set_teacher_spec(spec)
+    """The teacher of the form's settings: from the cache, or trained here with live progress."""
+    if not train_if_missing:
+        return state.teacher_cache().get(spec, ds)
     with col_t:
-        live = LiveProgress(f"Training the teacher ({spec.model.describe()})…", key="teacher")
-        st.session_state[TEACHER_LIVE] = True
-        logs = []
-
-        def on_epoch(log):
-            logs.append(vars(log).copy())
-            live.update(log.epoch / log.epochs,
-                        f"Teacher: epoch {log.epoch}/{log.epochs} · validation accuracy "
-                        f"{100 * log.val_acc:.1f} %",
-                        figures.training_curves({"teacher": logs}, "val_acc", "Teacher: validation accuracy"))
-
-        teacher = train_teacher(spec, ds, callbacks=[on_epoch])
-        cache.put(teacher)
-        st.session_state.pop(TEACHER_LIVE, None)
-        live.clear()
-    state.register(ModelRecord(teacher_name(teacher), "teacher", teacher.model, teacher.metrics,
-                               f"{spec.model.describe()}, {spec.train.epochs} epochs", ds.name, ds.seed))
-    return teacher
+        return teacher_ui.train_live(ds, spec, key="teacher")
 
 
 # Distill trains the teacher first when it is missing
@@ -133,7 +107,7 @@ teacher = get_teacher(train_if_missing=train_teacher_pressed or distill_pressed)
 if teacher is not None:
     state.set_teacher_spec(spec)
     teacher_status.success(
-        f"**{teacher_name(teacher)}**: {100 * teacher.metrics['accuracy']:.1f} % test accuracy, "
+        f"**{teacher_ui.teacher_name(teacher)}**: {100 * teacher.metrics['accuracy']:.1f} % test accuracy, "
         f"{teacher.metrics['params']:,} parameters ({format_bytes(teacher.metrics['bytes'])})"
         + (" · loaded from the cache" if teacher.from_cache else ""))
 else:
@@ -149,7 +123,7 @@ if distill_pressed:
         st.error(f"These settings cannot be used: {err}")
         st.stop()
     run = DistillRun(ds, teacher.logits, teacher.metrics, student, train_cfg, kd, seed=ds.seed)
-    st.session_state[LIVE] = (run, teacher_name(teacher))
+    st.session_state[LIVE] = (run, teacher_ui.teacher_name(teacher))
     live = LiveProgress(f"Distilling into {student.describe()}…", key="distill")
     while not run.done:
         log_d, log_s = run.step()
@@ -160,7 +134,7 @@ if distill_pressed:
                     figures.training_curves(curves, "val_acc", "Validation accuracy, live"))
     st.session_state.pop(LIVE, None)
     live.clear()
-    store(run.result(), teacher_name(teacher))
+    store(run.result(), teacher_ui.teacher_name(teacher))
 
 result: DistillResult | None = results.get((ds.name, ds.seed))
 st.divider()
