@@ -64,14 +64,21 @@ with col_t:
         m, tr = spec_now.model, spec_now.train
         c1, c2 = st.columns(2)
         t_width = c1.select_slider("Hidden width", WIDTHS_T, value=m.hidden[0] if m.hidden[0] in WIDTHS_T else 512,
-                                   help="Units in each hidden layer.")
-        t_depth = c2.slider("Hidden layers", 1, 3, len(m.hidden))
+                                   help="Units in each hidden layer.", key=f"t_width_{ds.name}")
+        t_depth = c2.slider("Hidden layers", 1, 3, len(m.hidden), key=f"t_depth_{ds.name}")
         t_dropout = c1.slider("Dropout", 0.0, 0.7, float(m.dropout), 0.05,
-                              help="A regularized teacher gives better soft targets.")
-        t_epochs = c2.number_input("Epochs", 1, 300, tr.epochs)
+                              help="A regularized teacher gives better soft targets.", key=f"t_dropout_{ds.name}")
+        t_epochs = c2.number_input("Epochs", 1, 300, tr.epochs, key=f"t_epochs_{ds.name}")
+        t_arch = "mlp"
+        if ds.is_image:
+            t_arch = c1.radio("Architecture", ["mlp", "cnn"], index=["mlp", "cnn"].index(m.arch), horizontal=True,
+                              format_func={"mlp": "MLP", "cnn": "small CNN"}.get, key=f"t_arch_{ds.name}",
+                              help="The CNN has two conv3×3 → ReLU → max-pool blocks (16 and 32 channels) "
+                                   "before the dense layers.")
         train_teacher_pressed = st.form_submit_button("Train teacher", icon=":material/model_training:")
     spec = TeacherSpec(ds.name, ds.seed,
-                       ModelConfig(hidden=(t_width,) * t_depth, dropout=t_dropout, input_dropout=m.input_dropout),
+                       ModelConfig(arch=t_arch, hidden=(t_width,) * t_depth, dropout=t_dropout,
+                                   input_dropout=m.input_dropout if t_arch == "mlp" else 0.0),
                        TrainConfig(**{**tr.to_dict(), "epochs": int(t_epochs)}), seed=ds.seed)
     teacher_status = st.empty()
 
@@ -79,18 +86,18 @@ with col_s:
     st.subheader("2 · Student")
     with st.form(f"student_form_{ds.name}"):
         c1, c2 = st.columns(2)
-        s_width = c1.select_slider("Hidden width", WIDTHS_S, value=student_default.hidden[0])
-        s_depth = c2.slider("Hidden layers", 1, 3, len(student_default.hidden))
+        s_width = c1.select_slider("Hidden width", WIDTHS_S, value=student_default.hidden[0], key=f"s_width_{ds.name}")
+        s_depth = c2.slider("Hidden layers", 1, 3, len(student_default.hidden), key=f"s_depth_{ds.name}")
         temperature = c1.slider("Temperature T", 1.0, 20.0, kd_default.temperature, 0.5,
-                                help="Softens the teacher's outputs: p = softmax(z / T).")
+                                help="Softens the teacher's outputs: p = softmax(z / T).", key=f"s_temperature_{ds.name}")
         alpha = c2.slider("α (weight of the soft targets)", 0.0, 1.0, kd_default.alpha, 0.05,
-                          help="Loss = α·T²·KL(teacher ‖ student) + (1−α)·cross-entropy on labels.")
-        s_epochs = c1.number_input("Epochs", 1, 300, student_train_default.epochs)
+                          help="Loss = α·T²·KL(teacher ‖ student) + (1−α)·cross-entropy on labels.", key=f"s_alpha_{ds.name}")
+        s_epochs = c1.number_input("Epochs", 1, 300, student_train_default.epochs, key=f"s_epochs_{ds.name}")
         fraction = c2.select_slider("Labelled examples", FRACTIONS, value=kd_default.labelled_fraction,
                                     format_func=lambda f: f"{100 * f:g} %",
                                     help="Share of the training set whose labels the students may use. "
                                          "The distilled student also gets the teacher's soft targets on "
-                                         "the rest (an unlabelled transfer set).")
+                                         "the rest (an unlabelled transfer set).", key=f"s_fraction_{ds.name}")
         distill_pressed = st.form_submit_button("Distill", type="primary", icon=":material/science:")
 
 

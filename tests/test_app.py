@@ -1,0 +1,69 @@
+"""The app shell, Home and Distill pages, through Streamlit's AppTest."""
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 300  # torch imports slowly on a cold start
+
+
+def app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def click(at: AppTest, label: str) -> AppTest:
+    next(b for b in at.button if b.label == label).click()
+    return at.run()
+
+
+def test_home_renders_with_sidebar_and_picture():
+    at = app()
+    assert at.title[0].value.startswith("⚗️ Distillation Lab")
+    assert at.selectbox(key="dataset_name").value == "digits"
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_distill_runs_and_view_changes_do_not_retrain(digits_teacher):
+    from ui import state
+    at = app()
+    at.switch_page("pages/distill.py").run()
+    assert not at.exception
+    # the default teacher is on disk (fixture): found without training
+    assert "loaded from the cache" in at.success[0].value or "test accuracy" in at.success[0].value
+    at.number_input(key="s_epochs_digits").set_value(4)
+    click(at, "Distill")
+    assert not at.exception, [e.value for e in at.exception]
+    names = [m.label for m in at.metric]
+    assert names == ["Teacher", "Distilled student", "Scratch student"]
+    summary = " ".join(s.value for s in at.success + at.warning + at.info)
+    assert "labels alone" in summary or "no difference" in summary
+    assert at.dataframe[0].value.shape[0] == 3
+    trained_before = state.teacher_cache().trained
+    records = dict(at.session_state["session_models"])
+    assert {r.role for r in records.values()} >= {"distilled", "scratch"}
+
+    result = at.session_state["distill_results"][("digits", 0)]
+    t0 = time.perf_counter()
+    at.radio(key="distill_confusion").set_value("teacher").run()
+    at.toggle(key="distill_cm_norm").set_value(True).run()
+    at.radio(key="distill_curve").set_value("val_loss").run()
+    assert not at.exception
+    assert at.session_state["distill_results"][("digits", 0)] is result   # same object: nothing retrained
+    assert state.teacher_cache().trained == trained_before
+    assert time.perf_counter() - t0 < 30
+
+
+def test_missing_dataset_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLAB_DATA", str(tmp_path / "nothing-here"))
+    at = app()
+    at.selectbox(key="dataset_name").set_value("fashion_mnist").run()
+    at.switch_page("pages/distill.py").run()
+    assert not at.exception
+    assert any("could not be loaded" in e.value for e in at.error)
+    assert any("FashionMNIST" in e.value for e in at.error)

@@ -1,0 +1,92 @@
+"""End to end in a real browser: `streamlit run`, headless Chromium through Playwright, a distillation.
+
+Skips with a reason where Debian's Chromium (/usr/bin/chromium) or Playwright is not installed;
+`.ci/run` installs both, so in CI it always runs. Never `playwright install` (it downloads a browser).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("KDLAB_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("KDLAB_ARTIFACTS", ROOT / "artifacts"))
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(private_dirs):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.txt)")
+    port = free_port()
+    env = {**os.environ, "KDLAB_CACHE": str(private_dirs["cache"]), "KDLAB_DATA": str(private_dirs["data"])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_distill_in_a_real_browser(server):
+    from playwright.sync_api import expect, sync_playwright
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server, timeout=120_000)
+            expect(page.get_by_text("Distillation Lab").first).to_be_visible(timeout=120_000)
+            page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=True)
+            page.get_by_role("link", name="Distill").first.click()
+            expect(page.get_by_role("button", name="Distill")).to_be_visible(timeout=120_000)
+            # a short distillation: 5 student epochs
+            epochs = page.get_by_label("Epochs").nth(1)
+            epochs.fill("5")
+            epochs.press("Enter")
+            page.get_by_role("button", name="Distill").click()
+            expect(page.get_by_text("Distilled student").first).to_be_visible(timeout=180_000)
+            verdict = re.compile("points better|points worse|made no difference")
+            expect(page.get_by_text(verdict).first).to_be_visible(timeout=30_000)
+            text = page.inner_text("body")
+            assert "Scratch student" in text and "%" in text
+            page.wait_for_timeout(1500)  # let the charts draw before the picture
+            page.screenshot(path=str(ARTIFACTS / "distill.png"), full_page=True)
+        finally:
+            browser.close()
