@@ -1,0 +1,654 @@
+"""Hyperparameter sweeps: many distilled students trained at once as one batched model.
+
+A small student's training time is Python and kernel-launch overhead, not
+arithmetic. `BatchedKD` trains K students of the same architecture (an MLP)
+with different temperature, alpha and seed as ONE model whose parameters are
+stacked along a leading K axis (`torch.bmm`), so a step costs about as much as
+one student's step.
+
+Each student is exactly what `kdcore.train.Trainer(loss="kd")` would make of it
+alone (as in `kdcore.distill.DistillRun`, the reference single distillation):
+
+- same initialization: `seeded_model(build_model(...), seed)`, then stacked;
+- same transfer labels: `transfer_labels(ds, fraction, seed)`;
+- same batch order: one `torch.Generator().manual_seed(seed)` per distinct seed
+  drawing `randperm` per epoch (students that share a seed share the draw);
+- same loss: `kd_loss` per student, with its own T and alpha;
+- same optimizer: the total loss is the SUM over students of each student's
+  mean loss, so each student's gradient is its own; AdamW (and SGD) are
+  elementwise, so one optimizer over the stacked tensors keeps exactly the
+  per-student moment estimates K separate optimizers would keep; the cosine
+  learning rate is the same function of the step for all.
+
+`tests/test_sweep.py` checks the final weights against K separate Trainer runs.
+
+A grid (`SweepConfig`) is T values × alpha values × widths × seeds per cell;
+students of equal width form one batched group. `run_sweep` trains the groups
+through a backend: `InProcessBackend` (default) or `RayBackend` (optional,
+`pip install ray`), which spreads chunks of the groups over a Ray cluster's
+workers. Architectures the batched model does not cover (CNNs, dropout) train
+one by one with `Trainer` (`LoopBackend` does that for any grid; it is also the
+"one at a time" reference of the benchmark).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdcore.data import Dataset
+from kdcore.distill import transfer_labels
+from kdcore.losses import IGNORE_LABEL
+from kdcore.metrics import agreement, mean_kl
+from kdcore.models import ModelConfig, build_model, model_bytes, param_count
+from kdcore.train import EpochLog, History, TrainConfig, Trainer, jitter_images, predict_logits, seeded_model
+
+
+# ---------------------------------------------------------------- specs and configs
+
+@dataclass(frozen=True)
+class StudentSpec:
+    """One student of a sweep: the hyperparameters that vary across the grid."""
+    width: int              # hidden width of each hidden layer
+    temperature: float      # T of the soft targets
+    alpha: float            # weight of the soft term (1 - alpha weights the labels' CE)
+    seed: int               # initialization, batch order and which labels are kept
+
+    @property
+    def cell(self) -> tuple[int, float, float]:
+        """The grid cell: students differing only by seed share it."""
+        return (self.width, self.temperature, self.alpha)
+
+    def label(self) -> str:
+        return f"width {self.width}, T={self.temperature:g}, α={self.alpha:g}, seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)   # T values (columns of the heatmap)
+    alphas: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)           # α values (rows of the heatmap)
+    widths: tuple[int, ...] = (16,)         # student hidden widths; equal widths train as one batched group
+    depth: int = 1                          # hidden layers of every student
+    seeds_per_cell: int = 1                 # students per (T, α, width) cell, seeds base_seed, base_seed+1, ...
+    base_seed: int = 0                      # first seed (the app uses the sidebar's seed)
+    labelled_fraction: float = 0.1          # share of transfer-set labels the students may use (digits default)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, batch_size=64, lr=1e-2))
+    # ^ the digits student's defaults (kdcore.presets)
+
+    def __post_init__(self):
+        object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))
+        object.__setattr__(self, "alphas", tuple(float(a) for a in self.alphas))
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        if not self.temperatures or not self.alphas or not self.widths:
+            raise ValueError("a sweep needs at least one temperature, one alpha and one width")
+        if any(not t > 0 for t in self.temperatures):
+            raise ValueError("temperatures must be positive")
+        if any(not 0.0 <= a <= 1.0 for a in self.alphas):
+            raise ValueError("alpha values must be between 0 and 1")
+        if any(w < 1 for w in self.widths) or self.depth < 1:
+            raise ValueError("widths and depth must be at least 1")
+        if self.seeds_per_cell < 1:
+            raise ValueError("at least one seed per cell")
+        if not 0.0 < self.labelled_fraction <= 1.0:
+            raise ValueError("the labelled fraction must be in (0, 1]")
+        for name in ("temperatures", "alphas", "widths"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"repeated values in {name}")
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(self.base_seed + r for r in range(self.seeds_per_cell))
+
+    @property
+    def n_students(self) -> int:
+        return len(self.temperatures) * len(self.alphas) * len(self.widths) * self.seeds_per_cell
+
+    def model_config(self, width: int, base: ModelConfig | None = None) -> ModelConfig:
+        base = base or ModelConfig()
+        return replace(base, hidden=(int(width),) * self.depth)
+
+    def students(self) -> list[StudentSpec]:
+        return [StudentSpec(w, t, a, s) for w in self.widths for a in self.alphas
+                for t in self.temperatures for s in self.seeds]
+
+    def groups(self) -> dict[int, list[StudentSpec]]:
+        """Students by width: each list trains as one batched model."""
+        out: dict[int, list[StudentSpec]] = {}
+        for s in self.students():
+            out.setdefault(s.width, []).append(s)
+        return out
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["train"] = self.train.to_dict()
+        return d
+
+
+def batchable(model_cfg: ModelConfig) -> bool:
+    """Whether `BatchedKD` can stack this architecture (an MLP without dropout)."""
+    return model_cfg.arch == "mlp" and not model_cfg.dropout and not model_cfg.input_dropout
+
+
+# ---------------------------------------------------------------- the batched model
+
+class StackedMLP(nn.Module):
+    """K MLPs of identical shape with parameters stacked on a leading K axis.
+
+    weights[l]: (K, out, in), biases[l]: (K, out), the layout of `nn.Linear`, so
+    student k's `state_dict` is a slice. Input x: (B, D) shared by all students or
+    (K, B, D), one batch per student; output logits (K, B, C).
+    """
+
+    def __init__(self, models: Sequence[nn.Sequential]):
+        super().__init__()
+        linears = [[m for m in model if isinstance(m, nn.Linear)] for model in models]
+        if not linears or any(len(ls) != len(linears[0]) for ls in linears):
+            raise ValueError("stacked students must have the same architecture")
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([ls[i].weight.detach() for ls in linears]).clone())
+            for i in range(len(linears[0])))
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.stack([ls[i].bias.detach() for ls in linears]).clone())
+            for i in range(len(linears[0])))
+        self.k = len(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x   # inputs already flattened: (B, D) or (K, B, D)
+        n = len(self.weights)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if h.dim() == 2:   # shared input: one matmul for all students, (B, D) @ (D, K*out)
+                out = torch.addmm(b.reshape(1, -1), h, w.reshape(-1, w.shape[-1]).t())
+                h = out.reshape(h.shape[0], self.k, -1).transpose(0, 1)
+            else:
+                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            if i < n - 1:
+                h = torch.relu(h)
+        return h
+
+    def unstack(self, k: int, model_cfg: ModelConfig, input_shape, n_classes: int) -> nn.Sequential:
+        """Student k as an ordinary `nn.Sequential` (a copy)."""
+        model = build_model(model_cfg, input_shape, n_classes)
+        linears = [m for m in model if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            for lin, w, b in zip(linears, self.weights, self.biases):
+                lin.weight.copy_(w[k])
+                lin.bias.copy_(b[k])
+        return model.eval()
+
+
+def batched_kd_loss(logits: torch.Tensor, teacher: torch.Tensor, y: torch.Tensor,
+                    temperature: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Per-student `kd_loss` (Hinton, Vinyals & Dean 2015), shape (K,):
+
+        L_k = α_k · mean_b T_k² · KL(softmax(t_b/T_k) ‖ softmax(s_kb/T_k))
+              + (1 − α_k) · Σ_b CE(y_kb, s_kb)·[y_kb labelled] / #labelled_k
+
+    logits (K, B, C); teacher (B, C) or (K, B, C); y (B,) or (K, B) with -1 for a
+    hidden label; temperature, alpha (K,). The same formula as `kd_loss` with
+    float T and α, student by student.
+    """
+    T = temperature.to(logits.dtype).reshape(-1, 1, 1)
+    log_p = torch.log_softmax(teacher / T, dim=-1)            # broadcasts a shared teacher over K
+    log_q = torch.log_softmax(logits / T, dim=-1)
+    soft = (log_p.exp() * (log_p - log_q)).sum(-1) * T.reshape(-1, 1) ** 2   # (K, B)
+    y = y.expand(logits.shape[:2])
+    labelled = y != IGNORE_LABEL
+    ce = F.cross_entropy(logits.transpose(1, 2), y.clamp_min(0), reduction="none") * labelled   # (K, B)
+    hard = ce.sum(1) / labelled.sum(1).clamp_min(1)
+    a = alpha.to(logits.dtype)
+    return a * soft.mean(1) + (1 - a) * hard
+
+
+@dataclass
+class StudentResult:
+    """What a sweep keeps of one student: its settings, test metrics and curves."""
+    spec: StudentSpec
+    metrics: dict                       # test accuracy, loss, agreement, kl_teacher, params, bytes
+    history: list[dict]                 # EpochLog records
+    state_dict: dict | None = None      # the trained weights (an nn.Sequential's state_dict)
+    epochs_run: int = 0
+
+    def record(self) -> dict:
+        """A flat row for tables and CSV (accuracies in %)."""
+        m = self.metrics
+        return {"width": self.spec.width, "T": self.spec.temperature, "alpha": self.spec.alpha,
+                "seed": self.spec.seed, "test_acc": 100 * m["accuracy"],
+                "agreement": 100 * m.get("agreement", float("nan")), "kl_teacher": m.get("kl_teacher"),
+                "val_acc": 100 * self.history[-1]["val_acc"] if self.history else float("nan"),
+                "test_loss": m["loss"], "params": m["params"], "epochs": self.epochs_run}
+
+
+class BatchedKD:
+    """K distilled students of one MLP architecture trained as one stacked model, one epoch per `step()`.
+
+    Each student equals `Trainer(seeded_model(build_model(model_cfg), seed), X_train,
+    transfer_labels(ds, fraction, seed), train, seed, teacher_logits, T, alpha, loss="kd")`
+    (see the module docstring). `result()` can be called at any time.
+    """
+
+    def __init__(self, dataset: Dataset, teacher_logits: dict[str, torch.Tensor], model_cfg: ModelConfig,
+                 train: TrainConfig, students: Sequence[StudentSpec], labelled_fraction: float = 0.1,
+                 validate: bool = True):
+        if not students:
+            raise ValueError("no students to train")
+        if not batchable(model_cfg):
+            raise ValueError(f"{model_cfg.describe()} cannot be batched (MLPs without dropout only); "
+                             "use LoopBackend")
+        self.dataset, self.teacher_logits, self.model_cfg, self.train = dataset, teacher_logits, model_cfg, train
+        self.students = list(students)
+        self.labelled_fraction, self.validate = labelled_fraction, validate
+        ds = dataset
+        self.seeds = sorted({s.seed for s in self.students})
+        self._sid = torch.tensor([self.seeds.index(s.seed) for s in self.students])
+        self._shared = len(self.seeds) == 1
+        self._gens = [torch.Generator().manual_seed(s) for s in self.seeds]
+        self._y = torch.stack([transfer_labels(ds, labelled_fraction, s) for s in self.seeds])   # (S, N)
+        inits = [seeded_model(lambda: build_model(model_cfg, ds.input_shape, ds.n_classes), s) for s in self.seeds]
+        self.model = StackedMLP([inits[i] for i in self._sid.tolist()])
+        self._T = torch.tensor([s.temperature for s in self.students], dtype=torch.float32)
+        self._alpha = torch.tensor([s.alpha for s in self.students], dtype=torch.float32)
+        params = list(self.model.parameters())
+        if train.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=train.lr, momentum=train.momentum,
+                                             weight_decay=train.weight_decay)
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+        self._X = ds.X_train.reshape(len(ds.X_train), -1)
+        self._t_train = teacher_logits["train"].detach()
+        n = len(ds.X_train)
+        self.steps_per_epoch = math.ceil(n / train.batch_size)
+        self.total_steps = self.steps_per_epoch * train.epochs
+        self.step_count = 0
+        self.histories = [History() for _ in self.students]
+
+    @property
+    def k(self) -> int:
+        return len(self.students)
+
+    @property
+    def epoch(self) -> int:
+        return self.histories[0].epochs_run
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.train.epochs
+
+    def _lr(self) -> float:
+        if self.train.schedule == "constant":
+            return self.train.lr
+        return 0.5 * self.train.lr * (1 + math.cos(math.pi * self.step_count / self.total_steps))
+
+    def step(self) -> list[EpochLog]:
+        """Train every student for one more epoch; return their logs (in `students` order)."""
+        t0 = time.perf_counter()
+        cfg, ds, model = self.train, self.dataset, self.model
+        perms = [torch.randperm(len(self._X), generator=g) for g in self._gens]    # (S,) draws, as Trainer
+        k = self.k
+        total_loss = torch.zeros(k)
+        correct = torch.zeros(k)
+        n_lab = torch.zeros(k)
+        n_batches = 0
+        for i in range(0, len(self._X), cfg.batch_size):
+            idx = torch.stack([p[i:i + cfg.batch_size] for p in perms])            # (S, B)
+            if cfg.jitter and ds.is_image:
+                xs = torch.stack([jitter_images(ds.X_train[idx[j]], cfg.jitter, g).reshape(idx.shape[1], -1)
+                                  for j, g in enumerate(self._gens)])
+            else:
+                xs = self._X[idx]                                                    # (S, B, D)
+            ys = self._y.gather(1, idx)                                              # (S, B)
+            ts = self._t_train[idx]                                                  # (S, B, C)
+            if self._shared:
+                xb, yb, tb = xs[0], ys[0], ts[0]
+            else:
+                xb, yb, tb = xs[self._sid], ys[self._sid], ts[self._sid]
+            lr = self._lr()
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            logits = model(xb)
+            losses = batched_kd_loss(logits, tb, yb, self._T, self._alpha)
+            self.optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()      # a sum: student k's gradient is that of its own mean loss
+            self.optimizer.step()
+            self.step_count += 1
+            with torch.no_grad():
+                total_loss += losses.detach()
+                yk = yb.expand(logits.shape[:2])
+                lab = yk != IGNORE_LABEL
+                correct += ((logits.argmax(-1) == yk) & lab).sum(1)
+                n_lab += lab.sum(1)
+            n_batches += 1
+        self.step_count = self.epoch * self.steps_per_epoch + self.steps_per_epoch
+        seconds = time.perf_counter() - t0
+        val_loss = val_acc = [float("nan")] * k
+        if self.validate and len(ds.X_val):
+            with torch.no_grad():
+                lv = model(ds.X_val.reshape(len(ds.X_val), -1))
+                val_loss = F.cross_entropy(lv.transpose(1, 2), ds.y_val.expand(k, -1), reduction="none") \
+                    .mean(1).tolist()
+                val_acc = (lv.argmax(-1) == ds.y_val).float().mean(1).tolist()
+        train_loss = (total_loss / max(n_batches, 1)).tolist()
+        train_acc = (correct / n_lab.clamp_min(1)).tolist()
+        logs = []
+        for j, s in enumerate(self.students):
+            log = EpochLog(self.epoch + 1, cfg.epochs, train_loss[j], train_acc[j], val_loss[j], val_acc[j],
+                           seconds / k, s.label())
+            self.histories[j].logs.append(log)
+            logs.append(log)
+        return logs
+
+    def student_model(self, j: int) -> nn.Sequential:
+        """Student j as an ordinary module (a copy, eval mode)."""
+        return self.model.unstack(j, self.model_cfg, self.dataset.input_shape, self.dataset.n_classes)
+
+    @torch.no_grad()
+    def test_logits(self) -> torch.Tensor:
+        """(K, N_test, C) logits of all students on the test split."""
+        X = self.dataset.X_test
+        return self.model(X.reshape(len(X), -1))
+
+    def result(self, keep_weights: bool = True) -> list[StudentResult]:
+        """Every student evaluated as it is now (all epochs, or fewer after a stop)."""
+        ds = self.dataset
+        logits = self.test_logits()
+        t_test = self.teacher_logits["test"]
+        one = build_model(self.model_cfg, ds.input_shape, ds.n_classes)
+        params, nbytes = param_count(one), model_bytes(one)
+        stopped = not self.done
+        out = []
+        for j, s in enumerate(self.students):
+            lj = logits[j]
+            self.histories[j].stopped_early = stopped
+            metrics = {"accuracy": float((lj.argmax(1) == ds.y_test).float().mean()),
+                       "loss": float(F.cross_entropy(lj, ds.y_test)),
+                       "errors": int((lj.argmax(1) != ds.y_test).sum()),
+                       "params": params, "bytes": nbytes,
+                       "agreement": agreement(lj, t_test), "kl_teacher": mean_kl(t_test, lj)}
+            sd = self.student_model(j).state_dict() if keep_weights else None
+            out.append(StudentResult(s, metrics, self.histories[j].to_records(), sd, self.epoch))
+        return out
+
+
+# ---------------------------------------------------------------- one at a time (reference)
+
+class LoopKD:
+    """The same students trained one after another with `Trainer` (any architecture).
+
+    The interface of `BatchedKD` (`step`, `done`, `epoch`, `result`): `step()`
+    trains every student for one epoch in turn.
+    """
+
+    def __init__(self, dataset: Dataset, teacher_logits: dict[str, torch.Tensor], model_cfg: ModelConfig,
+                 train: TrainConfig, students: Sequence[StudentSpec], labelled_fraction: float = 0.1,
+                 validate: bool = True):
+        ds = dataset
+        self.dataset, self.teacher_logits, self.model_cfg, self.train = dataset, teacher_logits, model_cfg, train
+        self.students = list(students)
+        self.models, self.trainers = [], []
+        for s in self.students:
+            cfg = replace(model_cfg, hidden=(s.width,) * len(model_cfg.hidden))
+            m = seeded_model(lambda: build_model(cfg, ds.input_shape, ds.n_classes), s.seed)
+            self.models.append(m)
+            self.trainers.append(Trainer(m, ds.X_train, transfer_labels(ds, labelled_fraction, s.seed), train,
+                                         s.seed, teacher_logits=teacher_logits["train"],
+                                         temperature=s.temperature, alpha=s.alpha, loss="kd",
+                                         X_val=ds.X_val if validate else None, y_val=ds.y_val, name=s.label()))
+        self.histories = [History() for _ in self.students]
+
+    @property
+    def epoch(self) -> int:
+        return self.histories[0].epochs_run
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.train.epochs
+
+    def step(self) -> list[EpochLog]:
+        logs = [tr.run_epoch() for tr in self.trainers]
+        for h, log in zip(self.histories, logs):
+            h.logs.append(log)
+        return logs
+
+    def student_model(self, j: int) -> nn.Module:
+        return self.models[j].eval()
+
+    def result(self, keep_weights: bool = True) -> list[StudentResult]:
+        ds = self.dataset
+        t_test = self.teacher_logits["test"]
+        out = []
+        for j, s in enumerate(self.students):
+            m = self.models[j].eval()
+            lj = predict_logits(m, ds.X_test)
+            self.histories[j].stopped_early = not self.done
+            metrics = {"accuracy": float((lj.argmax(1) == ds.y_test).float().mean()),
+                       "loss": float(F.cross_entropy(lj, ds.y_test)),
+                       "errors": int((lj.argmax(1) != ds.y_test).sum()),
+                       "params": param_count(m), "bytes": model_bytes(m),
+                       "agreement": agreement(lj, t_test), "kl_teacher": mean_kl(t_test, lj)}
+            out.append(StudentResult(s, metrics, self.histories[j].to_records(),
+                                     {k: v.clone() for k, v in m.state_dict().items()} if keep_weights else None,
+                                     self.epoch))
+        return out
+
+
+def make_group(dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,
+               students: Sequence[StudentSpec], base_model: ModelConfig | None = None,
+               batched: bool = True, validate: bool = True) -> BatchedKD | LoopKD:
+    """The trainer of one group of equal-width students: batched when the architecture allows."""
+    model_cfg = config.model_config(students[0].width, base_model)
+    if any(s.width != students[0].width for s in students):
+        raise ValueError("a group holds students of one width")
+    cls = BatchedKD if batched and batchable(model_cfg) else LoopKD
+    return cls(dataset, teacher_logits, model_cfg, config.train, students, config.labelled_fraction, validate)
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass
+class SweepResult:
+    config: SweepConfig
+    students: list[StudentResult] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_early: bool = False
+    backend: str = "in-process"
+
+    def records(self) -> list[dict]:
+        return [s.record() for s in self.students]
+
+    def find(self, width: int, temperature: float, alpha: float) -> list[StudentResult]:
+        """The students (one per seed) of a cell."""
+        return [s for s in self.students if s.spec.cell == (width, float(temperature), float(alpha))]
+
+    def cells(self):
+        """Mean and spread per (width, T, α) cell, as a pandas DataFrame (accuracies in %)."""
+        import pandas as pd
+        df = pd.DataFrame(self.records())
+        if df.empty:
+            return pd.DataFrame(columns=["width", "T", "alpha", "test_acc_mean", "test_acc_std",
+                                         "agreement_mean", "agreement_std", "seeds"])
+        g = df.groupby(["width", "T", "alpha"], as_index=False)
+        out = g.agg(test_acc_mean=("test_acc", "mean"), test_acc_std=("test_acc", "std"),
+                    agreement_mean=("agreement", "mean"), agreement_std=("agreement", "std"),
+                    val_acc_mean=("val_acc", "mean"), seeds=("seed", "count"))
+        return out.fillna({"test_acc_std": 0.0, "agreement_std": 0.0})
+
+    def best_cell(self, by: str = "val_acc_mean") -> dict | None:
+        """The cell with the best mean validation accuracy (test accuracy is for reporting, not choosing)."""
+        cells = self.cells()
+        if cells.empty:
+            return None
+        return cells.sort_values([by, "test_acc_mean"], ascending=False).iloc[0].to_dict()
+
+
+# ---------------------------------------------------------------- backends
+
+ProgressFn = Callable[[dict], "bool | None"]
+# a progress callback gets {"width", "epoch", "epochs", "done_students", "n_students", "students": [StudentResult]
+# (set when a group or chunk finishes), "logs": [EpochLog] (in-process only)} and may return True to stop
+
+
+def _chunks(students: list[StudentSpec], n: int) -> list[list[StudentSpec]]:
+    n = max(1, min(n, len(students)))
+    size = math.ceil(len(students) / n)
+    return [students[i:i + size] for i in range(0, len(students), size)]
+
+
+class InProcessBackend:
+    """Trains the groups one after another in this process, epoch by epoch (progress after each)."""
+    name = "in-process"
+
+    def __init__(self, batched: bool = True):
+        self.batched = batched   # False: train one by one with Trainer (the reference)
+
+    def run(self, dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,
+            base_model: ModelConfig | None = None, progress: ProgressFn | None = None,
+            stop=None, keep_weights: bool = True) -> SweepResult:
+        t0 = time.perf_counter()
+        result = SweepResult(config, backend=self.name if self.batched else "one at a time")
+        n_total = config.n_students
+        for width, students in config.groups().items():
+            group = make_group(dataset, teacher_logits, config, students, base_model, self.batched)
+            while not group.done:
+                logs = group.step()
+                wants = progress({"width": width, "epoch": group.epoch, "epochs": config.train.epochs,
+                                  "done_students": len(result.students), "n_students": n_total,
+                                  "logs": logs, "group": group}) if progress else False
+                if wants or (stop is not None and stop.is_set()):
+                    result.students += group.result(keep_weights)
+                    result.stopped_early = True
+                    result.seconds = time.perf_counter() - t0
+                    return result
+            result.students += group.result(keep_weights)
+            if progress:
+                progress({"width": width, "epoch": group.epoch, "epochs": config.train.epochs,
+                          "done_students": len(result.students), "n_students": n_total,
+                          "students": result.students})
+        result.seconds = time.perf_counter() - t0
+        return result
+
+
+class LoopBackend(InProcessBackend):
+    """One student after another with `Trainer`: the reference the batched backend is checked against."""
+
+    def __init__(self):
+        super().__init__(batched=False)
+
+
+def _train_chunk(arrays: dict, config_dict: dict, base_model: dict | None, students: list[dict],
+                 threads: int, keep_weights: bool) -> list[StudentResult]:
+    """A Ray task: rebuild the dataset view, train one chunk of a group batched, return its results."""
+    torch.set_num_threads(threads)
+    ds = Dataset(name=arrays["name"], X_train=torch.from_numpy(arrays["X_train"]),
+                 y_train=torch.from_numpy(arrays["y_train"]), X_val=torch.from_numpy(arrays["X_val"]),
+                 y_val=torch.from_numpy(arrays["y_val"]), X_test=torch.from_numpy(arrays["X_test"]),
+                 y_test=torch.from_numpy(arrays["y_test"]), class_names=tuple(arrays["class_names"]),
+                 input_shape=tuple(arrays["input_shape"]), is_image=arrays["is_image"], seed=arrays["seed"])
+    logits = {k: torch.from_numpy(v) for k, v in arrays["teacher_logits"].items()}
+    config = _config_from_dict(config_dict)
+    specs = [StudentSpec(**s) for s in students]
+    group = make_group(ds, logits, config, specs, ModelConfig.from_dict(base_model) if base_model else None)
+    while not group.done:
+        group.step()
+    return group.result(keep_weights)
+
+
+def _config_from_dict(d: dict) -> SweepConfig:
+    return SweepConfig(**{**d, "train": TrainConfig(**d["train"])})
+
+
+class RayBackend:
+    """The sweep spread over a Ray cluster's workers (optional: `pip install ray`).
+
+    Each width group is cut into `chunks_per_group` chunks of students (each
+    chunk still one batched model); chunks run as Ray tasks, one CPU each, and
+    results come back as chunks finish. A student's result does not depend on
+    which chunk it trains in, so the numbers equal the in-process backend's.
+
+    address: None starts (or reuses) a local Ray instance; "auto" or
+    "ray://host:10001" joins a cluster. If Ray is already initialized (e.g. the
+    caller ran `ray.init(address=...)`), that connection is used as is.
+    On a remote cluster kdcore is shipped to the workers with `py_modules`.
+    """
+    name = "ray"
+
+    def __init__(self, address: str | None = None, chunks_per_group: int | None = None,
+                 threads_per_task: int = 1, init_kwargs: dict | None = None):
+        try:
+            import ray  # noqa: F401
+        except ImportError as err:   # readable for the app and the tests
+            raise RuntimeError("The Ray backend needs the optional extra `ray` (pip install ray).") from err
+        self.address, self.chunks_per_group = address, chunks_per_group
+        self.threads_per_task, self.init_kwargs = threads_per_task, dict(init_kwargs or {})
+
+    def _ensure_init(self):
+        import ray
+        if ray.is_initialized():
+            return
+        kdcore_dir = str(Path(__file__).resolve().parent)
+        kwargs = {"include_dashboard": False, "log_to_driver": False, **self.init_kwargs}
+        if self.address is None:   # a local instance: workers import kdcore from this checkout
+            root = str(Path(kdcore_dir).parent)
+            pythonpath = os.pathsep.join(p for p in [root, os.environ.get("PYTHONPATH", "")] if p)
+            kwargs.setdefault("runtime_env", {"env_vars": {"PYTHONPATH": pythonpath}})
+        else:
+            kwargs.setdefault("runtime_env", {"py_modules": [kdcore_dir]})
+        ray.init(address=self.address, **kwargs)
+
+    def run(self, dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,
+            base_model: ModelConfig | None = None, progress: ProgressFn | None = None,
+            stop=None, keep_weights: bool = True) -> SweepResult:
+        import ray
+        self._ensure_init()
+        t0 = time.perf_counter()
+        ds = dataset
+        arrays = {"name": ds.name, "X_train": ds.X_train.numpy(), "y_train": ds.y_train.numpy(),
+                  "X_val": ds.X_val.numpy(), "y_val": ds.y_val.numpy(), "X_test": ds.X_test.numpy(),
+                  "y_test": ds.y_test.numpy(), "class_names": list(ds.class_names),
+                  "input_shape": list(ds.input_shape), "is_image": ds.is_image, "seed": ds.seed,
+                  "teacher_logits": {k: v.detach().numpy() for k, v in teacher_logits.items()}}
+        data_ref = ray.put(arrays)
+        n_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        groups = config.groups()
+        per_group = self.chunks_per_group or max(1, math.ceil(n_cpus / len(groups)))
+        task = ray.remote(num_cpus=self.threads_per_task)(_train_chunk)
+        cfg_dict = config.to_dict()
+        base = base_model.to_dict() if base_model else None
+        pending = {}
+        for width, students in groups.items():
+            for chunk in _chunks(students, per_group):
+                ref = task.remote(data_ref, cfg_dict, base, [asdict(s) for s in chunk],
+                                  self.threads_per_task, keep_weights)
+                pending[ref] = width
+        result = SweepResult(config, backend=self.name)
+        order = {s: i for i, s in enumerate(config.students())}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            width = pending.pop(done[0])
+            result.students += ray.get(done[0])
+            wants = progress({"width": width, "epoch": config.train.epochs, "epochs": config.train.epochs,
+                              "done_students": len(result.students), "n_students": config.n_students,
+                              "students": result.students}) if progress else False
+            if (wants or (stop is not None and stop.is_set())) and pending:
+                for ref in pending:
+                    ray.cancel(ref)
+                result.stopped_early = True
+                break
+        result.students.sort(key=lambda s: order[s.spec])
+        result.seconds = time.perf_counter() - t0
+        return result
+
+
+def run_sweep(dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,
+              backend=None, base_model: ModelConfig | None = None, progress: ProgressFn | None = None,
+              stop=None, keep_weights: bool = True) -> SweepResult:
+    """Train every student of `config` (batched per width) and evaluate them on the test split."""
+    backend = backend or InProcessBackend()
+    return backend.run(dataset, teacher_logits, config, base_model, progress, stop, keep_weights)

@@ -1,0 +1,275 @@
+"""Sweep: a whole T × α (× width) grid of distilled students, trained at once, as heatmaps."""
+
+import importlib.util
+import os
+
+import pandas as pd
+import streamlit as st
+
+from kdcore import figures
+from kdcore.figures_sweep import accuracy_vs_temperature, sweep_heatmap
+from kdcore.models import ModelConfig
+from kdcore.presets import default_kd, default_student
+from kdcore.registry import ModelRecord
+from kdcore.sweep import InProcessBackend, RayBackend, SweepConfig, SweepResult, run_sweep
+from kdcore.train import TrainConfig
+from ui import state
+from ui import teacher as teacher_ui
+from ui.live import LiveProgress
+
+RESULTS = "sweep_results"      # (dataset, seed) -> SweepResult, per user
+LIVE = "sweep_live"            # {"result": SweepResult being filled, "group": the batched group training now}
+LAST_CLICK = "sweep_last_click"
+MAX_STUDENTS = 400
+RAY_AVAILABLE = importlib.util.find_spec("ray") is not None
+
+ds = state.dataset()
+results: dict = st.session_state.setdefault(RESULTS, {})
+
+
+def finish_interrupted() -> None:
+    """A sweep stopped mid-way (Stop, or another widget): keep every student as it is now."""
+    live = st.session_state.pop(LIVE, None)
+    if live is None or live["key"] != (ds.name, ds.seed):
+        return
+    res: SweepResult = live["result"]
+    group = live.get("group")
+    done = {s.spec for s in res.students}
+    if group is not None and not any(s in done for s in group.students) and group.epoch > 0:
+        res.students += group.result()
+    res.stopped_early = True
+    if res.students:
+        results[(ds.name, ds.seed)] = res
+        st.warning(f"The sweep was stopped: {len(res.students)} of {res.config.n_students} students "
+                   "are shown, as they were then (some with fewer epochs).")
+
+
+def parse_values(text: str, kind, what: str) -> tuple:
+    """'1, 2, 4' -> (1.0, 2.0, 4.0); a readable ValueError otherwise."""
+    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
+    if not parts:
+        raise ValueError(f"give at least one {what} value")
+    try:
+        return tuple(kind(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"the {what} values must be numbers separated by commas (got “{text}”)") from None
+
+
+finish_interrupted()
+teacher_ui.warn_if_stopped()
+
+st.title("Sweep")
+st.markdown("Train a whole grid of distilled students — every temperature **T** × weight **α** "
+            "(× student width, × seeds) — and see the landscape at once. Students of one width "
+            "train **together as one batched model** (stacked weights), each exactly as it would "
+            "train alone, so a 5 × 5 grid costs little more than one student.")
+
+teacher = teacher_ui.require(ds, key="sweep")
+student_default, train_default = default_student(ds.name)
+kd_default = default_kd(ds.name)
+
+with st.form(f"sweep_form_{ds.name}"):
+    c1, c2, c3 = st.columns(3)
+    t_text = c1.text_input("Temperatures T", "1, 2, 4, 8, 16", key="sweep_T",
+                           help="Comma-separated; columns of the heatmap.")
+    a_text = c2.text_input("α values", "0.1, 0.3, 0.5, 0.7, 0.9", key="sweep_alpha",
+                           help="Weight of the soft targets, between 0 and 1; rows of the heatmap.")
+    w_text = c3.text_input("Student widths", ", ".join(str(h) for h in student_default.hidden[:1]),
+                           key="sweep_widths",
+                           help="Hidden units of the student MLP; one batched model per width.")
+    c1, c2, c3, c4 = st.columns(4)
+    n_seeds = c1.number_input("Seeds per cell", 1, 10, 1, key="sweep_seeds",
+                              help="Students per cell (different initialization, batch order and "
+                                   "labelled subset); the heatmap shows mean ± std.")
+    epochs = c2.number_input("Epochs", 1, 300, train_default.epochs, key="sweep_epochs")
+    fraction = c3.select_slider("Labelled examples", [0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
+                                value=kd_default.labelled_fraction, format_func=lambda f: f"{100 * f:g} %",
+                                key="sweep_fraction",
+                                help="Share of the transfer set whose labels the students may use.")
+    backends = ["in-process"] + (["Ray"] if RAY_AVAILABLE else [])
+    backend_name = c4.selectbox("Backend", backends, key="sweep_backend",
+                                help="Ray spreads width groups over a Ray cluster's workers "
+                                     "(address from $KDLAB_RAY_ADDRESS, else a local instance); "
+                                     "progress then arrives per finished chunk. "
+                                     + ("" if RAY_AVAILABLE else "Install the optional extra `ray` to use it."))
+    run_pressed = st.form_submit_button("Run sweep", type="primary", icon=":material/grid_on:")
+
+if run_pressed:
+    try:
+        config = SweepConfig(
+            temperatures=parse_values(t_text, float, "temperature"),
+            alphas=parse_values(a_text, float, "α"),
+            widths=parse_values(w_text, int, "width"),
+            depth=len(student_default.hidden), seeds_per_cell=int(n_seeds), base_seed=ds.seed,
+            labelled_fraction=float(fraction),
+            train=TrainConfig(**{**train_default.to_dict(), "epochs": int(epochs)}))
+        if config.n_students > MAX_STUDENTS:
+            raise ValueError(f"{config.n_students} students is more than this page trains at once "
+                             f"({MAX_STUDENTS}); use fewer values or seeds")
+    except ValueError as err:
+        st.error(f"These settings cannot be used: {err}")
+        st.stop()
+
+    live_state = {"key": (ds.name, ds.seed), "result": SweepResult(config), "group": None}
+    st.session_state[LIVE] = live_state
+    live = LiveProgress(f"Training {config.n_students} students "
+                        f"({len(config.groups())} batched group(s))…", key="sweep")
+    total_epochs = len(config.groups()) * config.train.epochs
+
+    def on_progress(event: dict) -> None:
+        if "group" in event:
+            live_state["group"] = event["group"]
+        if "students" in event:   # a group (or Ray chunk) finished: fill its test heatmap
+            live_state["result"].students = list(event["students"])
+            live_state["group"] = None
+            done_cells = live_state["result"].cells()
+            fig = sweep_heatmap(done_cells, event["width"], "test_acc",
+                                f"Test accuracy (%), width {event['width']}: done",
+                                temperatures=config.temperatures, alphas=config.alphas)
+            live.update(event["done_students"] / event["n_students"],
+                        f"{event['done_students']}/{event['n_students']} students done", fig)
+            return
+        group = event["group"]
+        rows = [{"width": s.width, "T": s.temperature, "alpha": s.alpha, "val_acc": 100 * h.logs[-1].val_acc}
+                for s, h in zip(group.students, group.histories)]
+        cells = (pd.DataFrame(rows).groupby(["width", "T", "alpha"], as_index=False)
+                 .agg(val_acc_mean=("val_acc", "mean"), val_acc_std=("val_acc", "std")).fillna(0.0))
+        widths = list(config.groups())
+        step = widths.index(event["width"]) * config.train.epochs + event["epoch"]
+        best = max(r["val_acc"] for r in rows)
+        live.update(step / total_epochs,
+                    f"Width {event['width']}: epoch {event['epoch']}/{event['epochs']} · best validation "
+                    f"accuracy so far {best:.1f} %",
+                    sweep_heatmap(cells, event["width"], "val_acc",
+                                  f"Validation accuracy (%), width {event['width']}, epoch {event['epoch']}",
+                                  temperatures=config.temperatures, alphas=config.alphas))
+
+    try:
+        if backend_name == "Ray":
+            backend = RayBackend(address=os.environ.get("KDLAB_RAY_ADDRESS") or None)
+        else:
+            backend = InProcessBackend()
+        res = run_sweep(ds, teacher.logits, config, backend, progress=on_progress)
+    except RuntimeError as err:   # e.g. a Ray cluster that cannot be reached
+        st.session_state.pop(LIVE, None)
+        live.clear()
+        st.error(f"The sweep could not run: {err}")
+        st.stop()
+    st.session_state.pop(LIVE, None)
+    live.clear()
+    results[(ds.name, ds.seed)] = res
+    st.session_state.pop("sweep_cell", None)
+
+res: SweepResult | None = results.get((ds.name, ds.seed))
+st.divider()
+if res is None:
+    st.info("Press **Run sweep**. On *digits* the default 5 × 5 grid (25 students, 30 epochs) trains "
+            "in a few seconds.")
+    st.stop()
+
+# ---- results: everything below reads stored results; nothing here trains ----
+cfg = res.config
+cells = res.cells()
+best = res.best_cell()
+best_key = (float(best["T"]), float(best["alpha"]))
+st.caption(f"{len(res.students)} students · {cfg.train.epochs} epochs · {100 * cfg.labelled_fraction:g} % "
+           f"labelled · seeds {', '.join(map(str, cfg.seeds))} · backend {res.backend} · "
+           f"trained in {res.seconds:.1f} s"
+           + (" · stopped early" if res.stopped_early else ""))
+st.markdown(f"**Best cell** (highest mean validation accuracy): width {int(best['width'])}, "
+            f"T = {best['T']:g}, α = {best['alpha']:g} — test accuracy {best['test_acc_mean']:.1f} %"
+            + (f" ± {best['test_acc_std']:.1f}" if best["seeds"] > 1 else "")
+            + f", agreement with the teacher {best['agreement_mean']:.1f} %. "
+            f"The teacher reaches {100 * teacher.metrics['accuracy']:.1f} %.")
+spread = cells["test_acc_mean"].max() - cells["test_acc_mean"].min()
+if spread < 1.0:
+    st.info(f"Across this grid test accuracy varies by only {spread:.1f} points: here T and α matter little.")
+elif cfg.seeds_per_cell == 1:
+    st.caption("One seed per cell: differences of a point or two between cells can be noise. "
+               "Use 3 seeds per cell for mean ± std.")
+
+# the selected cell: from a click on a heatmap (when the last click is new), else the selectbox
+cell_keys = [(int(r.width), float(r.T), float(r.alpha)) for r in cells.itertuples()]
+labels = {k: f"width {k[0]}, T={k[1]:g}, α={k[2]:g}" for k in cell_keys}
+by_label = {v: k for k, v in labels.items()}
+best_full = (int(best["width"]),) + best_key
+
+widths = sorted(set(cells["width"]))
+metric = st.radio("Heatmap of", ["test_acc", "agreement"], horizontal=True, key="sweep_metric",
+                  format_func={"test_acc": "test accuracy", "agreement": "agreement with the teacher"}.get)
+
+
+def clicked_cell(width: int) -> tuple | None:
+    """The cell last clicked in a width's heatmap (its selection state lives in session_state)."""
+    event = st.session_state.get(f"sweep_heat_{width}_{metric}")
+    try:
+        p = event["selection"]["points"][0]
+        return int(width), float(str(p["x"]).split("=")[1]), float(str(p["y"]).split("=")[1])
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+        return None
+
+
+for width in widths:   # a new click selects its cell (read before drawing, so the frame follows at once)
+    clicked = clicked_cell(width)
+    if clicked in labels and st.session_state.get(LAST_CLICK) != clicked:
+        st.session_state[LAST_CLICK] = clicked
+        st.session_state["sweep_cell"] = labels[clicked]
+selected = by_label.get(st.session_state.get("sweep_cell"), best_full)
+heat_cols = st.columns(min(len(widths), 2))
+for i, width in enumerate(widths):
+    with heat_cols[i % len(heat_cols)]:
+        fig = sweep_heatmap(cells, width, metric, best=best_key if width == best_full[0] else None,
+                            selected=selected[1:] if selected[0] == width else None,
+                            temperatures=cfg.temperatures, alphas=cfg.alphas)
+        st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points",
+                        key=f"sweep_heat_{width}_{metric}")
+
+if st.session_state.get("sweep_cell") not in by_label:
+    st.session_state["sweep_cell"] = labels[best_full]
+cell = by_label[st.selectbox("Cell (or click one in a heatmap)", list(by_label), key="sweep_cell")]
+students = res.find(*cell)
+left, right = st.columns(2, gap="large")
+with left:
+    curve = st.radio("Curve", ["val_acc", "train_loss", "val_loss"], horizontal=True, key="sweep_curve",
+                     format_func={"val_acc": "validation accuracy", "train_loss": "training loss",
+                                  "val_loss": "validation loss"}.get)
+    st.plotly_chart(figures.training_curves({f"seed {s.spec.seed}": s.history for s in students}, curve,
+                                            f"{labels[cell]}: {curve.replace('_', ' ')} per epoch"),
+                    width="stretch")
+    accs = ", ".join(f"{100 * s.metrics['accuracy']:.1f} %" for s in students)
+    st.caption(f"Test accuracy of this cell's students: {accs}.")
+with right:
+    choices = ["best α per T"] + list(cfg.alphas)
+    alpha_choice = st.selectbox("Accuracy against T at", choices, key="sweep_alpha_line",
+                                format_func=lambda a: a if isinstance(a, str) else f"α = {a:g}")
+    st.plotly_chart(accuracy_vs_temperature(cells, None if isinstance(alpha_choice, str) else alpha_choice),
+                    width="stretch")
+    if len(widths) > 1:
+        st.caption("Hinton et al. (2015) observe that larger students tolerate (and benefit from) higher T, "
+                   "while very small ones do better at moderate T: compare the lines.")
+
+# the best cell's first student joins the session's models (the Trade-offs view compares them)
+best_student = res.find(*best_full)[0]
+model = best_student.state_dict
+if model is not None:
+    from kdcore.models import build_model
+    net = build_model(cfg.model_config(best_full[0], ModelConfig(hidden=student_default.hidden)),
+                      ds.input_shape, ds.n_classes)
+    net.load_state_dict(model)
+    state.register(ModelRecord(f"sweep best {labels[best_full]} (seed {best_student.spec.seed})", "distilled",
+                               net.eval(), best_student.metrics,
+                               f"best of a {len(cfg.temperatures)}×{len(cfg.alphas)} sweep, "
+                               f"{cfg.train.epochs} epochs, {100 * cfg.labelled_fraction:g} % labels",
+                               ds.name, ds.seed, extra={"spec": best_student.spec.label()}))
+
+st.subheader("Table")
+table = pd.DataFrame(res.records())
+tab_cells, tab_students = st.tabs(["per cell (mean ± std over seeds)", "per student"])
+with tab_cells:
+    st.dataframe(cells, hide_index=True, width="stretch", column_config={
+        c: st.column_config.NumberColumn(format="%.2f") for c in cells.columns if c.endswith(("_mean", "_std"))})
+with tab_students:
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        c: st.column_config.NumberColumn(format="%.2f") for c in ("test_acc", "agreement", "val_acc")})
+st.download_button("Download CSV (per student)", table.to_csv(index=False).encode(),
+                   file_name=f"sweep_{ds.name}_seed{ds.seed}.csv", mime="text/csv", icon=":material/download:")

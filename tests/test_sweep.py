@@ -1,0 +1,202 @@
+"""Sweeps: the batched trainer equals separate Trainer runs; grids, backends (Ray) and the page."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from kdcore.distill import DistillRun, KDConfig, transfer_labels
+from kdcore.losses import kd_loss
+from kdcore.models import ModelConfig, build_model
+from kdcore.sweep import (BatchedKD, InProcessBackend, LoopBackend, RayBackend, StackedMLP, StudentSpec,
+                          SweepConfig, batched_kd_loss, run_sweep)
+from kdcore.train import TrainConfig, Trainer, seeded_model
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = TrainConfig(epochs=2, batch_size=64, lr=1e-2)
+
+
+def reference_student(ds, teacher, spec: StudentSpec, train: TrainConfig, fraction: float, hidden=None):
+    """One student trained alone, exactly as the Distill page's DistillRun trains its distilled student."""
+    cfg = ModelConfig(hidden=hidden or (spec.width,))
+    model = seeded_model(lambda: build_model(cfg, ds.input_shape, ds.n_classes), spec.seed)
+    trainer = Trainer(model, ds.X_train, transfer_labels(ds, fraction, spec.seed), train, spec.seed,
+                      teacher_logits=teacher.logits["train"], temperature=spec.temperature, alpha=spec.alpha,
+                      loss="kd")
+    return model, trainer
+
+
+def test_batched_kd_loss_equals_kd_loss_per_student():
+    g = torch.Generator().manual_seed(0)
+    K, B, C = 4, 12, 5
+    s, t = torch.randn(K, B, C, generator=g), torch.randn(B, C, generator=g)
+    y = torch.randint(0, C, (K, B), generator=g)
+    y[:, ::3] = -1
+    y[3] = -1   # a student whose batch has no labels at all
+    T, a = torch.tensor([1.0, 2.0, 4.0, 8.0]), torch.tensor([0.0, 0.3, 1.0, 0.5])
+    got = batched_kd_loss(s, t, y, T, a)
+    for k in range(K):
+        want = kd_loss(s[k], t, y[k], float(T[k]), float(a[k]))
+        assert torch.allclose(got[k], want, atol=1e-6), k
+
+
+def test_stacked_mlp_matches_each_model_and_unstacks():
+    cfg = ModelConfig(hidden=(7, 5))
+    models = [seeded_model(lambda: build_model(cfg, (1, 8, 8), 10), s) for s in range(3)]
+    stacked = StackedMLP(models)
+    x = torch.randn(6, 64)
+    shared, per = stacked(x), stacked(x.expand(3, 6, 64))
+    for k, m in enumerate(models):
+        assert torch.allclose(shared[k], m(x), atol=1e-6)
+        assert torch.allclose(per[k], m(x), atol=1e-6)
+        back = stacked.unstack(k, cfg, (1, 8, 8), 10)
+        assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), m.state_dict().values()))
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_batched_training_equals_separate_trainers(digits, digits_teacher, optimizer):
+    """Final weights of K students trained as one stacked model == K Trainer runs (1e-5), with
+    different T, α and seeds (so different inits, batch orders and labelled subsets)."""
+    train = TrainConfig(epochs=2, batch_size=64, lr=1e-2, optimizer=optimizer, weight_decay=1e-3)
+    specs = [StudentSpec(16, 1.0, 0.5, 0), StudentSpec(16, 4.0, 0.9, 0), StudentSpec(16, 8.0, 0.0, 1),
+             StudentSpec(16, 2.0, 1.0, 2), StudentSpec(16, 4.0, 0.9, 1)]
+    batched = BatchedKD(digits, digits_teacher.logits, ModelConfig(hidden=(16,)), train, specs, 0.1)
+    while not batched.done:
+        batched.step()
+    assert batched.step_count == 2 * math.ceil(len(digits.X_train) / 64)
+    for j, spec in enumerate(specs):
+        model, trainer = reference_student(digits, digits_teacher, spec, train, 0.1)
+        for _ in range(train.epochs):
+            log = trainer.run_epoch()
+        got = batched.student_model(j).state_dict()
+        for name, want in model.state_dict().items():
+            assert torch.allclose(got[name], want, atol=1e-5, rtol=0), (spec, name)
+        assert batched.histories[j].logs[-1].train_loss == pytest.approx(log.train_loss, abs=1e-5)
+
+
+def test_same_students_as_the_distill_page(digits, digits_teacher):
+    """The grid cell at the Distill defaults reproduces DistillRun's distilled student."""
+    train = TrainConfig(epochs=2, batch_size=64, lr=1e-2)
+    kd = KDConfig(temperature=4.0, alpha=0.9, labelled_fraction=0.1)
+    run = DistillRun(digits, digits_teacher.logits, digits_teacher.metrics, ModelConfig(hidden=(16,)), train, kd, seed=3)
+    while not run.done:
+        run.step()
+    res = run.result()
+    cfg = SweepConfig(temperatures=(1.0, 4.0), alphas=(0.9,), widths=(16,), base_seed=3, train=train)
+    sweep = run_sweep(digits, digits_teacher.logits, cfg)
+    (student,) = sweep.find(16, 4.0, 0.9)
+    for name, want in res.distilled.state_dict().items():
+        assert torch.allclose(student.state_dict[name], want, atol=1e-5), name
+    assert student.metrics["accuracy"] == pytest.approx(res.distilled_metrics["accuracy"], abs=1e-9)
+    assert student.metrics["agreement"] == pytest.approx(res.distilled_metrics["agreement"], abs=1e-9)
+
+
+def test_different_temperatures_and_alphas_really_differ(digits, digits_teacher):
+    cfg = SweepConfig(temperatures=(1.0, 8.0), alphas=(0.1, 0.9), widths=(16,), train=TINY)
+    res = run_sweep(digits, digits_teacher.logits, cfg)
+    weights = [s.state_dict["3.weight"] for s in res.students]
+    assert len(weights) == 4
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert (weights[i] - weights[j]).abs().max() > 1e-3, (res.students[i].spec, res.students[j].spec)
+
+
+def test_grid_groups_widths_and_aggregates_seeds(digits, digits_teacher):
+    cfg = SweepConfig(temperatures=(2.0, 4.0), alphas=(0.5,), widths=(8, 16), seeds_per_cell=2, base_seed=5,
+                      train=TINY)
+    assert cfg.n_students == 8 and set(cfg.groups()) == {8, 16} and cfg.seeds == (5, 6)
+    events = []
+    res = run_sweep(digits, digits_teacher.logits, cfg, progress=lambda e: events.append(e) and False)
+    assert len(res.students) == 8 and not res.stopped_early
+    assert [e["epoch"] for e in events if "logs" in e] == [1, 2, 1, 2]
+    cells = res.cells()
+    assert len(cells) == 4 and (cells["seeds"] == 2).all()
+    row = cells[(cells.width == 8) & (cells["T"] == 2.0)].iloc[0]
+    accs = [100 * s.metrics["accuracy"] for s in res.find(8, 2.0, 0.5)]
+    assert row.test_acc_mean == pytest.approx(sum(accs) / 2)
+    assert row.test_acc_std == pytest.approx(float(torch.tensor(accs, dtype=torch.float64).std()), abs=1e-9)
+    assert res.find(16, 4.0, 0.5)[0].metrics["params"] == 64 * 16 + 16 + 16 * 10 + 10
+    best = res.best_cell()
+    assert best["val_acc_mean"] == cells["val_acc_mean"].max()
+
+
+def test_loop_backend_agrees_and_stop_keeps_partial_results(digits, digits_teacher):
+    cfg = SweepConfig(temperatures=(2.0,), alphas=(0.5, 0.9), widths=(16,), train=TrainConfig(epochs=3, lr=1e-2))
+    batched = run_sweep(digits, digits_teacher.logits, cfg, InProcessBackend())
+    loop = run_sweep(digits, digits_teacher.logits, cfg, LoopBackend())
+    for a, b in zip(batched.students, loop.students):
+        assert a.spec == b.spec
+        assert a.metrics["accuracy"] == pytest.approx(b.metrics["accuracy"], abs=1e-9)
+    stopped = run_sweep(digits, digits_teacher.logits, cfg, progress=lambda e: e.get("epoch") == 1)
+    assert stopped.stopped_early and len(stopped.students) == 2
+    assert all(s.epochs_run == 1 for s in stopped.students)
+
+
+def test_non_batchable_students_fall_back_to_trainer(digits, digits_teacher):
+    cfg = SweepConfig(temperatures=(2.0,), alphas=(0.5,), widths=(8,), train=TrainConfig(epochs=1, lr=1e-2))
+    res = run_sweep(digits, digits_teacher.logits, cfg, base_model=ModelConfig(hidden=(8,), dropout=0.2))
+    assert len(res.students) == 1 and res.students[0].epochs_run == 1
+    with pytest.raises(ValueError, match="cannot be batched"):
+        BatchedKD(digits, digits_teacher.logits, ModelConfig(hidden=(8,), dropout=0.2), TINY,
+                  [StudentSpec(8, 2.0, 0.5, 0)])
+
+
+def test_bad_grids_are_refused():
+    for bad in [dict(temperatures=()), dict(temperatures=(0.0,)), dict(alphas=(1.5,)), dict(widths=(0,)),
+                dict(seeds_per_cell=0), dict(temperatures=(2.0, 2.0))]:
+        with pytest.raises(ValueError):
+            SweepConfig(**bad)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                    reason="ray is not installed (optional extra: pip install ray)")
+def test_ray_backend_equals_in_process(digits, digits_teacher):
+    import ray
+    ray.shutdown()
+    cfg = SweepConfig(temperatures=(1.0, 4.0), alphas=(0.5, 0.9), widths=(8, 16), train=TINY)
+    try:
+        backend = RayBackend(chunks_per_group=2, init_kwargs={"num_cpus": 2})
+        remote = run_sweep(digits, digits_teacher.logits, cfg, backend)
+    finally:
+        ray.shutdown()
+    local = run_sweep(digits, digits_teacher.logits, cfg)
+    assert remote.backend == "ray" and len(remote.students) == 8
+    for a, b in zip(remote.students, local.students):
+        assert a.spec == b.spec
+        for name in b.state_dict:
+            assert torch.allclose(a.state_dict[name], b.state_dict[name], atol=1e-5), (a.spec, name)
+        assert a.metrics["accuracy"] == pytest.approx(b.metrics["accuracy"], abs=1e-9)
+
+
+def test_sweep_page_runs_a_tiny_grid(digits_teacher):
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("pages/sweep.py")
+    at.run()
+    assert not at.exception
+    at.text_input(key="sweep_T").set_value("2, 4")
+    at.text_input(key="sweep_alpha").set_value("0.5, 0.9")
+    at.text_input(key="sweep_widths").set_value("8")
+    at.number_input(key="sweep_epochs").set_value(2)
+    next(b for b in at.button if b.label == "Run sweep").click()
+    at.run()
+    assert not at.exception, at.exception
+    res = at.session_state["sweep_results"][("digits", 0)]
+    assert len(res.students) == 4 and not res.stopped_early
+    assert any("Best cell" in m.value for m in at.markdown)
+    # choosing another cell only changes the view: nothing retrains
+    at.selectbox(key="sweep_cell").select_index(1)
+    at.run()
+    assert not at.exception
+    assert at.session_state["sweep_results"][("digits", 0)] is res
+    # bad input: a clear message, no traceback
+    at.text_input(key="sweep_T").set_value("2, hot")
+    next(b for b in at.button if b.label == "Run sweep").click()
+    at.run()
+    assert not at.exception
+    assert any("temperature" in e.value.lower() for e in at.error)
