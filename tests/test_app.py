@@ -41,7 +41,7 @@ def test_distill_runs_and_view_changes_do_not_retrain(digits_teacher):
     assert not at.exception, [e.value for e in at.exception]
     names = [m.label for m in at.metric]
     assert names == ["Teacher", "Distilled student", "Scratch student"]
-    summary = " ".join(s.value for s in at.success + at.warning + at.info)
+    summary = " ".join(s.value for s in [*at.success, *at.warning, *at.info])
     assert "labels alone" in summary or "no difference" in summary
     assert at.dataframe[0].value.shape[0] == 3
     trained_before = state.teacher_cache().trained
