@@ -1,0 +1,155 @@
+"""Specialists: a generalist plus specialists for clusters of easily confused classes (Hinton et al. 2015, §5)."""
+
+import pandas as pd
+import streamlit as st
+
+from kdcore import figures
+from kdcore.specialists import (SpecialistConfig, SpecialistResult, SpecialistRun, covariance_heatmap,
+                                describe_gain, per_class_bars)
+from ui import state
+from ui import teacher as teacher_ui
+from ui.live import LiveProgress
+
+RESULTS = "specialist_results"     # (dataset, seed) -> SpecialistResult, per user
+LIVE = "specialist_live"           # the SpecialistRun in progress (a stop keeps the finished specialists)
+COMBINE_LABELS = {"kl": "paper: minimize KL to generalist + specialists",
+                  "approx": "approximation: specialist's distribution inside its cluster"}
+
+ds = state.dataset()
+results: dict = st.session_state.setdefault(RESULTS, {})
+
+interrupted = st.session_state.pop(LIVE, None)
+if interrupted is not None and (interrupted.dataset is ds or
+                                (interrupted.dataset.name, interrupted.dataset.seed) == (ds.name, ds.seed)):
+    partial = interrupted.result()
+    if partial.specialists:
+        results[(ds.name, ds.seed)] = partial
+        st.warning(f"Training stopped: {len(partial.specialists)} of {partial.planned} specialists were finished "
+                   "and are used below (the one in training when stopped is left out).")
+    else:
+        st.warning("Training stopped before the first specialist finished; nothing was kept.")
+teacher_ui.warn_if_stopped()
+
+st.title("Specialists")
+st.markdown(
+    "Hinton et al. (2015, section 5) add **specialists** to a generalist: each specialist is trained on a "
+    "cluster of classes that the generalist confuses, all other classes merged into one *dustbin* class. "
+    "The clusters come from the **covariance of the generalist's predicted probabilities**: classes that are "
+    "predicted together covary. At test time, the specialists whose cluster contains the generalist's top "
+    "class join in, and the final distribution agrees best with the generalist and those specialists.")
+
+if ds.n_classes < 3:
+    st.warning(f"*{ds.name}* has {ds.n_classes} classes: specialists need at least 3 (a cluster of several "
+               "classes plus a dustbin). Pick *digits*, *spirals* or MNIST in the sidebar.")
+    st.stop()
+
+generalist = teacher_ui.require(ds, key="specialists")
+st.caption(f"Generalist: the current teacher, **{teacher_ui.teacher_name(generalist)}**, "
+           f"{100 * generalist.metrics['accuracy']:.1f} % test accuracy (change it on the Distill page).")
+
+max_clusters = ds.n_classes - 1
+with st.form(f"spec_form_{ds.name}"):
+    c1, c2, c3 = st.columns(3)
+    n_clusters = c1.number_input("Clusters (K of K-means)", 1, max_clusters, min(4, max_clusters),
+                                 key="spec_clusters",
+                                 help="Clusters of one class get no specialist; a specialist needs ≥ 2 classes.")
+    split = c1.radio("Covariance measured on", ["train", "val"], horizontal=True, key="spec_split",
+                     help="The paper uses the training set.")
+    temperature = c2.slider("Temperature of the predictions", 1.0, 10.0, 1.0, 0.5, key="spec_T",
+                            help="Softer predictions reveal more of the similarity between classes.")
+    init = c2.radio("Specialists start from", ["generalist", "scratch"], horizontal=True, key="spec_init",
+                    format_func={"generalist": "the generalist's weights (paper)",
+                                 "scratch": "a fresh initialization"}.get)
+    epochs = c3.number_input("Epochs per specialist", 1, 200, 10, key="spec_epochs")
+    lr = c3.select_slider("Learning rate", [3e-4, 1e-3, 3e-3, 1e-2], value=1e-3, key="spec_lr",
+                          format_func=lambda v: f"{v:g}")
+    pressed = st.form_submit_button("Train specialists", type="primary", icon=":material/category:")
+
+if pressed:
+    try:
+        cfg = SpecialistConfig(n_clusters=int(n_clusters), temperature=float(temperature), split=split, init=init,
+                               epochs=int(epochs), lr=float(lr), seed=ds.seed)
+        run = SpecialistRun(ds, generalist.model, generalist.logits, generalist.spec.model, cfg, generalist.metrics)
+    except ValueError as err:
+        st.error(f"These settings cannot be used: {err}")
+        st.stop()
+    if not run.targets:
+        st.warning("K-means put every class in a cluster of its own (or all in one): no cluster of 2 or more "
+                   "classes needs a specialist. Try fewer clusters.")
+    st.session_state[LIVE] = run
+    live = LiveProgress(f"Training {len(run.targets)} specialists…", key="spec_train")
+    while not run.done:
+        cluster = run.current
+        log = run.step()
+        live.update(run.epochs_run / max(run.total_epochs, 1),
+                    f"Specialist for classes {', '.join(ds.class_names[c] for c in cluster)}: epoch "
+                    f"{log.epoch}/{log.epochs} · validation accuracy (its classes + dustbin) "
+                    f"{100 * log.val_acc:.1f} %",
+                    figures.training_curves(run.curves(), "val_acc", "Specialists: validation accuracy"))
+    st.session_state.pop(LIVE, None)
+    live.clear()
+    results[(ds.name, ds.seed)] = run.result()
+
+result: SpecialistResult | None = results.get((ds.name, ds.seed))
+st.divider()
+if result is None:
+    st.info("Press **Train specialists**. On *digits* with the defaults it takes a few seconds per specialist.")
+    st.stop()
+
+# ---- results: everything below reads stored results; the combination is recomputed cheaply, nothing trains ----
+names = ds.class_names
+left, right = st.columns([1, 1], gap="large")
+with left:
+    hide_diag = st.toggle("Hide the diagonal (each class's own variance)", value=True, key="spec_hide_diag")
+    st.plotly_chart(covariance_heatmap(result.covariance, result.clusters, names, hide_diag), width="stretch")
+    st.caption(f"K-means (K = {result.config.n_clusters}) on the covariance's columns, diagonal set to 0, "
+               f"measured on the {result.config.split} split at T = {result.config.temperature:g}. "
+               "Red: classes predicted together more than chance; boxes: the clusters.")
+with right:
+    st.markdown("**Clusters**")
+    by_cluster = {tuple(s.cluster): s for s in result.specialists}
+    for i, cl in enumerate(result.clusters, 1):
+        label = ", ".join(names[c] for c in cl)
+        sp = by_cluster.get(tuple(cl))
+        if sp is not None:
+            st.markdown(f"{i}. **{label}**: specialist trained on {sp.n_train} examples; picks the right class "
+                        f"among its own on {100 * sp.in_cluster_accuracy(ds.y_test):.1f} % of their test examples")
+        elif len(cl) < 2:
+            st.markdown(f"{i}. {label}: a class of its own, no specialist")
+        else:
+            st.markdown(f"{i}. {label}: no specialist (not trained)")
+    c1, c2 = st.columns(2)
+    method = c1.radio("Combination", list(COMBINE_LABELS), format_func=COMBINE_LABELS.get, key="spec_combine")
+    top_n = c2.number_input("Generalist's top classes that call specialists (paper: 1)", 1, 3, 1, key="spec_topn")
+
+if not result.specialists:
+    st.warning("No specialist was trained, so the generalist's predictions are unchanged.")
+    st.stop()
+
+report = result.report(method, int(top_n))
+net = report["fixed"] - report["broken"]
+(st.success if net > 0 else st.warning if net < 0 else st.info)(describe_gain(report))
+if net <= 0:
+    st.info("Specialists do not help here. The paper's gains came from JFT (15 000 classes, 100 million "
+            "images), where the generalist is far from perfect on its confusable clusters; on a small dataset "
+            f"the generalist already gets {100 * report['generalist']:.1f} % and leaves a specialist a handful of "
+            "errors to fix, while a specialist trained on fewer examples can also add errors.")
+c1, c2, c3 = st.columns(3)
+c1.metric("Generalist", f"{100 * report['generalist']:.1f} %", help="test accuracy")
+c2.metric("Generalist + specialists", f"{100 * report['combined']:.1f} %",
+          f"{100 * (report['combined'] - report['generalist']):+.1f} pts")
+c3.metric("On the classes with a specialist", f"{100 * report['combined_covered']:.1f} %",
+          f"{100 * (report['combined_covered'] - report['generalist_covered']):+.1f} pts",
+          help=f"{report['n_covered']} test examples")
+
+show_all = st.toggle("Show every class", value=False, key="spec_all_classes")
+rows = [r for r in report["per_class"] if show_all or r["covered"]]
+st.plotly_chart(per_class_bars(rows, "Per-class test accuracy" + ("" if show_all else
+                                                                   ": classes with a specialist")), width="stretch")
+st.dataframe(pd.DataFrame([{"class": r["class"], "specialist": "yes" if r["covered"] else "no",
+                            "test examples": r["n"], "generalist (%)": 100 * r["generalist"],
+                            "combined (%)": 100 * r["combined"]} for r in rows]),
+             hide_index=True, column_config={"generalist (%)": st.column_config.NumberColumn(format="%.1f"),
+                                             "combined (%)": st.column_config.NumberColumn(format="%.1f")})
+st.caption("One run on one split: on digits a class has ~36 test examples, so one example is ~3 points of "
+           "that class's accuracy. docs/results.md gives means over seeds.")
