@@ -62,7 +62,8 @@ def test_distill_runs_and_view_changes_do_not_retrain(digits_teacher):
 def test_missing_dataset_is_a_message_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLAB_DATA", str(tmp_path / "nothing-here"))
     at = app()
-    at.selectbox(key="dataset_name").set_value("fashion_mnist").run()
+    # AppTest runs a switched-to page without app.py's sidebar, so set the sidebar's state directly
+    at.session_state["dataset_name"] = "fashion_mnist"
     at.switch_page("pages/distill.py").run()
     assert not at.exception
     assert any("could not be loaded" in e.value for e in at.error)
