@@ -41,8 +41,17 @@ st.caption("At T = 1 the teacher is almost one-hot on “2”. At T = 4 its beli
 st.markdown(
     """
 **Where to go**
-- **Distill**: train a teacher, then a student with soft targets *and* the same student on labels
-  alone, side by side — the difference is what distillation buys.
+
+| page | what you see |
+|---|---|
+| **Distill** | a teacher, then a student on its soft targets *and* the same student on labels alone, side by side: what distillation buys, in points of accuracy and in bytes |
+| **Temperature** | what T does to one example's soft targets, the dark knowledge across classes, and why the loss is scaled by T² |
+| **Sweep** | the whole T × α landscape at once: 25 students trained as one batched model |
+| **Ensembles** / **Specialists** | compressing an ensemble into one student; specialists for classes that are easily confused |
+| **Transfer sets** | few labels, a class left out of the transfer set, soft targets vs logit matching |
+| **Hinton MNIST** | the paper's MNIST experiment (784-1200-1200-10 teacher, 784-800-800-10 student, T = 20) |
+| **Prune** | Optimal Brain Damage: saliency ½·h_ii·θ² from the Hessian's diagonal, against magnitude and random pruning |
+| **Trade-offs** | every model of the session, accuracy against size and latency, quantization to 8/4/2/1 bits |
 
 Choose a dataset and a seed in the sidebar. *digits* is built in and runs anywhere in seconds.
 """

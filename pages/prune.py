@@ -11,6 +11,7 @@ from kdcore import figures_pruning as pf
 from kdcore import pruning as P
 from kdcore.metrics import evaluate
 from kdcore.models import format_bytes, param_count
+from kdcore.quantize import model_size
 from kdcore.registry import ModelRecord
 from ui import state
 from ui import teacher as teacher_ui
@@ -34,10 +35,13 @@ def register(a: dict, model, criterion: str, target: float, how: str) -> None:
     metrics = evaluate(model, ds.X_test, ds.y_test, a["teacher_logits_test"])
     s = P.sparsity(model)
     metrics["nonzero_params"] = metrics["params"] - int(round(s * a["n_prunable"]))
+    size = model_size(model)   # the cheapest sparse encoding (values + indices, or bitmask), not dense bytes
+    metrics["bytes"] = size.bytes
     state.register(ModelRecord(
         f"pruned {a['label']} ({criterion}, {100 * target:g} %{', ' + how if how else ''})", "pruned",
         model, metrics, f"{a['label']} pruned to {100 * s:.1f} % sparsity by {criterion} ({how or 'one-shot'})",
-        ds.name, ds.seed, extra={"sparsity": s, "criterion": criterion, "source": a["label"], "how": how}))
+        ds.name, ds.seed, extra={"sparsity": s, "criterion": criterion, "source": a["label"], "how": how,
+                   "encoding": size.encoding}))
 
 
 def finish_curves(key, run) -> None:
