@@ -17,13 +17,16 @@ PAGES = {
     ],
     "Distillation": [
         st.Page("pages/distill.py", title="Distill", icon=":material/school:"),
-        # PAGE temperature (issue 3)
-        # PAGE sweep (issue 7)
-        # PAGE paper experiments (issue 6)
+        st.Page("pages/temperature.py", title="Temperature", icon=":material/thermostat:"),
+        st.Page("pages/sweep.py", title="Sweep", icon=":material/grid_on:"),
+        st.Page("pages/ensembles.py", title="Ensembles", icon=":material/groups:"),
+        st.Page("pages/specialists.py", title="Specialists", icon=":material/category:"),
+        st.Page("pages/transfer_set.py", title="Transfer sets", icon=":material/swap_horiz:"),
+        st.Page("pages/hinton_mnist.py", title="Hinton MNIST", icon=":material/history_edu:"),
     ],
     "Compression": [
-        # PAGE prune (issue 4)
-        # PAGE tradeoffs (issue 5)
+        st.Page("pages/prune.py", title="Prune", icon=":material/content_cut:"),
+        st.Page("pages/tradeoffs.py", title="Trade-offs", icon=":material/balance:"),
     ],
 }
 

@@ -1,0 +1,174 @@
+"""Hinton MNIST: the paper's MNIST experiment in one click, its figures next to ours."""
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from kdcore import figures
+from kdcore.data import DatasetUnavailable
+from kdcore.figures import COLORS, _layout
+from kdcore.hinton import PAPER, PRESETS, HintonExperiment, HintonResult, preset_dataset
+from kdcore.registry import ModelRecord
+from kdcore.transfer import bias_curve
+from ui import state
+from ui.live import LiveProgress
+
+RESULTS = "hinton_results"      # (schedule, seed) -> HintonResult, per user
+LIVE = "hinton_live"            # the HintonExperiment in progress: a stop keeps what it has
+SCHEDULES = {"cpu": "CPU (short)", "full": "full (long)", "tiny": "tiny (seconds, small nets: a smoke test)"}
+
+results: dict = st.session_state.setdefault(RESULTS, {})
+
+
+def store(res: HintonResult) -> None:
+    results[(res.preset.name, res.seed)] = res
+    st.session_state["hinton_shown"] = (res.preset.name, res.seed)
+    p = res.preset
+    name = "mnist" if p.train_subset is None and p.eval_subset is None else f"mnist ({p.name} subset)"
+    for key, role, metrics, how in [
+        ("distilled", "distilled", res.distilled_metrics, f"soft targets T={p.temperature:g}, α={p.alpha:g}"),
+        ("hard", "scratch", res.hard_metrics, "hard labels, no regularization"),
+        ("omitted", "distilled", res.omitted_metrics, f"soft targets, no {p.omitted_class} in the transfer set"),
+    ]:
+        if key in res.models and metrics:
+            state.register(ModelRecord(f"Hinton {p.name}: {key} {p.student.describe()}", role, res.models[key],
+                                       metrics, f"{how}; {p.student_train.epochs} epochs", name, res.seed,
+                                       extra={"preset": p.name}))
+
+
+interrupted = st.session_state.pop(LIVE, None)
+if interrupted is not None:
+    interrupted.stopped = True
+    partial = interrupted.result()
+    if partial is None:
+        st.warning("The experiment was stopped while the teacher was training; a stopped teacher is not kept.")
+    else:
+        store(partial)
+        st.warning(f"The experiment was stopped during the {interrupted.stage} stage; the numbers below are "
+                   "those of the models as they were then.")
+
+st.title("Hinton MNIST")
+st.markdown(
+    "Hinton, Vinyals & Dean (2015), section 3. A **teacher** 784-1200-1200-10 with dropout (0.2 on the "
+    "inputs, 0.5 on hidden units) and inputs jittered by up to ±2 pixels; a **student** 784-800-800-10 "
+    "without any regularization, trained once on the hard labels and once on the teacher's soft targets "
+    "at **T = 20**; then the distilled student again, on a transfer set with **no 3 at all**, and the "
+    "bias of its 3 raised afterwards.")
+
+seed = state.seed()
+with st.form("hinton_form"):
+    c1, c2 = st.columns([2, 3])
+    schedule = c1.radio("Schedule", list(SCHEDULES), format_func=SCHEDULES.get, key="hinton_schedule")
+    c2.markdown("\n".join(f"- **{k}**: {p.description}" for k, p in PRESETS.items()))
+    c2.caption("Training runs on the CPU (the lab's engine is CPU-only" +
+               (", although a GPU is present here" if torch.cuda.is_available() else "") +
+               "). The same run from a terminal: `python -m kdcore hinton-mnist --schedule cpu --seed "
+               f"{seed}`. The teacher is cached: a second run skips it.")
+    run_pressed = st.form_submit_button("Run the Hinton MNIST experiment", type="primary",
+                                        icon=":material/play_arrow:")
+
+preset = PRESETS[schedule]
+try:
+    ds = preset_dataset(preset, seed)
+except DatasetUnavailable as err:
+    st.error(f"**MNIST could not be loaded.** {err}")
+    st.info("This page needs the MNIST files; every other page works with the built-in *digits*.")
+    st.stop()
+
+if run_pressed:
+    exp = HintonExperiment(preset, ds, seed, state.teacher_cache())
+    st.session_state[LIVE] = exp
+    live = LiveProgress(f"Hinton MNIST ({schedule} schedule)…", key="hinton")
+    done = {"n": 0}
+    curves: dict[str, list] = {}
+
+    def on_epoch(stage, log):
+        done["n"] += 1
+        curves.setdefault(stage, []).append(vars(log).copy())
+        live.update(done["n"] / exp.total_epochs,
+                    f"{stage}: epoch {log.epoch}/{log.epochs} · validation accuracy {100 * log.val_acc:.2f} %",
+                    figures.training_curves(curves, "val_acc", "Validation accuracy, live"))
+
+    exp.run(on_epoch)
+    st.session_state.pop(LIVE, None)
+    live.clear()
+    store(exp.result())
+
+shown = st.session_state.get("hinton_shown")
+res: HintonResult | None = results.get(shown) if shown else None
+st.divider()
+if res is None:
+    st.info("Press **Run the Hinton MNIST experiment**. The CPU schedule takes a few minutes; the tiny "
+            "one seconds.")
+    st.stop()
+
+# ---- results: nothing below trains ----
+p = res.preset
+st.subheader(f"Paper vs ours ({p.name} schedule, seed {res.seed})")
+if res.stopped:
+    st.warning("Stopped early: partly trained models.")
+if p.name == "tiny":
+    st.info("The tiny schedule uses small nets and a slice of MNIST: its numbers only show that the "
+            "pipeline works, they are not comparable with the paper's.")
+rows = pd.DataFrame(res.rows())
+st.dataframe(rows, hide_index=True, column_config={"ours (error %)": st.column_config.NumberColumn(format="%.2f")})
+st.caption(f"Errors on {res.n_test:,} test images ({res.n_test_class} of them 3s). The paper trained for far "
+           "longer (SGD, many epochs); ours uses AdamW with a cosine schedule, so the gaps matter more "
+           "than the absolute counts." + (" Teacher loaded from the cache." if res.teacher_from_cache else ""))
+
+keys = [k for k in ("teacher", "hard", "distilled", "omitted", "omitted_bias") if k in res.errors]
+labels = {"teacher": "teacher", "hard": "student, hard labels", "distilled": "student, soft T=20",
+          "omitted": "distilled, no 3s", "omitted_bias": "… + bias on 3"}
+fig = go.Figure([
+    go.Bar(name="paper", x=[labels[k] for k in keys], y=[PAPER[k] for k in keys], marker_color="#BAB0AC",
+           hovertemplate="paper: %{x}<br>%{y} errors<extra></extra>"),
+    go.Bar(name="ours", x=[labels[k] for k in keys], y=[res.errors[k] for k in keys],
+           marker_color=COLORS["distilled"], hovertemplate="ours: %{x}<br>%{y} errors<extra></extra>"),
+])
+fig.update_layout(barmode="group")
+fig.update_xaxes(title_text="model")
+fig.update_yaxes(title_text=f"test errors (of {res.n_test:,})")
+st.plotly_chart(_layout(fig, "Test errors: the paper's and ours"), width="stretch")
+
+if "hard" in res.errors and "distilled" in res.errors:
+    d, h = res.errors["distilled"], res.errors["hard"]
+    if d < h:
+        st.success(f"As in the paper, the distilled student makes fewer errors than the same net on hard "
+                   f"labels ({d} vs {h}; the paper: {PAPER['distilled']} vs {PAPER['hard']}).")
+    else:
+        st.warning(f"Here the distilled student is not better than the hard-label one ({d} vs {h}); the "
+                   "paper's gap needs its long schedule, where the unregularized student overfits.")
+
+if res.omitted_test_logits is not None:
+    st.subheader("The omitted 3")
+    c = p.omitted_class
+    bias = st.slider(f"Bias added to the {c}'s logit", -2.0, 15.0, float(min(max(round(res.errors["bias"], 1), -2.0), 15.0)), 0.1,
+                     key="hinton_bias", help="Re-scores stored test logits; nothing is retrained.")
+    grid = [x / 10 for x in range(-20, 151)]
+    curve = bias_curve(res.omitted_test_logits, res.y_test, c, grid)
+    now = bias_curve(res.omitted_test_logits, res.y_test, c, [bias])
+    m1, m2 = st.columns(2)
+    m1.metric("Test errors", int(now.errors[0]), f"{int(now.errors[0]) - res.errors['omitted']:+d} vs b = 0",
+              delta_color="inverse")
+    m2.metric(f"… of which on {c}s", int(now.class_errors[0]),
+              f"{int(now.class_errors[0]) - res.errors['omitted_on_class']:+d} vs b = 0", delta_color="inverse")
+    bf = go.Figure([
+        go.Scatter(x=grid, y=curve.errors, name="all errors", line=dict(color=COLORS["distilled"]),
+                   hovertemplate="b = %{x:.1f}<br>%{y} errors<extra></extra>"),
+        go.Scatter(x=grid, y=curve.class_errors, name=f"errors on {c}s", line=dict(color=COLORS["distilled"], dash="dash"),
+                   hovertemplate="b = %{x:.1f}<br>%{y} errors on " + str(c) + "s<extra></extra>"),
+    ])
+    bf.add_vline(x=bias, line=dict(color="#888", width=1))
+    bf.add_hline(y=PAPER["omitted_bias"], line=dict(color="#BAB0AC", dash="dot"),
+                 annotation_text=f"paper: {PAPER['omitted_bias']} errors at b = {PAPER['bias']}")
+    bf.update_xaxes(title_text=f"bias added to the {c}'s logit (logit units)")
+    bf.update_yaxes(title_text=f"test errors (of {res.n_test:,})", rangemode="tozero")
+    st.plotly_chart(_layout(bf, f"Recovering the {c}s with a bias"), width="stretch")
+    st.caption(f"Automatic b = {res.errors['bias']:.2f}: the 3 is then predicted on validation inputs as "
+               f"often as the teacher predicts it (no labels used). The best b on a 0.1 grid, judged on the test "
+               f"set, is {res.best_bias:g} ({res.best_bias_errors} errors); the paper chose its 3.5 on the test set.")
+
+if res.histories:
+    st.plotly_chart(figures.training_curves({k: v for k, v in res.histories.items() if v}, "val_acc",
+                                            "Validation accuracy per epoch"), width="stretch")

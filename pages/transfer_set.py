@@ -1,0 +1,252 @@
+"""Transfer sets: how many labels a student needs, a class it never sees, and which loss to copy with."""
+
+import pandas as pd
+import streamlit as st
+
+from kdcore.distill import KDConfig
+from kdcore.models import ModelConfig
+from kdcore.presets import default_kd, default_student
+from kdcore.registry import ModelRecord
+from kdcore.train import TrainConfig
+from kdcore.transfer import (DEFAULT_FRACTIONS, LOSSES, FractionCurve, LossComparisonRun, OmittedClassRun,
+                             bias_figure, fraction_figure, loss_bars)
+from kdcore import figures
+from ui import state
+from ui import teacher as teacher_ui
+from ui.live import LiveProgress
+
+RESULTS = "transfer_results"    # (dataset, seed) -> {"fractions": [...], "omitted": ..., "losses": ...}
+LIVE = "transfer_live"          # (kind, run in progress, teacher name): a stop loses nothing
+FRACTION_CHOICES = [0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0]
+WIDTHS_S = [2, 4, 8, 16, 32, 64, 128, 256, 800]
+
+ds = state.dataset()
+mine: dict = st.session_state.setdefault(RESULTS, {}).setdefault((ds.name, ds.seed), {})
+
+
+def register(role: str, name: str, model, metrics: dict, recipe: str, extra: dict | None = None) -> None:
+    state.register(ModelRecord(name, role, model, metrics, recipe, ds.name, ds.seed, extra=extra or {}))
+
+
+def store(kind: str, obj, teacher_name: str) -> None:
+    """Keep a finished (or stopped) experiment's results and register its students."""
+    if kind == "fractions":
+        points = obj.finish()
+        if not points:
+            return
+        mine["fractions"] = points
+        for p in points:
+            r = p.result
+            how = f"{r.student_config.describe()}, {p.n_labelled} labels ({100 * p.fraction:g} %)"
+            register("distilled", f"transfer: distilled {r.student_config.describe()} @ {100 * p.fraction:g} % labels",
+                     r.distilled, p.distilled, f"soft targets of {teacher_name} (T={r.kd.temperature:g}) on the "
+                     f"whole transfer set + {how}")
+            register("scratch", f"transfer: scratch {r.student_config.describe()} @ {100 * p.fraction:g} % labels",
+                     r.scratch, p.scratch, f"labels only; {how}")
+    elif kind == "omitted":
+        if obj.epoch == 0:
+            return
+        res = obj.result()
+        mine["omitted"] = res
+        r = res.distilled
+        for role, model, metrics in [("distilled", r.distilled, r.distilled_metrics),
+                                     ("scratch", r.scratch, r.scratch_metrics)]:
+            register(role, f"transfer: {role} {r.student_config.describe()} without class {res.class_name}",
+                     model, metrics, f"transfer set without any '{res.class_name}'"
+                     + (f", soft targets of {teacher_name}" if role == "distilled" else ", labels only"))
+    elif kind == "losses":
+        if obj.epoch == 0:
+            return
+        res = obj.result()
+        mine["losses"] = res
+        for k, model in res.models.items():
+            register("distilled" if k != "hard" else "scratch",
+                     f"transfer: {k} loss {res.student.describe()} @ {100 * res.kd.labelled_fraction:g} % labels",
+                     model, res.metrics[k], f"{LOSSES[k]}; teacher {teacher_name}")
+
+
+interrupted = st.session_state.pop(LIVE, None)
+if interrupted is not None:
+    kind, obj, tname = interrupted
+    if (obj.dataset.name, obj.dataset.seed) == (ds.name, ds.seed):
+        store(kind, obj, tname)
+        st.warning("The last experiment was stopped before it finished; below are its students as they were "
+                   "then (marked as stopped).")
+teacher_ui.warn_if_stopped()
+
+st.title("Transfer sets")
+st.markdown("The student learns from a **transfer set**: the inputs on which it copies the teacher. "
+            "Hinton et al. (2015) showed that soft targets carry so much information that the student "
+            "needs few labels, can learn a class it never saw, and that matching softened "
+            "probabilities is not the same as matching raw logits. These three experiments use the "
+            "current teacher (set on the Distill page).")
+
+teacher = teacher_ui.require(ds, key="transfer")
+tname = teacher_ui.teacher_name(teacher)
+st.caption(f"Teacher: **{tname}**, {100 * teacher.metrics['accuracy']:.1f} % test accuracy on {ds.name}.")
+s_default, tr_default = default_student(ds.name)
+kd_default = default_kd(ds.name)
+
+
+def student_settings(prefix: str, fraction: bool = False):
+    """Widgets shared by the three forms: student width/depth, epochs, T, α (and the labelled share)."""
+    c1, c2 = st.columns(2)
+    width = c1.select_slider("Student hidden width", WIDTHS_S, value=s_default.hidden[0], key=f"{prefix}_w")
+    epochs = c2.number_input("Epochs", 1, 300, tr_default.epochs, key=f"{prefix}_e")
+    temperature = c1.slider("Temperature T", 1.0, 20.0, kd_default.temperature, 0.5, key=f"{prefix}_T")
+    alpha = c2.slider("α (weight of the soft targets)", 0.0, 1.0, kd_default.alpha, 0.05, key=f"{prefix}_a")
+    frac = None
+    if fraction:
+        frac = c1.select_slider("Labelled share", FRACTION_CHOICES, value=kd_default.labelled_fraction
+                                if kd_default.labelled_fraction in FRACTION_CHOICES else 0.1,
+                                format_func=lambda f: f"{100 * f:g} %", key=f"{prefix}_f")
+    return width, epochs, temperature, alpha, frac
+
+
+def configs(width, epochs, temperature, alpha, frac=1.0):
+    try:
+        return (ModelConfig(hidden=(int(width),) * len(s_default.hidden)),
+                TrainConfig(**{**tr_default.to_dict(), "epochs": int(epochs)}),
+                KDConfig(temperature=float(temperature), alpha=float(alpha), labelled_fraction=float(frac)))
+    except ValueError as err:
+        st.error(f"These settings cannot be used: {err}")
+        st.stop()
+
+
+def run_live(kind: str, run, label: str, total_epochs: int, text) -> None:
+    """Step `run` to the end with a progress bar and Stop; then store its result."""
+    st.session_state[LIVE] = (kind, run, tname)
+    live = LiveProgress(label, key=f"transfer_{kind}")
+    done = 0
+    while not run.done:
+        run.step()
+        done += 1
+        live.update(done / total_epochs, text(run))
+    st.session_state.pop(LIVE, None)
+    live.clear()
+    store(kind, run, tname)
+
+
+tab_f, tab_o, tab_l = st.tabs(["Labelled fraction", "Omitted class", "Soft loss vs logits vs labels"])
+
+# ---------------------------------------------------------------- labelled fraction
+with tab_f:
+    st.markdown("For each share of labels, a student trained on the teacher's soft targets over the **whole** "
+                "transfer set (labels where it has them) and the same student trained on those labels alone. "
+                "The paper: with 3 % of the data, soft targets keep nearly all the accuracy, hard targets overfit.")
+    with st.form(f"fractions_form_{ds.name}"):
+        w, e, T, a, _ = student_settings("tf")
+        fractions = st.multiselect("Labelled shares", FRACTION_CHOICES, default=list(DEFAULT_FRACTIONS),
+                                   format_func=lambda f: f"{100 * f:g} %", key="tf_fracs")
+        go_f = st.form_submit_button("Run the curve", type="primary", icon=":material/show_chart:")
+    if go_f:
+        if not fractions:
+            st.error("Choose at least one labelled share.")
+        else:
+            student, train, kd = configs(w, e, T, a)
+            curve = FractionCurve(ds, teacher.logits, teacher.metrics, student, train, kd, fractions, ds.seed)
+            run_live("fractions", curve, f"Labelled-fraction curve ({len(fractions)} runs)…",
+                     len(curve.fractions) * train.epochs,
+                     lambda c: (f"{len(c.points)}/{len(c.fractions)} shares done"
+                                + (f" · now {100 * c.current_fraction:g} % labelled, epoch {c.current.epoch}"
+                                   if c.current is not None else "")))
+    points = mine.get("fractions")
+    if not points:
+        st.info("Press **Run the curve**: one distilled and one scratch student per share.")
+    else:
+        st.plotly_chart(fraction_figure(points), width="stretch")
+        table = pd.DataFrame([{"labelled (%)": 100 * p.fraction, "labels": p.n_labelled,
+                               "soft targets + labels (%)": 100 * p.distilled["accuracy"],
+                               "labels only (%)": 100 * p.scratch["accuracy"], "gain (points)": 100 * p.gain,
+                               "epochs": p.epochs_run, "stopped": p.stopped} for p in points])
+        st.dataframe(table, hide_index=True, column_config={
+            c: st.column_config.NumberColumn(format="%.2f") for c in
+            ["soft targets + labels (%)", "labels only (%)", "gain (points)"]})
+        low = min(points, key=lambda p: p.fraction)
+        if low.gain > 0.005:
+            st.success(f"With {100 * low.fraction:g} % of the labels, soft targets give "
+                       f"{100 * low.gain:.1f} points more than the labels alone.")
+        else:
+            st.warning(f"Here soft targets did not help at {100 * low.fraction:g} % of the labels "
+                       f"({100 * low.gain:+.1f} points): a weak teacher or too short a schedule gives little "
+                       "to copy.")
+
+# ---------------------------------------------------------------- omitted class
+with tab_o:
+    st.markdown("Every example of one class is removed from the transfer set (inputs, labels and teacher "
+                "outputs). The distilled student still meets that class in the soft targets of other examples "
+                "(a 5 that looks a bit like a 3); raising the bias of its output then recovers it. "
+                "The scratch student, on labels alone, never had a reason to predict it.")
+    with st.form(f"omitted_form_{ds.name}"):
+        cls = st.selectbox("Class to leave out", list(range(ds.n_classes)),
+                           index=min(3, ds.n_classes - 1), format_func=lambda c: ds.class_names[c], key="to_cls")
+        w, e, T, a, f = student_settings("to", fraction=True)
+        go_o = st.form_submit_button("Train without it", type="primary", icon=":material/visibility_off:")
+    if go_o:
+        student, train, kd = configs(w, e, T, a, f)
+        run = OmittedClassRun(ds, teacher.logits, teacher.metrics, int(cls), student, train, kd, ds.seed)
+        run_live("omitted", run, f"Training without class {ds.class_names[cls]}…", train.epochs,
+                 lambda r: f"Epoch {r.epoch}/{train.epochs}")
+    res = mine.get("omitted")
+    if res is None:
+        st.info("Press **Train without it**.")
+    else:
+        cname = res.class_name
+        st.caption(f"Transfer set: {res.n_transfer} examples, none of class {cname}. "
+                   f"{100 * res.distilled.kd.labelled_fraction:g} % of them labelled. "
+                   f"The teacher gets {100 * res.teacher_class_accuracy:.1f} % of the test {cname}s right."
+                   + (" Stopped early." if res.stopped else ""))
+        mode = st.radio("Bias on the omitted class's logit", ["manual", "auto"], horizontal=True, key="to_mode",
+                        help="auto: the b that makes the distilled student predict the class as often as the "
+                             "teacher does on the (unlabelled) validation inputs: no test labels used.")
+        hi = max(15.0, round(res.auto_bias + 2))     # the figure's range; the slider's stays fixed
+        if mode == "auto":
+            bias = round(res.auto_bias, 2)
+            st.caption(f"b = {bias:g} (automatic)")
+        else:
+            bias = st.slider("b (added to the logit at test time)", -5.0, 15.0, 0.0, 0.1, key="to_bias")
+        d0, d1 = res.evaluate_bias(0.0), res.evaluate_bias(bias)
+        s1 = res.evaluate_bias(bias, "scratch")
+        c1, c2, c3 = st.columns(3)
+        c1.metric(f"Distilled: accuracy on {cname}", f"{100 * d1['class_accuracy']:.1f} %",
+                  f"{100 * (d1['class_accuracy'] - d0['class_accuracy']):+.1f} pts vs b = 0")
+        c2.metric("Distilled: overall accuracy", f"{100 * d1['accuracy']:.2f} %",
+                  f"{100 * (d1['accuracy'] - d0['accuracy']):+.2f} pts vs b = 0")
+        c3.metric(f"Scratch: accuracy on {cname} / overall",
+                  f"{100 * s1['class_accuracy']:.1f} % / {100 * s1['accuracy']:.1f} %")
+        st.plotly_chart(bias_figure(res, bias, -5.0, hi), width="stretch")
+        st.caption(f"Test errors at b = {bias:g}: distilled {d1['errors']} ({d1['class_errors']} on {cname}), "
+                   f"scratch {s1['errors']} ({s1['class_errors']} on {cname}). Moving the slider re-scores "
+                   f"stored test logits; nothing is retrained.")
+
+# ---------------------------------------------------------------- loss comparison
+with tab_l:
+    st.markdown("Three students from the same initialization and batches: the soft loss "
+                "α·T²·KL(p_T ‖ q_T) + (1−α)·CE, logit matching α·½·mean((s−t)²) + (1−α)·CE "
+                "(Caruana / Ba & Caruana; the T → ∞ limit of the soft loss), and cross-entropy on the labels "
+                "alone. Logit matching ignores T.")
+    with st.form(f"losses_form_{ds.name}"):
+        w, e, T, a, f = student_settings("tl", fraction=True)
+        go_l = st.form_submit_button("Compare the losses", type="primary", icon=":material/compare:")
+    if go_l:
+        student, train, kd = configs(w, e, T, a, f)
+        run = LossComparisonRun(ds, teacher.logits, teacher.metrics, student, train, kd, ds.seed)
+        run_live("losses", run, "Training three students…", train.epochs,
+                 lambda r: f"Epoch {r.epoch}/{train.epochs}")
+    res_l = mine.get("losses")
+    if res_l is None:
+        st.info("Press **Compare the losses**.")
+    else:
+        st.plotly_chart(loss_bars(res_l, teacher.metrics["accuracy"]), width="stretch")
+        st.dataframe(pd.DataFrame([
+            {"loss": LOSSES[k], "test accuracy (%)": 100 * m["accuracy"], "test errors": m["errors"],
+             "agreement with teacher (%)": 100 * m["agreement"]} for k, m in res_l.metrics.items()]),
+            hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                            for c in ["test accuracy (%)", "agreement with teacher (%)"]})
+        st.plotly_chart(figures.training_curves({k: h.to_records() for k, h in res_l.histories.items()},
+                                                "val_acc"), width="stretch")
+        best = max(res_l.metrics, key=lambda k: res_l.metrics[k]["accuracy"])
+        st.caption(f"{res_l.n_labelled} labelled examples ({100 * res_l.kd.labelled_fraction:g} %), "
+                   f"T = {res_l.kd.temperature:g}, α = {res_l.kd.alpha:g}, {res_l.train.epochs} epochs"
+                   + (" (stopped early)" if res_l.stopped else "")
+                   + f". Best here: {LOSSES[best]}. One seed: differences under a point can be noise.")

@@ -1,0 +1,180 @@
+"""The transfer-set lab: labelled-fraction curves, the omitted class and its bias, the loss comparison."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from kdcore.distill import DistillRun, KDConfig
+from kdcore.models import ModelConfig
+from kdcore.train import TrainConfig
+from kdcore.transfer import (FractionCurve, LossComparisonRun, OmittedClassRun, adjust_bias, auto_bias,
+                             bias_curve, fraction_curve, teacher_share, without_class)
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDENT = ModelConfig(hidden=(16,))
+SHORT = TrainConfig(epochs=3, batch_size=64, lr=1e-2)
+
+
+def test_without_class_removes_every_trace_of_the_class(digits, digits_teacher):
+    reduced, logits = without_class(digits, digits_teacher.logits, 3)
+    keep = digits.y_train != 3
+    assert int((digits.y_train == 3).sum()) > 0
+    assert not bool((reduced.y_train == 3).any())
+    assert len(reduced.X_train) == len(reduced.y_train) == len(logits["train"]) == int(keep.sum())
+    # the rows kept are exactly the other classes' rows, inputs and teacher logits alike
+    assert torch.equal(reduced.X_train, digits.X_train[keep])
+    assert torch.equal(logits["train"], digits_teacher.logits["train"][keep])
+    # no input of the omitted class is left (compare against every 3 of the original set)
+    threes = digits.X_train[digits.y_train == 3].flatten(1)
+    dists = torch.cdist(threes, reduced.X_train.flatten(1))
+    assert float(dists.min()) > 0
+    # measuring splits are untouched
+    assert torch.equal(reduced.y_test, digits.y_test) and torch.equal(logits["test"], digits_teacher.logits["test"])
+    with pytest.raises(ValueError):
+        without_class(digits, digits_teacher.logits, 10)
+
+
+def test_omitted_run_trains_on_a_set_without_the_class(digits, digits_teacher):
+    run = OmittedClassRun(digits, digits_teacher.logits, digits_teacher.metrics, 3, STUDENT, SHORT,
+                          KDConfig(temperature=4, alpha=0.9), seed=0)
+    for trainer in (run.run._t_distilled, run.run._t_scratch):
+        assert not bool((trainer.y == 3).any())
+        assert len(trainer.X) == run.n_transfer == int((digits.y_train != 3).sum())
+
+
+def test_adjust_bias_changes_only_that_class():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(50, 10, generator=g)
+    out = adjust_bias(logits, 3, 2.5)
+    assert torch.allclose(out[:, 3], logits[:, 3] + 2.5)
+    others = [c for c in range(10) if c != 3]
+    assert torch.equal(out[:, others], logits[:, others])
+    assert torch.equal(adjust_bias(logits, 3, 0.0), logits)
+    assert out is not logits and not torch.equal(out, logits)   # a new tensor; the input is not modified
+
+
+def test_bias_curve_matches_adjust_bias_and_argmax():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(400, 5, generator=g) * 3
+    y = torch.randint(0, 5, (400,), generator=g)
+    biases = [-4.0, -1.0, 0.0, 0.7, 2.0, 6.0]
+    curve = bias_curve(logits, y, 2, biases)
+    for i, b in enumerate(biases):
+        pred = adjust_bias(logits, 2, b).argmax(1)
+        assert curve.errors[i] == int((pred != y).sum())
+        assert curve.class_errors[i] == int((pred[y == 2] != 2).sum())
+        assert curve.accuracy[i] == pytest.approx(float((pred == y).float().mean()))
+        assert curve.class_accuracy[i] == pytest.approx(float((pred[y == 2] == 2).float().mean()))
+
+
+@pytest.mark.parametrize("share", [0.0, 0.05, 0.1, 0.37, 1.0])
+def test_auto_bias_hits_the_target_share(share):
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(1000, 10, generator=g)
+    logits[:, 3] -= 5                       # a class the model hardly ever predicts, as if never seen
+    b = auto_bias(logits, 3, share)
+    predicted = float((adjust_bias(logits, 3, b).argmax(1) == 3).float().mean())
+    assert predicted == pytest.approx(share, abs=1e-3)
+
+
+def test_teacher_share():
+    logits = torch.eye(4)[[0, 1, 1, 3]]
+    assert teacher_share(logits, 1) == 0.5 and teacher_share(logits, 2) == 0.0
+
+
+def test_fraction_curve_points_are_distill_runs(digits, digits_teacher):
+    kd = KDConfig(temperature=4, alpha=0.9)
+    seen = []
+    points = fraction_curve(digits, digits_teacher.logits, digits_teacher.metrics, STUDENT, SHORT, kd,
+                            fractions=[1.0, 0.1], seed=0, on_point=lambda p: seen.append(p.fraction))
+    assert [p.fraction for p in points] == [0.1, 1.0] == seen      # sorted, one callback per finished run
+    assert points[0].n_labelled < points[1].n_labelled == len(digits.y_train)
+    # each point is exactly a DistillRun at that fraction (same seed, same numbers)
+    run = DistillRun(digits, digits_teacher.logits, digits_teacher.metrics, STUDENT, SHORT,
+                     dataclasses.replace(kd, labelled_fraction=0.1), 0)
+    while not run.done:
+        run.step()
+    res = run.result()
+    assert points[0].distilled["accuracy"] == res.distilled_metrics["accuracy"]
+    assert points[0].scratch["accuracy"] == res.scratch_metrics["accuracy"]
+
+
+def test_fraction_curve_stopped_midway_keeps_partial_point(digits, digits_teacher):
+    curve = FractionCurve(digits, digits_teacher.logits, digits_teacher.metrics, STUDENT, SHORT,
+                          KDConfig(), fractions=[0.05, 0.5], seed=0)
+    for _ in range(SHORT.epochs + 1):    # the first fraction and one epoch of the second
+        curve.step()
+    assert 0 < curve.progress < 1 and len(curve.points) == 1
+    points = curve.finish()
+    assert [p.stopped for p in points] == [False, True] and points[1].epochs_run == 1
+    with pytest.raises(ValueError):
+        FractionCurve(digits, digits_teacher.logits, digits_teacher.metrics, STUDENT, SHORT, KDConfig(),
+                      fractions=[0.0])
+
+
+def test_omitted_class_recovered_by_soft_targets_and_bias(digits, digits_teacher):
+    """The distilled student learns the class it never saw; the scratch one cannot."""
+    train = TrainConfig(epochs=30, batch_size=64, lr=1e-2)
+    run = OmittedClassRun(digits, digits_teacher.logits, digits_teacher.metrics, 3, STUDENT, train,
+                          KDConfig(temperature=4, alpha=0.9), seed=0)
+    while not run.done:
+        run.step()
+    res = run.result()
+    scratch0 = res.evaluate_bias(0.0, "scratch")
+    distilled_auto = res.evaluate_bias(res.auto_bias, "distilled")
+    assert scratch0["class_accuracy"] < 0.05            # never saw a 3, never says 3
+    assert distilled_auto["class_accuracy"] > 0.5       # learned 3s from the other digits' soft targets
+    assert distilled_auto["class_accuracy"] >= res.evaluate_bias(0.0)["class_accuracy"]
+
+
+def test_loss_comparison_students_share_init_and_differ_by_loss(digits, digits_teacher):
+    kd = KDConfig(temperature=4, alpha=0.9, labelled_fraction=0.1)
+    run = LossComparisonRun(digits, digits_teacher.logits, digits_teacher.metrics, STUDENT, SHORT, kd, seed=0)
+    states = [m.state_dict() for m in run.models.values()]
+    for s in states[1:]:
+        assert all(torch.equal(s[k], states[0][k]) for k in s)
+    assert run.trainers["soft"].loss_kind == "kd" and run.trainers["logits"].loss_kind == "logits"
+    assert run.trainers["hard"].loss_kind == "ce" and len(run.trainers["hard"].X) == run.n_labelled
+    while not run.done:
+        run.step()
+    res = run.result()
+    assert set(res.metrics) == {"soft", "logits", "hard"} and not res.stopped
+    first = {k: next(m.parameters()).detach() for k, m in res.models.items()}
+    assert not torch.equal(first["soft"], first["logits"]) and not torch.equal(first["soft"], first["hard"])
+
+
+def test_transfer_page(digits_teacher):
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("pages/transfer_set.py")
+    at.run()
+    assert not at.exception
+    for key in ("tf_e", "to_e", "tl_e"):
+        at.number_input(key=key).set_value(3)
+    at.multiselect(key="tf_fracs").set_value([0.05, 1.0])
+    next(b for b in at.button if b.label == "Run the curve").click()
+    at.run()
+    assert not at.exception
+    next(b for b in at.button if b.label == "Train without it").click()
+    at.run()
+    assert not at.exception
+    next(b for b in at.button if b.label == "Compare the losses").click()
+    at.run()
+    assert not at.exception
+    results = at.session_state["transfer_results"][("digits", 0)]
+    assert {"fractions", "omitted", "losses"} <= set(results)
+    assert [p.fraction for p in results["fractions"]] == [0.05, 1.0]
+    # moving the bias slider or switching to auto re-scores; nothing retrains
+    n_models = len(at.session_state["session_models"])
+    at.slider(key="to_bias").set_value(3.0)
+    at.run()
+    assert not at.exception
+    at.radio(key="to_mode").set_value("auto")
+    at.run()
+    assert not at.exception and len(at.session_state["session_models"]) == n_models
+    assert any("transfer: distilled" in name for name in at.session_state["session_models"])
