@@ -16,6 +16,7 @@ transfer set by the caller, never per batch), else cross-entropy.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
@@ -84,9 +85,16 @@ class History:
         return [asdict(l) for l in self.logs]
 
 
+# Initialization and dropout draw from torch's global RNG, which every thread shares. A Streamlit
+# server can run two scripts of one session at once for a moment (a rerun starts while the stopped
+# run finishes its epoch), so global-RNG work happens under this lock and each Trainer swaps in its
+# own copy of the RNG state for its epochs: the same seed gives the same numbers, whatever else runs.
+GLOBAL_RNG_LOCK = threading.RLock()
+
+
 def seeded_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
     """Build a model with the global RNG seeded, without disturbing the caller's RNG."""
-    with torch.random.fork_rng(devices=[]):
+    with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
 
@@ -152,7 +160,9 @@ class Trainer:
         self.X_val, self.y_val, self.name = X_val, y_val, name
         self.after_step = after_step  # e.g. re-apply pruning masks after each update
         self.generator = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)  # dropout draws from the global RNG
+        with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # dropout draws from the global RNG: this trainer's own stream
+            self._rng_state = torch.get_rng_state()
         self.optimizer = make_optimizer(model, config)
         self.steps_per_epoch = math.ceil(len(X) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
@@ -176,6 +186,16 @@ class Trainer:
         return F.cross_entropy(logits, yb, ignore_index=IGNORE_LABEL)
 
     def run_epoch(self) -> EpochLog:
+        with GLOBAL_RNG_LOCK:
+            caller_state = torch.get_rng_state()
+            torch.set_rng_state(self._rng_state)
+            try:
+                return self._run_epoch()
+            finally:
+                self._rng_state = torch.get_rng_state()
+                torch.set_rng_state(caller_state)
+
+    def _run_epoch(self) -> EpochLog:
         t0 = time.perf_counter()
         cfg, model = self.config, self.model
         model.train()

@@ -197,3 +197,24 @@ def test_default_teacher_is_good_and_evaluated_once(digits, digits_teacher):
     assert digits_teacher.metrics["accuracy"] > 0.95
     again = evaluate(digits_teacher.model, digits.X_test, digits.y_test)
     assert again["accuracy"] == digits_teacher.metrics["accuracy"]
+
+
+def test_concurrent_trainings_do_not_change_each_others_numbers(digits):
+    """Dropout and init use torch's global RNG; a second thread training at the same time (as
+    when Streamlit starts a rerun while the stopped run finishes its epoch) must not change them."""
+    cfg, train = ModelConfig(hidden=(64,), dropout=0.5), TrainConfig(epochs=3, lr=1e-2)
+
+    def run(seed):
+        model = seeded_model(lambda: build_model(cfg, digits.input_shape, 10), seed)
+        fit(model, digits.X_train, digits.y_train, train, seed=seed)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    alone = run(0)
+    results = {}
+    threads = [threading.Thread(target=lambda s=s: results.setdefault(s, run(s))) for s in (0, 1, 0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert torch.equal(results[0], alone)
+    assert not torch.equal(results[1], alone)
