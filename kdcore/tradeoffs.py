@@ -21,7 +21,7 @@ import copy
 import math
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import plotly.graph_objects as go
@@ -35,7 +35,7 @@ from kdcore.metrics import evaluate
 from kdcore.models import ModelConfig, format_bytes
 from kdcore.quantize import FLOAT_BITS, QuantConfig, model_size, qat_distill, quantize_model
 from kdcore.registry import ModelRecord
-from kdcore.train import EpochLog, TrainConfig, predict_logits
+from kdcore.train import EpochLog, TrainConfig
 
 SWEEP_WIDTHS = (4, 8, 16, 32, 64, 128, 256, 512)   # hidden widths of the size sweep's MLP students
 PANEL_BITS = (32, 8, 4, 2, 1)                       # bit widths of the quantization panel

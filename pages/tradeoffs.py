@@ -72,15 +72,9 @@ st.markdown("How small can the model get, and what does it cost? Every model mad
             "(bytes in its honest encoding) and against **measured CPU latency**. The dashed line is the "
             "*Pareto frontier*: the models that no other model beats on both size and accuracy.")
 
-teacher = teacher_ui.require(ds, key="tradeoffs")
+teacher = teacher_ui.require(ds, key="tradeoffs")   # also lists a cached teacher among the session's models
 t_name = teacher_ui.teacher_name(teacher)
 records = state.models(ds)
-if t_name not in records:   # a teacher loaded from the cache is a model of this session too
-    spec = teacher.spec
-    state.register(ModelRecord(t_name, "teacher", teacher.model, teacher.metrics,
-                               f"{spec.model.describe()}, {spec.train.epochs} epochs", ds.name, ds.seed,
-                               extra={"spec": spec.to_dict()}))
-    records = state.models(ds)
 
 student_cfg, student_train = default_student(ds.name)
 kd_default: KDConfig = default_kd(ds.name)

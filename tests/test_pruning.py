@@ -13,7 +13,7 @@ from torch import nn
 
 import kdcore.pruning as P
 from kdcore.models import ModelConfig, build_model
-from kdcore.train import TrainConfig, Trainer, fit, seeded_model
+from kdcore.train import TrainConfig, fit, seeded_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

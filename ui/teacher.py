@@ -46,10 +46,16 @@ def train_live(ds: Dataset, spec: TeacherSpec, key: str) -> TrainedTeacher:
         st.session_state.pop(TEACHER_LIVE, None)
         live.clear()
     state.set_teacher_spec(spec)
+    register(teacher, ds)
+    return teacher
+
+
+def register(teacher: TrainedTeacher, ds: Dataset) -> None:
+    """List the teacher among this session's models (for the Trade-offs view)."""
+    spec = teacher.spec
     state.register(ModelRecord(teacher_name(teacher), "teacher", teacher.model, teacher.metrics,
                                f"{spec.model.describe()}, {spec.train.epochs} epochs", ds.name, ds.seed,
                                extra={"spec": spec.to_dict()}))
-    return teacher
 
 
 def require(ds: Dataset, key: str) -> TrainedTeacher:
@@ -60,6 +66,7 @@ def require(ds: Dataset, key: str) -> TrainedTeacher:
     """
     teacher = state.cached_teacher(ds)
     if teacher is not None:
+        register(teacher, ds)
         return teacher
     spec = state.teacher_spec(ds)
     st.info(f"This page needs a trained teacher. The current one ({spec.model.describe()}, "
