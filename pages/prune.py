@@ -237,7 +237,7 @@ table = pd.DataFrame([{"criterion": p["criterion"], "sparsity (%)": 100 * p["spa
                        "after retraining (%)": 100 * p["retrained_accuracy"],
                        "predicted Δloss": p["predicted_increase"], "actual Δloss": p["actual_increase"],
                        "first-order term": p.get("first_order", float("nan"))} for p in merged])
-st.dataframe(table, hide_index=True, column_config={
+st.dataframe(table, hide_index=True, placeholder="—", column_config={
     c: st.column_config.NumberColumn(format="%.2f") for c in ("test accuracy (%)", "after retraining (%)")} | {
     c: st.column_config.NumberColumn(format="%.4g") for c in ("predicted Δloss", "actual Δloss", "first-order term")})
 
