@@ -98,3 +98,43 @@ def image_grid(images: np.ndarray, captions: Sequence[str], cols: int = 8,
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return _layout(fig, title, height=140 * rows + 60)
+
+
+def decision_boundary(models: Mapping[str, "torch.nn.Module"], X, y, class_names: Sequence[str],
+                      resolution: int = 150, title: str = "Decision regions") -> go.Figure:
+    """For 2-D inputs: each model's predicted class over the plane, with the points on top.
+
+    One panel per model; the regions are the argmax of the model's logits on a
+    `resolution`² grid covering the points (with a margin).
+    """
+    import torch
+
+    from kdcore.train import predict_logits
+
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y)
+    lo, hi = X.min(0), X.max(0)
+    pad = 0.1 * (hi - lo)
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution, dtype=np.float32)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution, dtype=np.float32)
+    grid = torch.from_numpy(np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2))
+    n = len(class_names)
+    palette = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D",
+               "#BAB0AC", "#EECA3B"]
+    scale = [[i / max(n - 1, 1), palette[i % len(palette)]] for i in range(n)]
+    fig = make_subplots(rows=1, cols=len(models), subplot_titles=list(models), horizontal_spacing=0.04)
+    for col, (name, model) in enumerate(models.items(), start=1):
+        pred = predict_logits(model, grid).argmax(1).numpy().reshape(resolution, resolution)
+        fig.add_trace(go.Heatmap(x=xs, y=ys, z=pred, zmin=0, zmax=max(n - 1, 1), colorscale=scale, opacity=0.35,
+                                 showscale=False, hoverinfo="skip"), row=1, col=col)
+        for c in range(n):
+            pts = X[y == c]
+            fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name=str(class_names[c]),
+                                     legendgroup=str(c), showlegend=col == 1,
+                                     marker=dict(size=5, color=palette[c % len(palette)],
+                                                 line=dict(width=0.5, color="white")),
+                                     hovertemplate=f"{class_names[c]}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>"),
+                          row=1, col=col)
+    fig.update_xaxes(title_text="x₁")
+    fig.update_yaxes(title_text="x₂", col=1)
+    return _layout(fig, title, height=380)

@@ -215,3 +215,10 @@ with right:
     st.plotly_chart(figure(("confusion", which, normalize), lambda: figures.confusion_heatmap(
         result.confusion[which], ds.class_names, f"Confusion matrix: {which} (test set)", normalize)),
         width="stretch")
+
+if ds.input_shape == (2,):   # 2-D data: where each model draws its class boundaries
+    panels = {"teacher": teacher.model} if teacher is not None else {}
+    panels |= {"distilled": result.distilled, "scratch": result.scratch}
+    st.plotly_chart(figure(("regions", tuple(panels)), lambda: figures.decision_boundary(
+        panels, ds.X_test, ds.y_test, ds.class_names,
+        title="Decision regions on the plane (test points on top)")), width="stretch")

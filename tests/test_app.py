@@ -67,3 +67,25 @@ def test_missing_dataset_is_a_message_not_a_traceback(tmp_path, monkeypatch):
     assert not at.exception
     assert any("could not be loaded" in e.value for e in at.error)
     assert any("FashionMNIST" in e.value for e in at.error)
+
+
+def test_two_dimensional_data_shows_decision_regions():
+    from kdcore.data import load_dataset
+    from kdcore.figures import decision_boundary
+    from kdcore.models import ModelConfig, build_model
+    ds = load_dataset("moons", 0)
+    model = build_model(ModelConfig(hidden=(8,)), ds.input_shape, ds.n_classes)
+    fig = decision_boundary({"a": model, "b": model}, ds.X_test, ds.y_test, ds.class_names, resolution=20)
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heatmaps) == 2 and heatmaps[0].z.shape == (20, 20)
+    assert set(heatmaps[0].z.flatten()) <= {0, 1}
+
+    at = app()
+    at.session_state["dataset_name"] = "moons"
+    at.switch_page("pages/distill.py").run()
+    at.number_input(key="t_epochs_moons").set_value(3)
+    at.number_input(key="s_epochs_moons").set_value(3)
+    click(at, "Distill")
+    assert not at.exception, [e.value for e in at.exception]
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("Decision regions" in t for t in titles)
