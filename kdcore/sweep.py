@@ -49,7 +49,8 @@ from kdcore.distill import transfer_labels
 from kdcore.losses import IGNORE_LABEL
 from kdcore.metrics import agreement, mean_kl
 from kdcore.models import ModelConfig, build_model, model_bytes, param_count
-from kdcore.train import EpochLog, History, TrainConfig, Trainer, jitter_images, predict_logits, seeded_model
+from kdcore.train import (EpochLog, History, TrainConfig, Trainer, jitter_images, predict_logits,
+                          scheduled_lr, seeded_model)
 
 
 # ---------------------------------------------------------------- specs and configs
@@ -283,9 +284,7 @@ class BatchedKD:
         return self.epoch >= self.train.epochs
 
     def _lr(self) -> float:
-        if self.train.schedule == "constant":
-            return self.train.lr
-        return 0.5 * self.train.lr * (1 + math.cos(math.pi * self.step_count / self.total_steps))
+        return scheduled_lr(self.train, self.step_count, self.total_steps)   # exactly Trainer's schedule
 
     def step(self) -> list[EpochLog]:
         """Train every student for one more epoch; return their logs (in `students` order)."""

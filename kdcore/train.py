@@ -125,6 +125,13 @@ def predict_logits(model: nn.Module, X: torch.Tensor, batch_size: int = 4096) ->
         model.train(was_training)
 
 
+def scheduled_lr(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate at optimizer step `step` of `total_steps`: constant, or cosine decay to 0."""
+    if config.schedule == "constant":
+        return config.lr
+    return 0.5 * config.lr * (1 + math.cos(math.pi * step / total_steps))
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -170,9 +177,7 @@ class Trainer:
         self.epoch = 0
 
     def _lr(self) -> float:
-        if self.config.schedule == "constant":
-            return self.config.lr
-        return 0.5 * self.config.lr * (1 + math.cos(math.pi * self.step / self.total_steps))
+        return scheduled_lr(self.config, self.step, self.total_steps)
 
     def _loss(self, logits, yb, tb):
         if self.loss_kind == "kd":
