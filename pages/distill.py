@@ -4,13 +4,13 @@ import pandas as pd
 import streamlit as st
 
 from kdcore import figures
-from kdcore.distill import DistillResult, DistillRun, KDConfig
+from kdcore.distill import DistillResult, DistillRun
 from kdcore.models import ModelConfig, format_bytes
-from kdcore.presets import default_kd, default_student
 from kdcore.registry import ModelRecord
 from kdcore.teachers import TeacherSpec, TrainedTeacher
 from kdcore.train import TrainConfig
 from ui import state
+from ui import student as student_ui
 from ui import teacher as teacher_ui
 from ui.live import LiveProgress
 
@@ -53,11 +53,7 @@ st.markdown("Train a big **teacher**, then a small **student** on the teacher's 
             "alone. The difference between the two students is what distillation buys.")
 
 spec_now = state.teacher_spec(ds)
-student_default, student_train_default = default_student(ds.name)
-kd_default = default_kd(ds.name)
 WIDTHS_T = [32, 64, 128, 256, 512, 800, 1024, 1200]
-WIDTHS_S = [2, 4, 8, 16, 32, 64, 128, 256]
-FRACTIONS = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
 
 col_t, col_s = st.columns(2, gap="large")
 with col_t:
@@ -87,19 +83,7 @@ with col_t:
 with col_s:
     st.subheader("2 · Student")
     with st.form(f"student_form_{ds.name}"):
-        c1, c2 = st.columns(2)
-        s_width = c1.select_slider("Hidden width", WIDTHS_S, value=student_default.hidden[0], key=f"s_width_{ds.name}")
-        s_depth = c2.slider("Hidden layers", 1, 3, len(student_default.hidden), key=f"s_depth_{ds.name}")
-        temperature = c1.slider("Temperature T", 1.0, 20.0, kd_default.temperature, 0.5,
-                                help="Softens the teacher's outputs: p = softmax(z / T).", key=f"s_temperature_{ds.name}")
-        alpha = c2.slider("α (weight of the soft targets)", 0.0, 1.0, kd_default.alpha, 0.05,
-                          help="Loss = α·T²·KL(teacher ‖ student) + (1−α)·cross-entropy on labels.", key=f"s_alpha_{ds.name}")
-        s_epochs = c1.number_input("Epochs", 1, 300, student_train_default.epochs, key=f"s_epochs_{ds.name}")
-        fraction = c2.select_slider("Labelled examples", FRACTIONS, value=kd_default.labelled_fraction,
-                                    format_func=lambda f: f"{100 * f:g} %",
-                                    help="Share of the training set whose labels the students may use. "
-                                         "The distilled student also gets the teacher's soft targets on "
-                                         "the rest (an unlabelled transfer set).", key=f"s_fraction_{ds.name}")
+        settings = student_ui.show(ds, key=f"student_{ds.name}", depth=True, width_label="Hidden width")
         distill_pressed = st.form_submit_button("Distill", type="primary", icon=":material/science:")
 
 
@@ -124,13 +108,7 @@ else:
                         "and it is trained first.")
 
 if distill_pressed:
-    try:
-        kd = KDConfig(temperature=float(temperature), alpha=float(alpha), labelled_fraction=float(fraction))
-        student = ModelConfig(hidden=(int(s_width),) * int(s_depth))
-        train_cfg = TrainConfig(**{**student_train_default.to_dict(), "epochs": int(s_epochs)})
-    except ValueError as err:
-        st.error(f"These settings cannot be used: {err}")
-        st.stop()
+    student, train_cfg, kd = settings.configs()
     run = DistillRun(ds, teacher.logits, teacher.metrics, student, train_cfg, kd, seed=ds.seed)
     st.session_state[LIVE] = (run, teacher_ui.teacher_name(teacher))
     live = LiveProgress(f"Distilling into {student.describe()}…", key="distill")

@@ -6,14 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from kdcore import figures
-from kdcore.distill import KDConfig
 from kdcore.ensemble import (METHODS, Ensemble, EnsembleBuild, EnsembleDistillResult, EnsembleDistillRun,
                              describe_member, ensemble_bars, member_specs)
-from kdcore.models import ModelConfig, format_bytes
-from kdcore.presets import default_kd, default_student
+from kdcore.models import format_bytes
 from kdcore.registry import ModelRecord
 from kdcore.train import TrainConfig
 from ui import state
+from ui import student as student_ui
 from ui.live import LiveProgress
 
 RESULTS = "ensemble_results"          # (dataset, seed) -> {"ensemble": Ensemble, "distill": EnsembleDistillResult}
@@ -76,10 +75,6 @@ st.markdown(
     "into **one** small student keeps much of its accuracy at a fraction of the cost.")
 
 base = state.teacher_spec(ds)
-student_default, student_train_default = default_student(ds.name)
-kd_default = default_kd(ds.name)
-WIDTHS_S = [2, 4, 8, 16, 32, 64, 128, 256]
-FRACTIONS = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
 
 col_e, col_s = st.columns(2, gap="large")
 with col_e:
@@ -105,16 +100,7 @@ with col_e:
 with col_s:
     st.subheader("2 · One student from the ensemble")
     with st.form(f"ens_student_form_{ds.name}"):
-        c1, c2 = st.columns(2)
-        s_width = c1.select_slider("Student hidden width", WIDTHS_S, value=student_default.hidden[0],
-                                   key="ens_student_width")
-        s_epochs = c2.number_input("Epochs", 1, 300, student_train_default.epochs, key="ens_student_epochs")
-        temperature = c1.slider("Temperature T", 1.0, 20.0, kd_default.temperature, 0.5, key="ens_T")
-        alpha = c2.slider("α (weight of the soft targets)", 0.0, 1.0, kd_default.alpha, 0.05, key="ens_alpha")
-        fraction = st.select_slider("Labelled examples", FRACTIONS, value=kd_default.labelled_fraction,
-                                    format_func=lambda f: f"{100 * f:g} %", key="ens_fraction",
-                                    help="As on the Distill page: the students see the soft targets on the "
-                                         "whole training set, labels on this share only.")
+        settings = student_ui.show(ds, key="ens_student")
         distill_pressed = st.form_submit_button("Distill from the ensemble", type="primary",
                                                 icon=":material/science:")
     st.caption("Three students start from the same initialization and batches: one distilled from the "
@@ -170,13 +156,7 @@ else:
                          "trained first.")
 
 if distill_pressed:
-    try:
-        kd = KDConfig(temperature=float(temperature), alpha=float(alpha), labelled_fraction=float(fraction))
-        student = ModelConfig(hidden=(int(s_width),))
-        train_cfg = TrainConfig(**{**student_train_default.to_dict(), "epochs": int(s_epochs)})
-    except ValueError as err:
-        st.error(f"These student settings cannot be used: {err}")
-        st.stop()
+    student, train_cfg, kd = settings.configs()
     run = EnsembleDistillRun(ds, ensemble, student, train_cfg, kd, seed=ds.seed)
     st.session_state[LIVE_DISTILL] = run
     with col_s:

@@ -1,24 +1,21 @@
 """Transfer sets: how many labels a student needs, a class it never sees, and which loss to copy with."""
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
-from kdcore.distill import KDConfig
-from kdcore.models import ModelConfig
-from kdcore.presets import default_kd, default_student
 from kdcore.registry import ModelRecord
-from kdcore.train import TrainConfig
 from kdcore.transfer import (DEFAULT_FRACTIONS, LOSSES, FractionCurve, LossComparisonRun, OmittedClassRun,
                              bias_figure, fraction_figure, loss_bars)
 from kdcore import figures
 from ui import state
+from ui import student as student_ui
 from ui import teacher as teacher_ui
 from ui.live import LiveProgress
 
 RESULTS = "transfer_results"    # (dataset, seed) -> {"fractions": [...], "omitted": ..., "losses": ...}
 LIVE = "transfer_live"          # (kind, run in progress, teacher name): a stop loses nothing
-FRACTION_CHOICES = [0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0]
-WIDTHS_S = [2, 4, 8, 16, 32, 64, 128, 256, 800]
 
 ds = state.dataset()
 mine: dict = st.session_state.setdefault(RESULTS, {}).setdefault((ds.name, ds.seed), {})
@@ -84,33 +81,6 @@ st.markdown("The student learns from a **transfer set**: the inputs on which it 
 teacher = teacher_ui.require(ds, key="transfer")
 tname = teacher_ui.teacher_name(teacher)
 st.caption(f"Teacher: **{tname}**, {100 * teacher.metrics['accuracy']:.1f} % test accuracy on {ds.name}.")
-s_default, tr_default = default_student(ds.name)
-kd_default = default_kd(ds.name)
-
-
-def student_settings(prefix: str, fraction: bool = False):
-    """Widgets shared by the three forms: student width/depth, epochs, T, α (and the labelled share)."""
-    c1, c2 = st.columns(2)
-    width = c1.select_slider("Student hidden width", WIDTHS_S, value=s_default.hidden[0], key=f"{prefix}_w")
-    epochs = c2.number_input("Epochs", 1, 300, tr_default.epochs, key=f"{prefix}_e")
-    temperature = c1.slider("Temperature T", 1.0, 20.0, kd_default.temperature, 0.5, key=f"{prefix}_T")
-    alpha = c2.slider("α (weight of the soft targets)", 0.0, 1.0, kd_default.alpha, 0.05, key=f"{prefix}_a")
-    frac = None
-    if fraction:
-        frac = c1.select_slider("Labelled share", FRACTION_CHOICES, value=kd_default.labelled_fraction
-                                if kd_default.labelled_fraction in FRACTION_CHOICES else 0.1,
-                                format_func=lambda f: f"{100 * f:g} %", key=f"{prefix}_f")
-    return width, epochs, temperature, alpha, frac
-
-
-def configs(width, epochs, temperature, alpha, frac=1.0):
-    try:
-        return (ModelConfig(hidden=(int(width),) * len(s_default.hidden)),
-                TrainConfig(**{**tr_default.to_dict(), "epochs": int(epochs)}),
-                KDConfig(temperature=float(temperature), alpha=float(alpha), labelled_fraction=float(frac)))
-    except ValueError as err:
-        st.error(f"These settings cannot be used: {err}")
-        st.stop()
 
 
 def run_live(kind: str, run, label: str, total_epochs: int, text) -> None:
@@ -135,15 +105,16 @@ with tab_f:
                 "transfer set (labels where it has them) and the same student trained on those labels alone. "
                 "The paper: with 3 % of the data, soft targets keep nearly all the accuracy, hard targets overfit.")
     with st.form(f"fractions_form_{ds.name}"):
-        w, e, T, a, _ = student_settings("tf")
-        fractions = st.multiselect("Labelled shares", FRACTION_CHOICES, default=list(DEFAULT_FRACTIONS),
+        settings = student_ui.show(ds, key="tf", fraction=False)
+        fractions = st.multiselect("Labelled shares", student_ui.FRACTIONS, default=list(DEFAULT_FRACTIONS),
                                    format_func=lambda f: f"{100 * f:g} %", key="tf_fracs")
         go_f = st.form_submit_button("Run the curve", type="primary", icon=":material/show_chart:")
     if go_f:
         if not fractions:
             st.error("Choose at least one labelled share.")
         else:
-            student, train, kd = configs(w, e, T, a)
+            student, train, kd = settings.configs()
+            kd = replace(kd, labelled_fraction=1.0)   # the curve sets each run's share itself
             curve = FractionCurve(ds, teacher.logits, teacher.metrics, student, train, kd, fractions, ds.seed)
             run_live("fractions", curve, f"Labelled-fraction curve ({len(fractions)} runs)…",
                      len(curve.fractions) * train.epochs,
@@ -180,10 +151,10 @@ with tab_o:
     with st.form(f"omitted_form_{ds.name}"):
         cls = st.selectbox("Class to leave out", list(range(ds.n_classes)),
                            index=min(3, ds.n_classes - 1), format_func=lambda c: ds.class_names[c], key="to_cls")
-        w, e, T, a, f = student_settings("to", fraction=True)
+        settings = student_ui.show(ds, key="to")
         go_o = st.form_submit_button("Train without it", type="primary", icon=":material/visibility_off:")
     if go_o:
-        student, train, kd = configs(w, e, T, a, f)
+        student, train, kd = settings.configs()
         run = OmittedClassRun(ds, teacher.logits, teacher.metrics, int(cls), student, train, kd, ds.seed)
         run_live("omitted", run, f"Training without class {ds.class_names[cls]}…", train.epochs,
                  lambda r: f"Epoch {r.epoch}/{train.epochs}")
@@ -226,10 +197,10 @@ with tab_l:
                 "(Caruana / Ba & Caruana; the T → ∞ limit of the soft loss), and cross-entropy on the labels "
                 "alone. Logit matching ignores T.")
     with st.form(f"losses_form_{ds.name}"):
-        w, e, T, a, f = student_settings("tl", fraction=True)
+        settings = student_ui.show(ds, key="tl")
         go_l = st.form_submit_button("Compare the losses", type="primary", icon=":material/compare:")
     if go_l:
-        student, train, kd = configs(w, e, T, a, f)
+        student, train, kd = settings.configs()
         run = LossComparisonRun(ds, teacher.logits, teacher.metrics, student, train, kd, ds.seed)
         run_live("losses", run, "Training three students…", train.epochs,
                  lambda r: f"Epoch {r.epoch}/{train.epochs}")

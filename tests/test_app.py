@@ -35,7 +35,7 @@ def test_distill_runs_and_view_changes_do_not_retrain(digits_teacher):
     assert not at.exception
     # the default teacher is on disk (fixture): found without training
     assert "loaded from the cache" in at.success[0].value or "test accuracy" in at.success[0].value
-    at.number_input(key="s_epochs_digits").set_value(4)
+    at.number_input(key="student_digits_epochs").set_value(4)
     click(at, "Distill")
     assert not at.exception, [e.value for e in at.exception]
     names = [m.label for m in at.metric]
@@ -84,7 +84,7 @@ def test_two_dimensional_data_shows_decision_regions():
     at.session_state["dataset_name"] = "moons"
     at.switch_page("pages/distill.py").run()
     at.number_input(key="t_epochs_moons").set_value(3)
-    at.number_input(key="s_epochs_moons").set_value(3)
+    at.number_input(key="student_moons_epochs").set_value(3)
     click(at, "Distill")
     assert not at.exception, [e.value for e in at.exception]
     titles = [c.proto.spec for c in at.get("plotly_chart")]

@@ -154,7 +154,7 @@ def test_transfer_page(digits_teacher):
     at.switch_page("pages/transfer_set.py")
     at.run()
     assert not at.exception
-    for key in ("tf_e", "to_e", "tl_e"):
+    for key in ("tf_epochs", "to_epochs", "tl_epochs"):
         at.number_input(key=key).set_value(3)
     at.multiselect(key="tf_fracs").set_value([0.05, 1.0])
     next(b for b in at.button if b.label == "Run the curve").click()
