@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from kdcore.data import Dataset, labelled_mask
+from kdcore.device import cpu_model
 from kdcore.losses import IGNORE_LABEL
 from kdcore.metrics import confusion_matrix, evaluate
 from kdcore.models import ModelConfig, build_model
@@ -116,10 +117,12 @@ class DistillRun:
 
     teacher_logits: the teacher's logits per split ('train' is the transfer set,
     'test' for agreement), computed once by the caller (`TrainedTeacher.logits`).
+    device: where both students train (default the CPU); `result()` hands back CPU models.
     """
 
     def __init__(self, dataset: Dataset, teacher_logits: dict[str, torch.Tensor], teacher_metrics: dict,
-                 student: ModelConfig, train: TrainConfig, kd: KDConfig, seed: int = 0):
+                 student: ModelConfig, train: TrainConfig, kd: KDConfig, seed: int = 0,
+                 device: str | torch.device | None = None):
         self.dataset, self.teacher_logits, self.teacher_metrics = dataset, teacher_logits, teacher_metrics
         self.student, self.train, self.kd, self.seed = student, train, kd, seed
         y_transfer = transfer_labels(dataset, kd.labelled_fraction, seed)
@@ -131,9 +134,9 @@ class DistillRun:
         self._t_distilled = Trainer(self.distilled, dataset.X_train, y_transfer, train, seed,
                                     teacher_logits=teacher_logits["train"], temperature=kd.temperature,
                                     alpha=kd.alpha, loss=kd.loss, X_val=dataset.X_val, y_val=dataset.y_val,
-                                    name="distilled")
+                                    name="distilled", device=device)
         self._t_scratch = Trainer(self.scratch, dataset.X_train[lab], y_transfer[lab], train, seed, loss="ce",
-                                  X_val=dataset.X_val, y_val=dataset.y_val, name="scratch")
+                                  X_val=dataset.X_val, y_val=dataset.y_val, name="scratch", device=device)
         self.distilled_history, self.scratch_history = History(), History()
 
     @property
@@ -160,8 +163,10 @@ class DistillRun:
         logits_d = predict_logits(self.distilled, ds.X_test)
         logits_s = predict_logits(self.scratch, ds.X_test)
         n = ds.n_classes
+        # CPU models (copies when training runs elsewhere, so that a further step() can go on)
         return DistillResult(
-            self.distilled.eval(), self.scratch.eval(), self.distilled_history, self.scratch_history,
+            cpu_model(self.distilled).eval(), cpu_model(self.scratch).eval(),
+            self.distilled_history, self.scratch_history,
             evaluate(self.distilled, ds.X_test, ds.y_test, t_test, logits_d),
             evaluate(self.scratch, ds.X_test, ds.y_test, t_test, logits_s),
             self.teacher_metrics, self.student, self.train, self.kd, self.seed,
@@ -175,13 +180,13 @@ class DistillRun:
 def distill_and_compare(dataset: Dataset, teacher_logits: dict[str, torch.Tensor], teacher_metrics: dict,
                         student: ModelConfig, train: TrainConfig, kd: KDConfig, seed: int = 0,
                         callbacks: Iterable[Callable[[EpochLog, EpochLog], bool | None]] = (),
-                        stop=None) -> DistillResult:
+                        stop=None, device: str | torch.device | None = None) -> DistillResult:
     """Train a distilled student and a scratch twin (same init, same batches); return both.
 
     A callback gets (distilled_log, scratch_log) after each epoch and may return True to stop;
-    `stop` may be a threading.Event. See `DistillRun` for the details.
+    `stop` may be a threading.Event. See `DistillRun` for the details (and `device`).
     """
-    run = DistillRun(dataset, teacher_logits, teacher_metrics, student, train, kd, seed)
+    run = DistillRun(dataset, teacher_logits, teacher_metrics, student, train, kd, seed, device)
     while not run.done:
         log_d, log_s = run.step()
         wants_stop = [bool(cb(log_d, log_s)) for cb in callbacks]

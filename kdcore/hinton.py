@@ -15,9 +15,11 @@ them on the 1 010 test 3s); raising the bias of the 3 by 3.5 brings that to 109
 in lockstep, then the distilled student without 3s) with one callback per
 epoch, and `result()` gives the errors next to the paper's (`PAPER`).
 
-Training runs on the CPU (the engine is CPU-only). Our optimizer is AdamW with
-a cosine schedule rather than the paper's SGD; the schedules are far shorter
-than the paper's, so the errors are higher: `docs/results.md` records them.
+Where it trains: `device="auto"` (the default) is the GPU when torch sees one,
+else the CPU, and `default_schedule()` follows it: "full" with a GPU, the short
+"cpu" schedule without. Every model in the result is a CPU model either way.
+Our optimizer is AdamW with a cosine schedule rather than the paper's SGD; the
+schedules are shorter than the paper's: `docs/results.md` records what they give.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Callable
 import torch
 
 from kdcore.data import Dataset, load_dataset
+from kdcore.device import cpu_model, describe_device, resolve_device
 from kdcore.distill import DistillRun, KDConfig
 from kdcore.models import ModelConfig, build_model
 from kdcore.teachers import TeacherCache, TeacherSpec, TrainedTeacher
@@ -81,11 +84,13 @@ PRESETS: dict[str, HintonPreset] = {
         "cpu", _TEACHER, TrainConfig(epochs=8, batch_size=128, lr=1e-3, jitter=2),
         _STUDENT, TrainConfig(epochs=10, batch_size=128, lr=1e-3),
         description="short: teacher 8 epochs (cached), students 10 epochs (minutes on a laptop CPU)"),
-    # long schedule, closer to the paper's: ~5× the cpu schedule's time (~35 minutes on 2 quiet cores)
+    # long schedule, closer to the paper's, the default with a GPU: ~5× the cpu schedule's work
+    # (measured: 26 minutes on 2 quiet CPU cores; 102 / 142 / 99 test errors, docs/results.md)
     "full": HintonPreset(
         "full", _TEACHER, TrainConfig(epochs=60, batch_size=128, lr=1e-3, jitter=2),
         _STUDENT, TrainConfig(epochs=40, batch_size=128, lr=1e-3),
-        description="long: teacher 60 epochs, students 40 epochs (tens of minutes on a CPU)"),
+        description="long: teacher 60 epochs, students 40 epochs (tens of minutes on a CPU; "
+                    "the default with a GPU)"),
     # for tests: small nets on a slice of MNIST, one epoch each (seconds)
     "tiny": HintonPreset(
         "tiny", ModelConfig(hidden=(64,), dropout=0.5, input_dropout=0.2),
@@ -94,6 +99,11 @@ PRESETS: dict[str, HintonPreset] = {
         train_subset=2000, eval_subset=1000,
         description="tiny: small nets, 2 000 training images, 1 epoch each (for tests)"),
 }
+
+
+def default_schedule(device: str | torch.device | None = "auto") -> str:
+    """'full' when the preset will train on a GPU, the short 'cpu' schedule otherwise."""
+    return "full" if resolve_device(device).type == "cuda" else "cpu"
 
 
 def preset_dataset(preset: HintonPreset, seed: int = 0, data_root=None) -> Dataset:
@@ -131,7 +141,8 @@ class HintonResult:
     y_test: torch.Tensor | None = None
     teacher_from_cache: bool = False
     stopped: bool = False            # a stage was cut short: the numbers are of partly trained nets
-    models: dict = field(default_factory=dict)       # 'distilled' / 'hard' / 'omitted' -> nn.Module
+    models: dict = field(default_factory=dict)       # 'distilled' / 'hard' / 'omitted' -> nn.Module (CPU)
+    device: str = "CPU"              # where it trained, in words (describe_device)
 
     def rows(self) -> list[dict]:
         """The comparison table: one row per figure, the paper's next to ours."""
@@ -159,13 +170,17 @@ class HintonExperiment:
     """The preset run stage by stage; `run()` may be interrupted, `result()` reports what exists.
 
     on_epoch(stage, log) is called after each epoch, stage in {"teacher",
-    "students", "omitted"}; it may return True to stop.
+    "students", "omitted"}; it may return True to stop. `device`: "auto" (the
+    GPU if there is one), "cpu" or "cuda"; an unavailable one raises
+    `kdcore.device.DeviceUnavailable` here, before anything trains.
     """
 
     STAGES = ("teacher", "students", "omitted")
 
-    def __init__(self, preset: HintonPreset, dataset: Dataset, seed: int = 0, cache: TeacherCache | None = None):
+    def __init__(self, preset: HintonPreset, dataset: Dataset, seed: int = 0, cache: TeacherCache | None = None,
+                 device: str | torch.device | None = "auto"):
         self.preset, self.dataset, self.seed = preset, dataset, seed
+        self.device = resolve_device(device)
         self.cache = cache if cache is not None else TeacherCache()
         self.teacher: TrainedTeacher | None = None
         self.pair: DistillRun | None = None
@@ -189,14 +204,15 @@ class HintonExperiment:
         # 1. the teacher, from the cache when it was trained before
         self.stage = "teacher"
         self.teacher = self.cache.get_or_train(teacher_spec(p, ds, self.seed), ds,
-                                               callbacks=[lambda log: wants_stop("teacher", log)])
+                                               callbacks=[lambda log: wants_stop("teacher", log)],
+                                               device=self.device)
         if not self.teacher.complete:
             self.stopped = True
             return self
         # 2. the distilled student (T = 20) and its twin on the hard labels, same init and batches
         self.stage = "students"
         self.pair = DistillRun(ds, self.teacher.logits, self.teacher.metrics, p.student, p.student_train,
-                               p.kd(), self.seed)
+                               p.kd(), self.seed, device=self.device)
         while not self.pair.done:
             log_d, _ = self.pair.step()
             if wants_stop("students", log_d):
@@ -210,7 +226,7 @@ class HintonExperiment:
         self.omitted_model = model
         trainer = Trainer(model, reduced.X_train, reduced.y_train, p.student_train, self.seed,
                           teacher_logits=logits["train"], temperature=p.temperature, alpha=p.alpha, loss="kd",
-                          X_val=ds.X_val, y_val=ds.y_val, name="omitted")
+                          X_val=ds.X_val, y_val=ds.y_val, name="omitted", device=self.device)
         for _ in range(p.student_train.epochs):
             log = trainer.run_epoch()
             self.omitted_history.logs.append(log)
@@ -241,7 +257,7 @@ class HintonExperiment:
         is_c = ds.y_test == c
         res = HintonResult(p, self.seed, errors, len(ds.y_test), int(is_c.sum()), histories=histories,
                            teacher_from_cache=t.from_cache, stopped=self.stopped or not t.complete,
-                           models=models, **out)
+                           models=models, device=describe_device(self.device), **out)
         if self.omitted_model is not None and self.omitted_history.epochs_run > 0:
             m = self.omitted_model.eval()
             logits = predict_logits(m, ds.X_test)
@@ -258,15 +274,18 @@ class HintonExperiment:
             res.best_bias, res.best_bias_errors = grid[i], int(sweep.errors[i])
             res.omitted_test_logits, res.y_test = logits, ds.y_test
             histories["omitted"] = self.omitted_history.to_records()
-            models["omitted"] = m
+            models["omitted"] = cpu_model(m)
         return res
 
 
-def run_hinton_mnist(schedule: str = "cpu", seed: int = 0, data_root=None, cache: TeacherCache | None = None,
-                     on_epoch: Callable[[str, EpochLog], bool | None] | None = None) -> HintonResult:
-    """Load MNIST, run the preset `schedule` ('cpu', 'full' or 'tiny'), return the result."""
+def run_hinton_mnist(schedule: str | None = None, seed: int = 0, data_root=None, cache: TeacherCache | None = None,
+                     on_epoch: Callable[[str, EpochLog], bool | None] | None = None,
+                     device: str | torch.device | None = "auto") -> HintonResult:
+    """Load MNIST, run the preset `schedule` ('cpu', 'full' or 'tiny'; None: `default_schedule(device)`)
+    on `device`, return the result."""
+    schedule = schedule or default_schedule(device)
     if schedule not in PRESETS:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(PRESETS)}")
     preset = PRESETS[schedule]
     ds = preset_dataset(preset, seed, data_root)
-    return HintonExperiment(preset, ds, seed, cache).run(on_epoch).result()
+    return HintonExperiment(preset, ds, seed, cache, device).run(on_epoch).result()

@@ -11,6 +11,11 @@ A TrainedTeacher carries its logits on every split, computed once when it is
 made, so the soft targets of the transfer set are never recomputed per batch.
 It is shared between users and reruns: treat it as read-only (copy the model
 before pruning or fine-tuning it: `teacher.clone_model()`).
+
+A teacher may train on a GPU (`device=`); its model is then moved to the CPU
+once its logits are computed, like every model kdcore hands back. The device is
+not part of the key (the config is the same teacher on any device, though the
+last digits differ); the JSON beside the weights records which one trained it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch
 from torch import nn
 
 from kdcore.data import Dataset
+from kdcore.device import model_device
 from kdcore.metrics import evaluate
 from kdcore.models import ModelConfig, build_model
 from kdcore.train import EpochLog, History, TrainConfig, fit, predict_logits, seeded_model
@@ -74,6 +80,7 @@ class TrainedTeacher:
     history: list[dict] = field(default_factory=list)  # per-epoch logs of its training
     from_cache: bool = False               # loaded rather than trained in this call
     complete: bool = True                  # False if its training was stopped early (never cached)
+    trained_on: str = "cpu"                # the device type that trained it ("cpu", "cuda")
 
     @property
     def key(self) -> str:
@@ -89,22 +96,25 @@ def _build(spec: TeacherSpec, dataset: Dataset) -> nn.Module:
 
 
 def make_teacher(spec: TeacherSpec, dataset: Dataset, model: nn.Module, history: list[dict],
-                 from_cache: bool, complete: bool = True) -> TrainedTeacher:
+                 from_cache: bool, complete: bool = True, trained_on: str | None = None) -> TrainedTeacher:
+    """Logits on every split (computed on the model's device), test metrics, and the model moved to the CPU."""
     model.eval()
+    trained_on = trained_on or model_device(model).type
     logits = {s: predict_logits(model, dataset.split(s)[0]) for s in ("train", "val", "test")}
     metrics = evaluate(model, dataset.X_test, dataset.y_test, logits=logits["test"])
-    return TrainedTeacher(spec, model, logits, metrics, history, from_cache, complete)
+    return TrainedTeacher(spec, model.cpu(), logits, metrics, history, from_cache, complete, trained_on)
 
 
 def train_teacher(spec: TeacherSpec, dataset: Dataset,
-                  callbacks: Iterable[Callable[[EpochLog], bool | None]] = (), stop=None) -> TrainedTeacher:
-    """Train the teacher of `spec` from scratch (no cache involved)."""
+                  callbacks: Iterable[Callable[[EpochLog], bool | None]] = (), stop=None,
+                  device: str | torch.device | None = None) -> TrainedTeacher:
+    """Train the teacher of `spec` from scratch (no cache involved), on `device` (default: the CPU)."""
     if dataset.name != spec.dataset or dataset.seed != spec.data_seed:
         raise ValueError("the dataset does not match the teacher spec")
     model = seeded_model(lambda: _build(spec, dataset), spec.seed)
     hist: History = fit(model, dataset.X_train, dataset.y_train, spec.train, seed=spec.seed,
                         X_val=dataset.X_val, y_val=dataset.y_val, callbacks=callbacks, stop=stop,
-                        name="teacher")
+                        name="teacher", device=device)
     return make_teacher(spec, dataset, model, hist.to_records(), from_cache=False,
                         complete=not hist.stopped_early)
 
@@ -142,7 +152,8 @@ class TeacherCache:
             for p in (weights, meta):
                 p.unlink(missing_ok=True)
             return None
-        teacher = make_teacher(spec, dataset, model, info.get("history", []), from_cache=True)
+        teacher = make_teacher(spec, dataset, model, info.get("history", []), from_cache=True,
+                               trained_on=info.get("trained_on", "cpu"))
         with self._lock:
             self._memory[spec.key] = teacher
         return teacher
@@ -156,22 +167,25 @@ class TeacherCache:
         weights, meta = self._paths(teacher.key)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            state = {k: v.detach().contiguous().clone() for k, v in teacher.model.state_dict().items()}
+            state = {k: v.detach().cpu().contiguous().clone() for k, v in teacher.model.state_dict().items()}
             tmp_w, tmp_m = weights.with_suffix(".tmp-w"), meta.with_suffix(".tmp-m")
             save_file(state, str(tmp_w))
             tmp_m.write_text(json.dumps({"spec": teacher.spec.to_dict(), "metrics": teacher.metrics,
-                                         "history": teacher.history, "saved": time.time()}, indent=1))
+                                         "history": teacher.history, "trained_on": teacher.trained_on,
+                                         "saved": time.time()}, indent=1))
             os.replace(tmp_w, weights)
             os.replace(tmp_m, meta)
         except OSError:
             pass  # a read-only or full disk costs a retrain next time, nothing more
 
     def get_or_train(self, spec: TeacherSpec, dataset: Dataset,
-                     callbacks: Iterable[Callable[[EpochLog], bool | None]] = (), stop=None) -> TrainedTeacher:
+                     callbacks: Iterable[Callable[[EpochLog], bool | None]] = (), stop=None,
+                     device: str | torch.device | None = None) -> TrainedTeacher:
+        """The cached teacher of `spec`, else one trained now (on `device`) and cached."""
         teacher = self.get(spec, dataset)
         if teacher is not None:
             return teacher
-        teacher = train_teacher(spec, dataset, callbacks, stop)
+        teacher = train_teacher(spec, dataset, callbacks, stop, device)
         self.trained += 1
         self.put(teacher)
         return teacher

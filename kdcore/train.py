@@ -11,6 +11,13 @@ training after that epoch (the model keeps what it learned so far). A
 
 The loss is `kd_loss` when teacher logits are given (computed once for the
 transfer set by the caller, never per batch), else cross-entropy.
+
+Device: a Trainer trains where `device` says (default: where the model already
+is, the CPU for every model kdcore builds). It moves the model and the data
+there once, draws the batch order and the jitter shifts on the CPU (so a GPU run
+sees the same batches as a CPU run), keeps its own dropout RNG stream on that
+device too, and synchronizes with it once per epoch, not per batch.
+`predict_logits` runs on the model's device and returns CPU logits.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdcore.device import model_device, resolve_device
 from kdcore.losses import IGNORE_LABEL, kd_loss, logit_matching_loss
 
 
@@ -106,20 +114,24 @@ def jitter_images(x: torch.Tensor, max_shift: int, generator: torch.Generator) -
     b, _, h, w = x.shape
     k = max_shift
     padded = F.pad(x, (k, k, k, k))
-    shifts = torch.randint(-k, k + 1, (b, 2), generator=generator)
-    rows = torch.arange(h)[None, :] + k + shifts[:, :1]   # (B, H)
-    cols = torch.arange(w)[None, :] + k + shifts[:, 1:]   # (B, W)
-    out = padded[torch.arange(b)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    # drawn on the CPU generator whatever the device: the same seed shifts the same way everywhere
+    shifts = torch.randint(-k, k + 1, (b, 2), generator=generator).to(x.device)
+    rows = torch.arange(h, device=x.device)[None, :] + k + shifts[:, :1]   # (B, H)
+    cols = torch.arange(w, device=x.device)[None, :] + k + shifts[:, 1:]   # (B, W)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    out = padded[batch, :, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
     return out.permute(0, 3, 1, 2).contiguous()
 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """Logits of `model` in eval mode (dropout off) for all of X."""
+    """Logits of `model` in eval mode (dropout off) for all of X, computed on the model's device,
+    returned on the CPU."""
     was_training = model.training
     model.eval()
+    dev = model_device(model)
     try:
-        return torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]) \
+        return torch.cat([model(X[i:i + batch_size].to(dev)).cpu() for i in range(0, len(X), batch_size)]) \
             if len(X) else torch.empty(0)
     finally:
         model.train(was_training)
@@ -151,7 +163,8 @@ class Trainer:
                  seed: int = 0, teacher_logits: torch.Tensor | None = None, temperature: float = 1.0,
                  alpha: float = 0.0, loss: str | None = None, X_val: torch.Tensor | None = None,
                  y_val: torch.Tensor | None = None, name: str = "",
-                 after_step: Callable[[nn.Module], None] | None = None):
+                 after_step: Callable[[nn.Module], None] | None = None,
+                 device: str | torch.device | None = None):
         if len(X) != len(y):
             raise ValueError(f"{len(X)} inputs but {len(y)} labels")
         if teacher_logits is not None and len(teacher_logits) != len(X):
@@ -159,17 +172,29 @@ class Trainer:
         self.loss_kind = loss or ("kd" if teacher_logits is not None else "ce")
         if self.loss_kind in ("kd", "logits") and teacher_logits is None:
             raise ValueError(f"loss {self.loss_kind!r} needs teacher logits")
-        if self.loss_kind == "ce" and not bool((y != IGNORE_LABEL).any()):
+        self._labelled = (y != IGNORE_LABEL).cpu()   # on the CPU: skipping a batch needs no device sync
+        if self.loss_kind == "ce" and not bool(self._labelled.any()):
             raise ValueError("training on labels alone needs at least one labelled example")
-        self.model, self.X, self.y, self.config = model, X, y, config
-        self.teacher_logits = teacher_logits.detach() if teacher_logits is not None else None
+        # one move of the model and the data to the device; None keeps the model where it is
+        self.device = model_device(model) if device is None else resolve_device(device)
+        dev = self.device
+        self.model = model.to(dev)
+        self.X, self.y, self.config = X.to(dev), y.to(dev), config
+        self.teacher_logits = teacher_logits.detach().to(dev) if teacher_logits is not None else None
         self.temperature, self.alpha = temperature, alpha
-        self.X_val, self.y_val, self.name = X_val, y_val, name
+        self.X_val = X_val.to(dev) if X_val is not None else None
+        # validation logits come back on the CPU (predict_logits): their labels stay there
+        self.y_val, self.name = (y_val.cpu() if y_val is not None else None), name
         self.after_step = after_step  # e.g. re-apply pruning masks after each update
-        self.generator = torch.Generator().manual_seed(seed)
-        with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # dropout draws from the global RNG: this trainer's own stream
+        self.generator = torch.Generator().manual_seed(seed)   # batch order and jitter: CPU, any device
+        # dropout draws from the global RNG of the device it runs on: this trainer's own stream there
+        self._cuda = dev.type == "cuda"
+        self._cuda_index = (dev.index if dev.index is not None else torch.cuda.current_device()) \
+            if self._cuda else None
+        with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[self._cuda_index] if self._cuda else []):
+            torch.manual_seed(seed)   # seeds the CPU and every GPU
             self._rng_state = torch.get_rng_state()
+            self._cuda_rng_state = torch.cuda.get_rng_state(self._cuda_index) if self._cuda else None
         self.optimizer = make_optimizer(model, config)
         self.steps_per_epoch = math.ceil(len(X) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
@@ -179,12 +204,12 @@ class Trainer:
     def _lr(self) -> float:
         return scheduled_lr(self.config, self.step, self.total_steps)
 
-    def _loss(self, logits, yb, tb):
+    def _loss(self, logits, yb, tb, has_labels: bool):
         if self.loss_kind == "kd":
             return kd_loss(logits, tb, yb, self.temperature, self.alpha)
         if self.loss_kind == "logits":
             soft = logit_matching_loss(logits, tb)
-            if self.alpha >= 1.0 or not bool((yb != IGNORE_LABEL).any()):
+            if self.alpha >= 1.0 or not has_labels:
                 return soft
             hard = F.cross_entropy(logits, yb, ignore_index=IGNORE_LABEL)
             return self.alpha * soft + (1 - self.alpha) * hard
@@ -193,61 +218,78 @@ class Trainer:
     def run_epoch(self) -> EpochLog:
         with GLOBAL_RNG_LOCK:
             caller_state = torch.get_rng_state()
+            caller_cuda = torch.cuda.get_rng_state(self._cuda_index) if self._cuda else None
             torch.set_rng_state(self._rng_state)
+            if self._cuda:
+                torch.cuda.set_rng_state(self._cuda_rng_state, self._cuda_index)
             try:
                 return self._run_epoch()
             finally:
                 self._rng_state = torch.get_rng_state()
                 torch.set_rng_state(caller_state)
+                if self._cuda:
+                    self._cuda_rng_state = torch.cuda.get_rng_state(self._cuda_index)
+                    torch.cuda.set_rng_state(caller_cuda, self._cuda_index)
 
-    def _run_epoch(self) -> EpochLog:
-        t0 = time.perf_counter()
-        cfg, model = self.config, self.model
+    def _train_batches(self) -> tuple[torch.Tensor, int, torch.Tensor, int]:
+        """One pass over the batches: (summed loss, batches, correct labelled predictions, labelled
+        examples). The sums stay on the device: reading them is the epoch's one synchronization."""
+        cfg, model, dev = self.config, self.model, self.device
         model.train()
         perm = torch.randperm(len(self.X), generator=self.generator)
-        total_loss, n_batches, correct, n_lab = 0.0, 0, 0, 0
+        perm_dev = perm.to(dev)
+        total_loss = torch.zeros((), dtype=torch.float64, device=dev)
+        correct = torch.zeros((), dtype=torch.long, device=dev)
+        n_batches = n_lab = 0
         for i in range(0, len(perm), cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
+            n_lab_batch = int(self._labelled[perm[i:i + cfg.batch_size]].sum())
+            if self.loss_kind == "ce" and n_lab_batch == 0:
+                continue  # a batch of unlabelled examples has nothing to teach a label-only student
+            idx = perm_dev[i:i + cfg.batch_size]
             xb, yb = self.X[idx], self.y[idx]
             tb = self.teacher_logits[idx] if self.teacher_logits is not None else None
-            if self.loss_kind == "ce" and not bool((yb != IGNORE_LABEL).any()):
-                continue  # a batch of unlabelled examples has nothing to teach a label-only student
             if cfg.jitter:
                 xb = jitter_images(xb, cfg.jitter, self.generator)
             for group in self.optimizer.param_groups:
                 group["lr"] = self._lr()
             logits = model(xb)
-            loss = self._loss(logits, yb, tb)
+            loss = self._loss(logits, yb, tb, n_lab_batch > 0)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             if self.after_step is not None:
                 self.after_step(model)
             self.step += 1
-            total_loss += float(loss.detach())
+            total_loss += loss.detach()
             n_batches += 1
-            lab = yb != IGNORE_LABEL
-            correct += int((logits.argmax(1)[lab] == yb[lab]).sum())
-            n_lab += int(lab.sum())
+            correct += ((logits.detach().argmax(1) == yb) & (yb != IGNORE_LABEL)).sum()
+            n_lab += n_lab_batch
+        return total_loss, n_batches, correct, n_lab
+
+    def _run_epoch(self) -> EpochLog:
+        t0 = time.perf_counter()
+        total_loss, n_batches, correct, n_lab = self._train_batches()
         self.step = (self.epoch + 1) * self.steps_per_epoch  # keep the schedule aligned if batches were skipped
         self.epoch += 1
         val_loss = val_acc = float("nan")
         if self.X_val is not None and len(self.X_val):
-            logits = predict_logits(model, self.X_val)
+            logits = predict_logits(self.model, self.X_val)
             val_loss = float(F.cross_entropy(logits, self.y_val))
             val_acc = float((logits.argmax(1) == self.y_val).float().mean())
-        return EpochLog(self.epoch, cfg.epochs, total_loss / max(n_batches, 1),
-                        correct / max(n_lab, 1), val_loss, val_acc, time.perf_counter() - t0, self.name)
+        return EpochLog(self.epoch, self.config.epochs, float(total_loss) / max(n_batches, 1),
+                        int(correct) / max(n_lab, 1), val_loss, val_acc, time.perf_counter() - t0, self.name)
 
 
 def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig, seed: int = 0,
         teacher_logits: torch.Tensor | None = None, temperature: float = 1.0, alpha: float = 0.0,
         loss: str | None = None, X_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
         callbacks: Iterable[Callable[[EpochLog], bool | None]] = (), stop=None, name: str = "",
-        after_step: Callable[[nn.Module], None] | None = None) -> History:
-    """Train `model` in place for `config.epochs` epochs (or until a callback or `stop` says so)."""
+        after_step: Callable[[nn.Module], None] | None = None,
+        device: str | torch.device | None = None) -> History:
+    """Train `model` in place for `config.epochs` epochs (or until a callback or `stop` says so).
+    With a `device` the model is moved there and stays there: `.cpu()` it when done."""
     trainer = Trainer(model, X, y, config, seed, teacher_logits, temperature, alpha, loss,
-                      X_val, y_val, name, after_step)
+                      X_val, y_val, name, after_step, device)
     history = History()
     for _ in range(config.epochs):
         log = trainer.run_epoch()

@@ -6,9 +6,10 @@ import streamlit as st
 import torch
 
 from kdcore import figures
+from kdcore import device as devices
 from kdcore.data import DatasetUnavailable
 from kdcore.figures import COLORS, _layout
-from kdcore.hinton import PAPER, PRESETS, HintonExperiment, HintonResult, preset_dataset
+from kdcore.hinton import PAPER, PRESETS, HintonExperiment, HintonResult, default_schedule, preset_dataset
 from kdcore.registry import ModelRecord
 from kdcore.transfer import bias_curve
 from ui import state
@@ -57,16 +58,24 @@ st.markdown(
     "bias of its 3 raised afterwards.")
 
 seed = state.seed()
+has_gpu = devices.gpu_available()
 with st.form("hinton_form"):
     c1, c2 = st.columns([2, 3])
-    schedule = c1.radio("Schedule", list(SCHEDULES), format_func=SCHEDULES.get, key="hinton_schedule")
+    # with a GPU the full schedule is the default (minutes there); on a CPU the short one
+    schedule = c1.radio("Schedule", list(SCHEDULES), format_func=SCHEDULES.get, key="hinton_schedule",
+                        index=list(SCHEDULES).index(default_schedule()))
+    use_gpu = c1.toggle("Train on the GPU", value=True, key="hinton_gpu",
+                        help=devices.describe_device("cuda")) if has_gpu else False
     c2.markdown("\n".join(f"- **{k}**: {p.description}" for k, p in PRESETS.items()))
-    c2.caption("Training runs on the CPU (the lab's engine is CPU-only" +
-               (", although a GPU is present here" if torch.cuda.is_available() else "") +
-               "). The same run from a terminal: `python -m kdcore hinton-mnist --schedule cpu --seed "
-               f"{seed}`. The teacher is cached: a second run skips it.")
+    c2.caption(("A GPU is present (" + devices.describe_device("cuda") + "): the preset trains there and "
+                "defaults to the full schedule." if has_gpu else
+                "No GPU here: the preset trains on the " + devices.describe_device("cpu") +
+                " and defaults to the short schedule; with a GPU it would default to the full one.") +
+               f" The same run from a terminal: `python -m kdcore hinton-mnist --schedule {schedule} "
+               f"--seed {seed}`. The teacher is cached: a second run skips it.")
     run_pressed = st.form_submit_button("Run the Hinton MNIST experiment", type="primary",
                                         icon=":material/play_arrow:")
+device = "cuda" if use_gpu else "cpu"
 
 preset = PRESETS[schedule]
 try:
@@ -77,7 +86,11 @@ except DatasetUnavailable as err:
     st.stop()
 
 if run_pressed:
-    exp = HintonExperiment(preset, ds, seed, state.teacher_cache())
+    try:
+        exp = HintonExperiment(preset, ds, seed, state.teacher_cache(), device)
+    except devices.DeviceUnavailable as err:
+        st.error(f"**The GPU cannot be used:** {err}. Switch *Train on the GPU* off to run on the CPU.")
+        st.stop()
     st.session_state[LIVE] = exp
     live = LiveProgress(f"Hinton MNIST ({schedule} schedule)…", key="hinton")
     done = {"n": 0}
@@ -90,7 +103,14 @@ if run_pressed:
                     f"{stage}: epoch {log.epoch}/{log.epochs} · validation accuracy {100 * log.val_acc:.2f} %",
                     figures.training_curves(curves, "val_acc", "Validation accuracy, live"))
 
-    exp.run(on_epoch)
+    try:
+        exp.run(on_epoch)
+    except torch.cuda.OutOfMemoryError:
+        st.session_state.pop(LIVE, None)
+        live.clear()
+        st.error("**The GPU ran out of memory.** Close other programs using it, or switch *Train on the GPU* "
+                 "off to run on the CPU.")
+        st.stop()
     st.session_state.pop(LIVE, None)
     live.clear()
     store(exp.result())
@@ -113,9 +133,10 @@ if p.name == "tiny":
             "pipeline works, they are not comparable with the paper's.")
 rows = pd.DataFrame(res.rows())
 st.dataframe(rows, hide_index=True, column_config={"ours (error %)": st.column_config.NumberColumn(format="%.2f")})
-st.caption(f"Errors on {res.n_test:,} test images ({res.n_test_class} of them 3s). The paper trained for far "
-           "longer (SGD, many epochs); ours uses AdamW with a cosine schedule, so the gaps matter more "
-           "than the absolute counts." + (" Teacher loaded from the cache." if res.teacher_from_cache else ""))
+st.caption(f"Errors on {res.n_test:,} test images ({res.n_test_class} of them 3s); trained on {res.device}. "
+           "The paper trained for far longer (SGD, many epochs); ours uses AdamW with a cosine schedule, so "
+           "the gaps matter more than the absolute counts." +
+           (" Teacher loaded from the cache." if res.teacher_from_cache else ""))
 
 keys = [k for k in ("teacher", "hard", "distilled", "omitted", "omitted_bias") if k in res.errors]
 labels = {"teacher": "teacher", "hard": "student, hard labels", "distilled": "student, soft T=20",
