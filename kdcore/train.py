@@ -103,7 +103,9 @@ GLOBAL_RNG_LOCK = threading.RLock()
 def seeded_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
     """Build a model with the global RNG seeded, without disturbing the caller's RNG."""
     with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # the CPU generator alone (models are built on the CPU): torch.manual_seed would also reseed
+        # every GPU's generator, which fork_rng(devices=[]) does not restore
+        torch.default_generator.manual_seed(seed)
         return build()
 
 
@@ -192,7 +194,10 @@ class Trainer:
         self._cuda_index = (dev.index if dev.index is not None else torch.cuda.current_device()) \
             if self._cuda else None
         with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[self._cuda_index] if self._cuda else []):
-            torch.manual_seed(seed)   # seeds the CPU and every GPU
+            torch.default_generator.manual_seed(seed)
+            if self._cuda:
+                with torch.cuda.device(self._cuda_index):
+                    torch.cuda.manual_seed(seed)   # this GPU only: the one fork_rng restores
             self._rng_state = torch.get_rng_state()
             self._cuda_rng_state = torch.cuda.get_rng_state(self._cuda_index) if self._cuda else None
         self.optimizer = make_optimizer(model, config)
