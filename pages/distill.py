@@ -110,8 +110,8 @@ else:
 if distill_pressed:
     student, train_cfg, kd = settings.configs()
     run = DistillRun(ds, teacher.logits, teacher.metrics, student, train_cfg, kd, seed=ds.seed)
-    st.session_state[LIVE] = (run, teacher_ui.teacher_name(teacher))
-    live = LiveProgress(f"Distilling into {student.describe()}…", key="distill")
+    live = LiveProgress(f"Distilling into {student.describe()}…", key="distill",
+                        keep=(LIVE, (run, teacher_ui.teacher_name(teacher))))
     while not run.done:
         log_d, log_s = run.step()
         curves = {"distilled": run.distilled_history.to_records(), "scratch": run.scratch_history.to_records()}
@@ -119,7 +119,6 @@ if distill_pressed:
                     f"Epoch {run.epoch}/{train_cfg.epochs} · validation accuracy: distilled "
                     f"{100 * log_d.val_acc:.1f} %, scratch {100 * log_s.val_acc:.1f} %",
                     figures.training_curves(curves, "val_acc", "Validation accuracy, live"))
-    st.session_state.pop(LIVE, None)
     live.clear()
     store(run.result(), teacher_ui.teacher_name(teacher))
 

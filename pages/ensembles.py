@@ -121,9 +121,8 @@ matches = ensemble is not None and ensemble.complete and ([m.key for m in ensemb
 
 if train_pressed or (distill_pressed and not matches):
     build = EnsembleBuild(ds, specs, method, state.teacher_cache())
-    st.session_state[LIVE_BUILD] = build
     with col_e:
-        live = LiveProgress(f"Training {len(specs)} members…", key="ens_build")
+        live = LiveProgress(f"Training {len(specs)} members…", key="ens_build", keep=(LIVE_BUILD, build))
         curves: dict[str, list[dict]] = {}
         while not build.done:
             k = len(build.members)
@@ -142,7 +141,6 @@ if train_pressed or (distill_pressed and not matches):
                 curves[f"member {k + 1}"] = member.history
             live.update(len(build.members) / len(specs), f"Member {k + 1}/{len(specs)} ready"
                         + (" (from the cache)" if member.from_cache else ""))
-        st.session_state.pop(LIVE_BUILD, None)
         live.clear()
     ensemble = build.ensemble()
     keep_ensemble(ensemble)
@@ -158,9 +156,9 @@ else:
 if distill_pressed:
     student, train_cfg, kd = settings.configs()
     run = EnsembleDistillRun(ds, ensemble, student, train_cfg, kd, seed=ds.seed)
-    st.session_state[LIVE_DISTILL] = run
     with col_s:
-        live = LiveProgress(f"Distilling the ensemble into {student.describe()}…", key="ens_distill")
+        live = LiveProgress(f"Distilling the ensemble into {student.describe()}…", key="ens_distill",
+                            keep=(LIVE_DISTILL, run))
         while not run.done:
             log_d, log_s, log_1 = run.step()
             live.update(run.epoch / train_cfg.epochs,
@@ -168,7 +166,6 @@ if distill_pressed:
                         f"{100 * log_d.val_acc:.1f} %, from one member {100 * log_1.val_acc:.1f} %, scratch "
                         f"{100 * log_s.val_acc:.1f} %",
                         figures.training_curves(run.curves(), "val_acc", "Students: validation accuracy, live"))
-        st.session_state.pop(LIVE_DISTILL, None)
         live.clear()
     keep_distilled(run.result())
 

@@ -91,8 +91,7 @@ if run_pressed:
     except devices.DeviceUnavailable as err:
         st.error(f"**The GPU cannot be used:** {err}. Switch *Train on the GPU* off to run on the CPU.")
         st.stop()
-    st.session_state[LIVE] = exp
-    live = LiveProgress(f"Hinton MNIST ({schedule} schedule)…", key="hinton")
+    live = LiveProgress(f"Hinton MNIST ({schedule} schedule)…", key="hinton", keep=(LIVE, exp))
     done = {"n": 0}
     curves: dict[str, list] = {}
 
@@ -106,12 +105,10 @@ if run_pressed:
     try:
         exp.run(on_epoch)
     except torch.cuda.OutOfMemoryError:
-        st.session_state.pop(LIVE, None)
         live.clear()
         st.error("**The GPU ran out of memory.** Close other programs using it, or switch *Train on the GPU* "
                  "off to run on the CPU.")
         st.stop()
-    st.session_state.pop(LIVE, None)
     live.clear()
     store(exp.result())
 

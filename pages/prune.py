@@ -199,15 +199,14 @@ if retrain_pressed:
     cfg = P.CurveConfig(tuple(sorted({p["sparsity"] for p in points})), a["scope"], int(epochs), float(lr))
     run = P.CurveRun(model, a["criteria"], a["X"], a["y"], ds.X_test, ds.y_test, cfg, seed=ds.seed,
                      scores=scores)
-    st.session_state[LIVE_CURVES] = (current[(ds.name, ds.seed)], run)
-    live = LiveProgress("Retraining the pruned models…", key="prune_curves")
+    live = LiveProgress("Retraining the pruned models…", key="prune_curves",
+                        keep=(LIVE_CURVES, (current[(ds.name, ds.seed)], run)))
     while not run.done:
         p = run.step()
         live.update(len(run.points) / run.total,
                     f"{len(run.points)}/{run.total}: {p['criterion']} at {100 * p['sparsity']:g} % → "
                     f"{100 * p['retrained_accuracy']:.1f} % after retraining",
                     pf.accuracy_curves(run.points, a["base_accuracy"], "Accuracy after retraining, live"))
-    st.session_state.pop(LIVE_CURVES, None)
     live.clear()
     finish_curves(current[(ds.name, ds.seed)], run)
     retrained = {(p["criterion"], p["sparsity"]): p["retrained_accuracy"] for p in a.get("retrained", [])}
@@ -262,15 +261,14 @@ if iter_pressed:
     cfg = P.IterativeConfig(target=float(target), step=step / 100, epochs=int(it_epochs), scope=a["scope"])
     criterion = P.criterion_from_name(crit, a["X"], a["y"], a["method"], 100, ds.seed)
     run = P.IterativePruning(copy.deepcopy(model), criterion, a["X"], a["y"], ds.X_val, ds.y_val, cfg, seed=ds.seed)
-    st.session_state[LIVE_ITER] = (current[(ds.name, ds.seed)], run, crit)
-    live = LiveProgress(f"Pruning iteratively by {crit}…", key="prune_iter")
+    live = LiveProgress(f"Pruning iteratively by {crit}…", key="prune_iter",
+                        keep=(LIVE_ITER, (current[(ds.name, ds.seed)], run, crit)))
     while not run.done:
         s = run.step()
         live.update(len(run.steps) / len(run.plan),
                     f"Round {s.round}/{s.rounds}: {100 * s.sparsity:.1f} % sparse · validation accuracy "
                     f"{100 * s.accuracy_pruned:.1f} % after pruning, {100 * s.accuracy:.1f} % after retraining",
                     pf.iterative_progress([vars(x) for x in run.steps]))
-    st.session_state.pop(LIVE_ITER, None)
     live.clear()
     finish_iterative(current[(ds.name, ds.seed)], run, crit)
 

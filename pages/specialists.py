@@ -76,8 +76,7 @@ if pressed:
     if not run.targets:
         st.warning("K-means put every class in a cluster of its own (or all in one): no cluster of 2 or more "
                    "classes needs a specialist. Try fewer clusters.")
-    st.session_state[LIVE] = run
-    live = LiveProgress(f"Training {len(run.targets)} specialists…", key="spec_train")
+    live = LiveProgress(f"Training {len(run.targets)} specialists…", key="spec_train", keep=(LIVE, run))
     while not run.done:
         cluster = run.current
         log = run.step()
@@ -86,7 +85,6 @@ if pressed:
                     f"{log.epoch}/{log.epochs} · validation accuracy (its classes + dustbin) "
                     f"{100 * log.val_acc:.1f} %",
                     figures.training_curves(run.curves(), "val_acc", "Specialists: validation accuracy"))
-    st.session_state.pop(LIVE, None)
     live.clear()
     results[(ds.name, ds.seed)] = run.result()
 

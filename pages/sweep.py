@@ -111,9 +111,8 @@ if run_pressed:
         st.stop()
 
     live_state = {"key": (ds.name, ds.seed), "result": SweepResult(config), "group": None}
-    st.session_state[LIVE] = live_state
     live = LiveProgress(f"Training {config.n_students} students "
-                        f"({len(config.groups())} batched group(s))…", key="sweep")
+                        f"({len(config.groups())} batched group(s))…", key="sweep", keep=(LIVE, live_state))
     total_epochs = len(config.groups()) * config.train.epochs
 
     def on_progress(event: dict) -> None:
@@ -151,11 +150,9 @@ if run_pressed:
             backend = InProcessBackend()
         res = run_sweep(ds, teacher.logits, config, backend, progress=on_progress)
     except RuntimeError as err:   # e.g. a Ray cluster that cannot be reached
-        st.session_state.pop(LIVE, None)
         live.clear()
         st.error(f"The sweep could not run: {err}")
         st.stop()
-    st.session_state.pop(LIVE, None)
     live.clear()
     results[(ds.name, ds.seed)] = res
     st.session_state.pop("sweep_cell", None)

@@ -85,14 +85,12 @@ st.caption(f"Teacher: **{tname}**, {100 * teacher.metrics['accuracy']:.1f} % tes
 
 def run_live(kind: str, run, label: str, total_epochs: int, text) -> None:
     """Step `run` to the end with a progress bar and Stop; then store its result."""
-    st.session_state[LIVE] = (kind, run, tname)
-    live = LiveProgress(label, key=f"transfer_{kind}")
+    live = LiveProgress(label, key=f"transfer_{kind}", keep=(LIVE, (kind, run, tname)))
     done = 0
     while not run.done:
         run.step()
         done += 1
         live.update(done / total_epochs, text(run))
-    st.session_state.pop(LIVE, None)
     live.clear()
     store(kind, run, tname)
 

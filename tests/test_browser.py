@@ -88,3 +88,26 @@ def test_distill_in_a_real_browser(server):
             expect(page.get_by_text("Confusion matrix: distilled (test set)").first).to_be_attached()
         finally:
             browser.close()
+
+
+def test_stop_keeps_the_partial_students(server):
+    # Stop ends the script run mid-training; the next run must find the work in progress and show it
+    from playwright.sync_api import expect, sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{server}/distill", timeout=120_000)
+            expect(page.get_by_role("button", name="Distill")).to_be_visible(timeout=120_000)
+            page.get_by_label("Epochs").nth(1).fill("300")
+            page.get_by_role("button", name="Distill").click()
+            expect(page.get_by_text(re.compile(r"Epoch \d+/300")).first).to_be_visible(timeout=120_000)
+            page.get_by_role("button", name="Stop").click()
+            expect(page.get_by_text(re.compile(r"Distillation stopped after epoch \d+ of 300")).first) \
+                .to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Distilled student").first).to_be_visible()
+        finally:
+            browser.close()

@@ -1,9 +1,10 @@
 """Live progress for long work inside one script run: a bar, a status line, a chart.
 
 Streamlit stops a running script when the user presses a button (Stop, or any
-other widget outside a form); pages keep their work-in-progress in
-`st.session_state` before each update, so what was learned up to the stop is
-shown on the next run instead of being lost.
+other widget outside a form). A page hands its work in progress to the box
+(`keep=(state_key, run)`): it stays in `st.session_state` while the box is up,
+so the next run finds what was learned up to the stop and shows it instead of
+losing it; `clear()`, at the end of the work or on an error, forgets it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import streamlit as st
 class LiveProgress:
     """A progress bar with a status text, a placeholder for a live chart, and a Stop button."""
 
-    def __init__(self, label: str, key: str, stop_label: str = "Stop"):
+    def __init__(self, label: str, key: str, stop_label: str = "Stop", keep: tuple[str, object] | None = None):
+        self._keep_key = None
+        if keep is not None:
+            self._keep_key, work = keep
+            st.session_state[self._keep_key] = work   # found by the next run if this one is stopped
         self._box = st.empty()   # one slot for all of it, so clear() leaves nothing behind
         with self._box.container():
             cols = st.columns([5, 1], vertical_alignment="bottom")
@@ -32,4 +37,7 @@ class LiveProgress:
             self._chart.plotly_chart(figure, width="stretch")
 
     def clear(self) -> None:
+        """Remove the box and forget the kept work in progress (it finished, or failed with a message)."""
+        if self._keep_key is not None:
+            st.session_state.pop(self._keep_key, None)
         self._box.empty()
