@@ -1,4 +1,5 @@
-"""Shared fixtures: private cache and data folders, datasets, a trained digits teacher.
+"""Shared fixtures: private cache and data folders, datasets, a trained digits teacher, and
+`open_page` for the AppTests of pages.
 
 Every test session gets its own KDLAB_CACHE and KDLAB_DATA under pytest's temp
 folder, so tests never read or write the user's ~/.cache. MNIST and
@@ -71,3 +72,26 @@ def digits_teacher(digits, private_dirs):
     from kdcore.presets import default_teacher_spec
     from kdcore.teachers import TeacherCache
     return TeacherCache(private_dirs["cache"] / "teachers").get_or_train(default_teacher_spec("digits", 0), digits)
+
+
+APPTEST_TIMEOUT = 300  # seconds per script run: torch imports slowly on a cold start
+
+
+@pytest.fixture
+def open_page():
+    """`open_page("pages/x.py", session={...})`: the app started through app.py (its sidebar and
+    navigation, as a user gets it), with session-state values set before its first run, then
+    switched to the page (or left on Home when no page is given)."""
+    from streamlit.testing.v1 import AppTest
+
+    def open_(page: str | None = None, session: dict | None = None) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APPTEST_TIMEOUT)
+        for k, v in (session or {}).items():
+            at.session_state[k] = v
+        at.run()
+        if page is not None:
+            at.switch_page(page)
+            at.run()
+        return at
+
+    return open_

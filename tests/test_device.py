@@ -129,25 +129,16 @@ def test_cli_cuda_without_a_gpu_exits_2_with_a_message():
     assert "CUDA GPU was asked for" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
 
 
-def _hinton_page():
-    from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("pages/hinton_mnist.py")
-    at.run()
-    return at
-
-
-def test_hinton_page_defaults_to_the_full_schedule_on_a_gpu(fake_gpu, mnist_root):
-    at = _hinton_page()
+def test_hinton_page_defaults_to_the_full_schedule_on_a_gpu(fake_gpu, mnist_root, open_page):
+    at = open_page("pages/hinton_mnist.py")
     assert not at.exception
     assert at.radio(key="hinton_schedule").value == "full"
     assert at.toggle(key="hinton_gpu").value is True
     assert any("GPU 0: Test GPU" in c.value for c in at.caption)
 
 
-def test_hinton_page_on_a_cpu_defaults_to_the_short_schedule(no_gpu, mnist_root):
-    at = _hinton_page()
+def test_hinton_page_on_a_cpu_defaults_to_the_short_schedule(no_gpu, mnist_root, open_page):
+    at = open_page("pages/hinton_mnist.py")
     assert not at.exception
     assert at.radio(key="hinton_schedule").value == "cpu"
     assert not [t for t in at.toggle if t.key == "hinton_gpu"]

@@ -153,13 +153,8 @@ def test_distill_from_ensemble_shares_init_and_is_deterministic(digits, tiny_ens
     assert not all(torch.equal(a, b) for a, b in zip(res.result.distilled.parameters(), res.single.parameters()))
 
 
-def test_ensembles_page():
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("pages/ensembles.py")
-    at.run()
+def test_ensembles_page(open_page):
+    at = open_page("pages/ensembles.py")
     assert not at.exception
     at.number_input(key="ens_members").set_value(2)
     at.number_input(key="ens_epochs").set_value(2)
@@ -178,19 +173,13 @@ def test_ensembles_page():
     assert not at.exception
 
 
-def test_ensembles_page_keeps_finished_members_after_a_stop(digits, tiny_ensemble):
-    from streamlit.testing.v1 import AppTest
-
+def test_ensembles_page_keeps_finished_members_after_a_stop(digits, tiny_ensemble, open_page):
     from kdcore.ensemble import EnsembleBuild
 
     ens, cache = tiny_ensemble
     build = EnsembleBuild(digits, member_specs(TINY, 3), "arithmetic", cache)
     build.members = ens.members[:2]          # as if Stop was pressed while member 3 trained
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("pages/ensembles.py")
-    at.session_state["ensemble_build_live"] = build
-    at.run()
+    at = open_page("pages/ensembles.py", session={"ensemble_build_live": build})
     assert not at.exception, at.exception
     assert any("2 of 3 members" in w.value for w in at.warning)
     kept = at.session_state["ensemble_results"][("digits", 0)]["ensemble"]

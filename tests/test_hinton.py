@@ -101,18 +101,9 @@ def test_cli_tiny_run_prints_progress_and_table(mnist_root, tmp_path):
     assert data["errors"]["teacher"] >= 0 and data["preset"]["name"] == "tiny"
 
 
-def _hinton_page():
-    from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("pages/hinton_mnist.py")
-    at.run()
-    return at
-
-
-def test_hinton_page_tiny_run(mnist_root):
+def test_hinton_page_tiny_run(mnist_root, open_page):
     # mnist_root is the session's KDLAB_DATA folder, where the page looks by default
-    at = _hinton_page()
+    at = open_page("pages/hinton_mnist.py")
     assert not at.exception
     at.radio(key="hinton_schedule").set_value("tiny")
     next(b for b in at.button if b.label == "Run the Hinton MNIST experiment").click()
@@ -126,14 +117,14 @@ def test_hinton_page_tiny_run(mnist_root):
     assert any(name.startswith("Hinton tiny") for name in at.session_state["session_models"])
 
 
-def test_hinton_page_without_mnist_shows_a_message(tmp_path, monkeypatch):
+def test_hinton_page_without_mnist_shows_a_message(tmp_path, monkeypatch, open_page):
     from kdcore import data
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
     monkeypatch.setenv("KDLAB_DATA", str(not_a_folder))
     data._load_cached.cache_clear()
     try:
-        at = _hinton_page()
+        at = open_page("pages/hinton_mnist.py")
         assert not at.exception
         assert any("MNIST could not be loaded" in e.value for e in at.error)
     finally:

@@ -319,12 +319,8 @@ def _click(at, label):
     at.run()
 
 
-def test_prune_page(digits_teacher):
-    from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("pages/prune.py")
-    at.run()
+def test_prune_page(digits_teacher, open_page):
+    at = open_page("pages/prune.py")
     assert not at.exception
     assert any("Compute saliencies" in i.value for i in at.info)
     at.number_input[1].set_value(300)                       # examples for the saliencies
@@ -361,12 +357,8 @@ def test_prune_page(digits_teacher):
     assert P.sparsity(digits_teacher.model) == 0.0
 
 
-def test_prune_page_exact_on_the_teacher_is_refused(digits_teacher):
-    from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("pages/prune.py")
-    at.run()
+def test_prune_page_exact_on_the_teacher_is_refused(digits_teacher, open_page):
+    at = open_page("pages/prune.py")
     at.selectbox[1].set_value("exact")
     _click(at, "Compute saliencies")
     assert not at.exception

@@ -171,13 +171,8 @@ def test_specialist_run_on_digits(digits, digits_teacher):
                       SpecialistConfig(n_clusters=10))
 
 
-def test_specialists_page(digits_teacher):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("pages/specialists.py")
-    at.run()
+def test_specialists_page(digits_teacher, open_page):
+    at = open_page("pages/specialists.py")
     assert not at.exception
     at.number_input(key="spec_epochs").set_value(1)
     next(b for b in at.button if b.label == "Train specialists").click()

@@ -172,12 +172,8 @@ def test_ray_backend_equals_in_process(digits, digits_teacher):
         assert a.metrics["accuracy"] == pytest.approx(b.metrics["accuracy"], abs=1e-9)
 
 
-def test_sweep_page_runs_a_tiny_grid(digits_teacher):
-    from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("pages/sweep.py")
-    at.run()
+def test_sweep_page_runs_a_tiny_grid(digits_teacher, open_page):
+    at = open_page("pages/sweep.py")
     assert not at.exception
     at.text_input(key="sweep_T").set_value("2, 4")
     at.text_input(key="sweep_alpha").set_value("0.5, 0.9")

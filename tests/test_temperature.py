@@ -199,14 +199,8 @@ def test_every_figure_is_valid_plotly():
 
 # ---- the page ----
 
-def _open(at_session: dict | None = None):
-    from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    for k, v in (at_session or {}).items():
-        at.session_state[k] = v
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
+def _open(open_page, at_session: dict | None = None):
+    at = open_page(PAGE, session=at_session)
     assert not at.exception, at.exception
     return at
 
@@ -225,10 +219,10 @@ def _no_training(monkeypatch):
     monkeypatch.setattr(teachers, "train_teacher", refuse)
 
 
-def test_page_renders_with_a_cached_teacher_and_T_only_redraws(digits_teacher, monkeypatch):
+def test_page_renders_with_a_cached_teacher_and_T_only_redraws(digits_teacher, monkeypatch, open_page):
     _no_training(monkeypatch)
     from ui import state
-    at = _open()
+    at = _open(open_page)
     assert not any(b.label == "Train the teacher" for b in at.button)
     trained = state.teacher_cache().trained
     before = _specs(at)
@@ -251,13 +245,13 @@ def test_page_renders_with_a_cached_teacher_and_T_only_redraws(digits_teacher, m
     assert any("Stand-in student" in m.value for m in at.markdown)
 
 
-def test_page_by_class_and_by_index_and_a_distilled_student(digits, digits_teacher, monkeypatch):
+def test_page_by_class_and_by_index_and_a_distilled_student(digits, digits_teacher, monkeypatch, open_page):
     from kdcore.models import build_model
     from kdcore.presets import default_student
     student = build_model(default_student("digits")[0], digits.input_shape, digits.n_classes)
     result = types.SimpleNamespace(distilled=student, kd=types.SimpleNamespace(temperature=4.0))
     _no_training(monkeypatch)
-    at = _open({"distill_results": {("digits", 0): result}})
+    at = _open(open_page, {"distill_results": {("digits", 0): result}})
     bars = _specs(at)[1]
     assert len(bars["data"]) == 3 and "distilled student" in bars["data"][2]["name"]
     assert any("distilled student" in m.value for m in at.markdown)
@@ -271,7 +265,7 @@ def test_page_by_class_and_by_index_and_a_distilled_student(digits, digits_teach
     assert "Test example 7" in _specs(at)[0]["layout"]["title"]["text"]
 
 
-def test_page_on_2d_data_shows_the_point(monkeypatch):
+def test_page_on_2d_data_shows_the_point(monkeypatch, open_page):
     """moons, with a tiny teacher trained beforehand through the shared cache."""
     from kdcore.data import load_dataset
     from kdcore.models import ModelConfig
@@ -281,7 +275,7 @@ def test_page_on_2d_data_shows_the_point(monkeypatch):
     spec = TeacherSpec("moons", 0, ModelConfig(hidden=(16,)), TrainConfig(epochs=2), seed=0)
     state.teacher_cache().get_or_train(spec, load_dataset("moons", 0))
     _no_training(monkeypatch)
-    at = _open({"dataset_name": "moons", "teacher_spec": {("moons", 0): spec}})
+    at = _open(open_page, {"dataset_name": "moons", "teacher_spec": {("moons", 0): spec}})
     first = _specs(at)[0]
     assert first["data"][-1]["name"] == "this example"
     assert len(_specs(at)) == 6

@@ -157,12 +157,8 @@ def button(at, label):
     return next(b for b in at.button if b.label == label)
 
 
-def test_tradeoffs_page(digits_teacher):
-    from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("pages/tradeoffs.py")
-    at.run()
+def test_tradeoffs_page(digits_teacher, open_page):
+    at = open_page("pages/tradeoffs.py")
     assert not at.exception, at.exception
     models = at.session_state["session_models"]
     assert any(r.role == "teacher" for r in models.values())

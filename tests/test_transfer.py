@@ -147,12 +147,8 @@ def test_loss_comparison_students_share_init_and_differ_by_loss(digits, digits_t
     assert not torch.equal(first["soft"], first["logits"]) and not torch.equal(first["soft"], first["hard"])
 
 
-def test_transfer_page(digits_teacher):
-    from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page("pages/transfer_set.py")
-    at.run()
+def test_transfer_page(digits_teacher, open_page):
+    at = open_page("pages/transfer_set.py")
     assert not at.exception
     for key in ("tf_epochs", "to_epochs", "tl_epochs"):
         at.number_input(key=key).set_value(3)
