@@ -47,9 +47,9 @@ from torch import nn
 from kdcore.data import Dataset
 from kdcore.distill import transfer_labels
 from kdcore.losses import IGNORE_LABEL
-from kdcore.metrics import agreement, mean_kl
-from kdcore.models import ModelConfig, build_model, model_bytes, param_count
-from kdcore.train import (EpochLog, History, TrainConfig, Trainer, jitter_images, predict_logits,
+from kdcore.metrics import evaluate
+from kdcore.models import ModelConfig, build_model
+from kdcore.train import (EpochLog, History, TrainConfig, Trainer, jitter_images, make_optimizer, predict_logits,
                           scheduled_lr, seeded_model)
 
 
@@ -228,7 +228,22 @@ class StudentResult:
                 "test_loss": m["loss"], "params": m["params"], "epochs": self.epochs_run}
 
 
-class BatchedKD:
+class _StudentGroup:
+    """What BatchedKD and LoopKD share: one history per student, and the epoch count read from them."""
+
+    train: TrainConfig
+    histories: list[History]
+
+    @property
+    def epoch(self) -> int:
+        return self.histories[0].epochs_run
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.train.epochs
+
+
+class BatchedKD(_StudentGroup):
     """K distilled students of one MLP architecture trained as one stacked model, one epoch per `step()`.
 
     Each student equals `Trainer(seeded_model(build_model(model_cfg), seed), X_train,
@@ -257,12 +272,7 @@ class BatchedKD:
         self.model = StackedMLP([inits[i] for i in self._sid.tolist()])
         self._T = torch.tensor([s.temperature for s in self.students], dtype=torch.float32)
         self._alpha = torch.tensor([s.alpha for s in self.students], dtype=torch.float32)
-        params = list(self.model.parameters())
-        if train.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=train.lr, momentum=train.momentum,
-                                             weight_decay=train.weight_decay)
-        else:
-            self.optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+        self.optimizer = make_optimizer(self.model, train)   # Trainer's optimizer, over the stacked weights
         self._X = ds.X_train.reshape(len(ds.X_train), -1)
         self._t_train = teacher_logits["train"].detach()
         n = len(ds.X_train)
@@ -274,14 +284,6 @@ class BatchedKD:
     @property
     def k(self) -> int:
         return len(self.students)
-
-    @property
-    def epoch(self) -> int:
-        return self.histories[0].epochs_run
-
-    @property
-    def done(self) -> bool:
-        return self.epoch >= self.train.epochs
 
     def _lr(self) -> float:
         return scheduled_lr(self.train, self.step_count, self.total_steps)   # exactly Trainer's schedule
@@ -359,18 +361,12 @@ class BatchedKD:
         ds = self.dataset
         logits = self.test_logits()
         t_test = self.teacher_logits["test"]
-        one = build_model(self.model_cfg, ds.input_shape, ds.n_classes)
-        params, nbytes = param_count(one), model_bytes(one)
+        one = build_model(self.model_cfg, ds.input_shape, ds.n_classes)   # every student's size
         stopped = not self.done
         out = []
         for j, s in enumerate(self.students):
-            lj = logits[j]
             self.histories[j].stopped_early = stopped
-            metrics = {"accuracy": float((lj.argmax(1) == ds.y_test).float().mean()),
-                       "loss": float(F.cross_entropy(lj, ds.y_test)),
-                       "errors": int((lj.argmax(1) != ds.y_test).sum()),
-                       "params": params, "bytes": nbytes,
-                       "agreement": agreement(lj, t_test), "kl_teacher": mean_kl(t_test, lj)}
+            metrics = evaluate(one, ds.X_test, ds.y_test, t_test, logits=logits[j])
             sd = self.student_model(j).state_dict() if keep_weights else None
             out.append(StudentResult(s, metrics, self.histories[j].to_records(), sd, self.epoch))
         return out
@@ -378,7 +374,7 @@ class BatchedKD:
 
 # ---------------------------------------------------------------- one at a time (reference)
 
-class LoopKD:
+class LoopKD(_StudentGroup):
     """The same students trained one after another with `Trainer` (any architecture).
 
     The interface of `BatchedKD` (`step`, `done`, `epoch`, `result`): `step()`
@@ -402,14 +398,6 @@ class LoopKD:
                                          X_val=ds.X_val if validate else None, y_val=ds.y_val, name=s.label()))
         self.histories = [History() for _ in self.students]
 
-    @property
-    def epoch(self) -> int:
-        return self.histories[0].epochs_run
-
-    @property
-    def done(self) -> bool:
-        return self.epoch >= self.train.epochs
-
     def step(self) -> list[EpochLog]:
         logs = [tr.run_epoch() for tr in self.trainers]
         for h, log in zip(self.histories, logs):
@@ -425,13 +413,8 @@ class LoopKD:
         out = []
         for j, s in enumerate(self.students):
             m = self.models[j].eval()
-            lj = predict_logits(m, ds.X_test)
             self.histories[j].stopped_early = not self.done
-            metrics = {"accuracy": float((lj.argmax(1) == ds.y_test).float().mean()),
-                       "loss": float(F.cross_entropy(lj, ds.y_test)),
-                       "errors": int((lj.argmax(1) != ds.y_test).sum()),
-                       "params": param_count(m), "bytes": model_bytes(m),
-                       "agreement": agreement(lj, t_test), "kl_teacher": mean_kl(t_test, lj)}
+            metrics = evaluate(m, ds.X_test, ds.y_test, t_test, logits=predict_logits(m, ds.X_test))
             out.append(StudentResult(s, metrics, self.histories[j].to_records(),
                                      {k: v.clone() for k, v in m.state_dict().items()} if keep_weights else None,
                                      self.epoch))
