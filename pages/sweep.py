@@ -14,6 +14,7 @@ from kdcore.registry import ModelRecord
 from kdcore.sweep import InProcessBackend, RayBackend, SweepConfig, SweepResult, run_sweep
 from kdcore.train import TrainConfig
 from ui import state
+from ui import table as csv_table
 from ui import teacher as teacher_ui
 from ui.live import LiveProgress
 
@@ -266,7 +267,6 @@ with tab_cells:
     st.dataframe(cells, hide_index=True, width="stretch", column_config={
         c: st.column_config.NumberColumn(format="%.2f") for c in cells.columns if c.endswith(("_mean", "_std"))})
 with tab_students:
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
-        c: st.column_config.NumberColumn(format="%.2f") for c in ("test_acc", "agreement", "val_acc")})
-st.download_button("Download CSV (per student)", table.to_csv(index=False).encode(),
-                   file_name=f"sweep_{ds.name}_seed{ds.seed}.csv", mime="text/csv", icon=":material/download:")
+    csv_table.show(table, key="sweep_csv", file_name=f"sweep_{ds.name}_seed{ds.seed}.csv",
+                   label="Download CSV (per student)",
+                   formats={c: "%.2f" for c in ("test_acc", "agreement", "val_acc")})

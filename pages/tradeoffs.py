@@ -12,6 +12,7 @@ from kdcore.quantize import QUANT_BITS, QuantConfig
 from kdcore.registry import ModelRecord
 from kdcore.train import TrainConfig
 from ui import state
+from ui import table as csv_table
 from ui import teacher as teacher_ui
 from ui.live import LiveProgress
 
@@ -109,14 +110,10 @@ st.caption(f"Latency: median of repeated forward passes on this machine's CPU ({
 table = pd.DataFrame([p.row() for p in points])
 frontier = set(tr.pareto_front([p.bytes for p in points], [p.accuracy for p in points]))
 table.insert(1, "on size frontier", [i in frontier for i in range(len(points))])
-st.dataframe(table.drop(columns=["size (bytes)"]), hide_index=True, width="stretch", column_config={
-    "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
-    "latency batch 1 (ms)": st.column_config.NumberColumn(format="%.4f"),
-    "latency batch 256 (ms)": st.column_config.NumberColumn(format="%.3f"),
-})
-st.download_button("Download all models (CSV)", table.to_csv(index=False).encode(),
-                   f"tradeoffs_{ds.name}_seed{ds.seed}.csv", "text/csv", key="tradeoffs_csv_models",
-                   icon=":material/download:")
+csv_table.show(table, key="tradeoffs_csv_models", file_name=f"tradeoffs_{ds.name}_seed{ds.seed}.csv",
+               label="Download all models (CSV)", hide=["size (bytes)"],
+               formats={"test accuracy (%)": "%.2f", "latency batch 1 (ms)": "%.4f",
+                        "latency batch 256 (ms)": "%.3f"})
 
 # ---------------------------------------------------------------- 2 · size sweep
 st.header("2 · Size sweep: distilled vs scratch")
@@ -169,14 +166,10 @@ else:
     (st.success if any(p.gain >= 0.005 for p in sweep.points) else st.info)(sweep.summary())
     st.plotly_chart(tr.sweep_figure(sweep.points, teacher.metrics), width="stretch")
     sweep_table = pd.DataFrame([p.row() for p in sweep.points])
-    st.dataframe(sweep_table, hide_index=True, width="stretch", column_config={
-        "distilled accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
-        "scratch accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
-        "gain (points)": st.column_config.NumberColumn(format="%+.2f"),
-    })
-    st.download_button("Download the sweep (CSV)", sweep_table.to_csv(index=False).encode(),
-                       f"size_sweep_{ds.name}_seed{ds.seed}.csv", "text/csv", key="tradeoffs_csv_sweep",
-                       icon=":material/download:")
+    csv_table.show(sweep_table, key="tradeoffs_csv_sweep", file_name=f"size_sweep_{ds.name}_seed{ds.seed}.csv",
+                   label="Download the sweep (CSV)",
+                   formats={"distilled accuracy (%)": "%.2f", "scratch accuracy (%)": "%.2f",
+                            "gain (points)": "%+.2f"})
     st.caption(f"{sweep.train.epochs} epochs per student, seed {sweep.seed}; one run, so gaps of a point "
                "or two can be noise. Sizes are float32.")
 
@@ -261,11 +254,8 @@ else:
         st.caption(f"QAT at 32 bits is the same distillation without quantization ({100 * ctrl.accuracy:.1f} %): "
                    "the part of a QAT model's accuracy that comes from extra training, not from QAT.")
     bits_table = pd.DataFrame([r.row() for r in rows])
-    st.dataframe(bits_table, hide_index=True, width="stretch",
-                 column_config={"test accuracy (%)": st.column_config.NumberColumn(format="%.2f")})
-    st.download_button("Download the panel (CSV)", bits_table.to_csv(index=False).encode(),
-                       f"quantization_{ds.name}_seed{ds.seed}.csv", "text/csv", key="tradeoffs_csv_bits",
-                       icon=":material/download:")
+    csv_table.show(bits_table, key="tradeoffs_csv_bits", file_name=f"quantization_{ds.name}_seed{ds.seed}.csv",
+                   label="Download the panel (CSV)", formats={"test accuracy (%)": "%.2f"})
 
 # ---------------------------------------------------------------- 4 · pipeline
 st.header("4 · Pipeline: distill → prune → quantize")
