@@ -11,12 +11,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from kdcore.figures import _layout
+from kdcore.sweep import COLUMN_LABELS
 
-METRIC_LABELS = {
-    "test_acc": "test accuracy (%)",
-    "agreement": "agreement with the teacher (%)",
-    "val_acc": "validation accuracy (%)",
-}
+METRIC_LABELS = {k: COLUMN_LABELS[k] for k in ("test_acc", "agreement", "val_acc")}
 
 
 def _fmt_t(t: float) -> str:
@@ -91,7 +88,10 @@ def accuracy_vs_temperature(cells, alpha: float | None = None, metric: str = "te
             error_y=dict(type="data", array=std, visible=True) if std is not None else None,
             customdata=sub["alpha"],
             hovertemplate=f"width {width}<br>T=%{{x:g}}, α=%{{customdata:g}}<br>%{{y:.2f}} %<extra></extra>"))
-    fig.update_xaxes(title_text="temperature T", type="log")
+    # a log axis, labelled at the grid's temperatures only (plotly's own log ticks read "9 1 2 … 10")
+    temps = sorted(set(float(t) for t in cells["T"]))
+    fig.update_xaxes(title_text="temperature T (log scale)", type="log", tickvals=temps,
+                     ticktext=[f"{t:g}" for t in temps])
     fig.update_yaxes(title_text=METRIC_LABELS.get(metric, metric))
     which = f"α={alpha:g}" if alpha is not None else "best α per T (chosen on validation)"
     return _layout(fig, f"{METRIC_LABELS.get(metric, metric).capitalize()} against T, {which}")

@@ -209,6 +209,23 @@ def batched_kd_loss(logits: torch.Tensor, teacher: torch.Tensor, y: torch.Tensor
     return a * soft.mean(1) + (1 - a) * hard
 
 
+# what each column of `StudentResult.record()` and `SweepResult.cells()` holds, for tables and axes
+COLUMN_LABELS = {
+    "width": "hidden width", "T": "T", "alpha": "α", "seed": "seed", "seeds": "seeds",
+    "test_acc": "test accuracy (%)", "agreement": "agreement with the teacher (%)",
+    "kl_teacher": "KL(teacher ‖ student), nats", "val_acc": "validation accuracy (%)",
+    "test_loss": "test loss (cross-entropy, nats)", "params": "parameters", "epochs": "epochs run",
+}
+
+
+def column_label(name: str) -> str:
+    """The readable name of a record or cell column ('test_acc_std' -> 'test accuracy (%), std over seeds')."""
+    for suffix, words in (("_mean", "mean over seeds"), ("_std", "std over seeds")):
+        if name.endswith(suffix) and name[:-len(suffix)] in COLUMN_LABELS:
+            return f"{COLUMN_LABELS[name[:-len(suffix)]]}, {words}"
+    return COLUMN_LABELS.get(name, name)
+
+
 @dataclass
 class StudentResult:
     """What a sweep keeps of one student: its settings, test metrics and curves."""

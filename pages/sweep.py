@@ -11,7 +11,7 @@ from kdcore.figures_sweep import accuracy_vs_temperature, sweep_heatmap
 from kdcore.models import ModelConfig
 from kdcore.presets import default_kd, default_student
 from kdcore.registry import ModelRecord
-from kdcore.sweep import InProcessBackend, RayBackend, SweepConfig, SweepResult, run_sweep
+from kdcore.sweep import InProcessBackend, RayBackend, SweepConfig, SweepResult, column_label, run_sweep
 from kdcore.train import TrainConfig
 from ui import state
 from ui import table as csv_table
@@ -264,9 +264,11 @@ st.subheader("Table")
 table = pd.DataFrame(res.records())
 tab_cells, tab_students = st.tabs(["per cell (mean ± std over seeds)", "per student"])
 with tab_cells:
-    st.dataframe(cells, hide_index=True, width="stretch", column_config={
-        c: st.column_config.NumberColumn(format="%.2f") for c in cells.columns if c.endswith(("_mean", "_std"))})
+    csv_table.show(cells, key="sweep_csv_cells", file_name=f"sweep_cells_{ds.name}_seed{ds.seed}.csv",
+                   label="Download CSV (per cell)", labels={c: column_label(c) for c in cells.columns},
+                   formats={c: "%.2f" for c in cells.columns if c.endswith(("_mean", "_std"))})
 with tab_students:
     csv_table.show(table, key="sweep_csv", file_name=f"sweep_{ds.name}_seed{ds.seed}.csv",
-                   label="Download CSV (per student)",
-                   formats={c: "%.2f" for c in ("test_acc", "agreement", "val_acc")})
+                   label="Download CSV (per student)", labels={c: column_label(c) for c in table.columns},
+                   formats={"test_acc": "%.2f", "agreement": "%.2f", "val_acc": "%.2f", "kl_teacher": "%.4f",
+                            "test_loss": "%.4f"})

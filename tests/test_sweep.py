@@ -122,6 +122,14 @@ def test_grid_groups_widths_and_aggregates_seeds(digits, digits_teacher):
     assert res.find(16, 4.0, 0.5)[0].metrics["params"] == 64 * 16 + 16 + 16 * 10 + 10
     best = res.best_cell()
     assert best["val_acc_mean"] == cells["val_acc_mean"].max()
+    # the figure labels the T axis at the grid's temperatures; every table column has a readable name
+    from kdcore.figures_sweep import accuracy_vs_temperature
+    from kdcore.sweep import COLUMN_LABELS, column_label
+    xaxis = accuracy_vs_temperature(cells).layout.xaxis
+    assert tuple(xaxis.tickvals) == (2.0, 4.0) and tuple(xaxis.ticktext) == ("2", "4") and xaxis.type == "log"
+    assert column_label("test_acc_std") == "test accuracy (%), std over seeds"
+    assert all(c.removesuffix("_mean").removesuffix("_std") in COLUMN_LABELS
+               for c in [*cells.columns, *res.records()[0]])
 
 
 def test_loop_backend_agrees_and_stop_keeps_partial_results(digits, digits_teacher):

@@ -9,10 +9,14 @@ import streamlit as st
 
 
 def show(table: pd.DataFrame, *, key: str, file_name: str, label: str = "Download (CSV)",
-         formats: Mapping[str, str] | None = None, hide: Sequence[str] = ()) -> None:
-    """`table` as a dataframe (numbers in `formats`, printf-style per column; `hide` columns left out
-    of the view) and a button that downloads all of it, hidden columns included, as `file_name`."""
-    st.dataframe(table.drop(columns=list(hide)), hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format=f) for c, f in (formats or {}).items()})
+         formats: Mapping[str, str] | None = None, hide: Sequence[str] = (),
+         labels: Mapping[str, str] | None = None) -> None:
+    """`table` as a dataframe (numbers in `formats`, printf-style per column; headers renamed by
+    `labels` in the view only; `hide` columns left out of the view) and a button that downloads all
+    of it, with its own column names and the hidden columns, as `file_name`."""
+    formats, labels = formats or {}, labels or {}
+    config = {c: st.column_config.NumberColumn(labels.get(c), format=formats[c]) if c in formats
+              else st.column_config.Column(labels.get(c)) for c in {*formats, *labels} if c in table.columns}
+    st.dataframe(table.drop(columns=list(hide)), hide_index=True, width="stretch", column_config=config)
     st.download_button(label, table.to_csv(index=False).encode(), file_name, "text/csv", key=key,
                        icon=":material/download:")
