@@ -228,11 +228,10 @@ cell = by_label[st.selectbox("Cell (or click one in a heatmap)", list(by_label),
 students = res.find(*cell)
 left, right = st.columns(2, gap="large")
 with left:
-    curve = st.radio("Curve", ["val_acc", "train_loss", "val_loss"], horizontal=True, key="sweep_curve",
-                     format_func={"val_acc": "validation accuracy", "train_loss": "training loss",
-                                  "val_loss": "validation loss"}.get)
+    curve_names = {"val_acc": "validation accuracy", "train_loss": "training loss", "val_loss": "validation loss"}
+    curve = st.radio("Curve", list(curve_names), horizontal=True, key="sweep_curve", format_func=curve_names.get)
     st.plotly_chart(figures.training_curves({f"seed {s.spec.seed}": s.history for s in students}, curve,
-                                            f"{labels[cell]}: {curve.replace('_', ' ')} per epoch"),
+                                            f"{labels[cell]}: {curve_names[curve]} per epoch"),
                     width="stretch")
     accs = ", ".join(f"{100 * s.metrics['accuracy']:.1f} %" for s in students)
     st.caption(f"Test accuracy of this cell's students: {accs}.")
