@@ -60,55 +60,52 @@ def server(private_dirs):
         proc.kill()
 
 
-def test_distill_in_a_real_browser(server):
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture
+def page(server):
+    """A fresh page of headless Debian Chromium (a new Streamlit session), 1400 × 1000."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
+def test_distill_in_a_real_browser(server, page):
+    from playwright.sync_api import expect
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(server, timeout=120_000)
-            expect(page.get_by_text("Distillation Lab").first).to_be_visible(timeout=120_000)
-            page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=True)
-            page.get_by_role("link", name="Distill").first.click()
-            expect(page.get_by_role("button", name="Distill")).to_be_visible(timeout=120_000)
-            # a short distillation: 5 student epochs
-            epochs = page.get_by_label("Epochs").nth(1)
-            epochs.fill("5")   # no Enter: in a form, Enter submits it (the Distill click below does)
-            page.get_by_role("button", name="Distill").click()
-            expect(page.get_by_text("Distilled student").first).to_be_visible(timeout=180_000)
-            verdict = re.compile("points better|points worse|made no difference")
-            expect(page.get_by_text(verdict).first).to_be_visible(timeout=30_000)
-            page.wait_for_timeout(1500)  # let the charts draw before the picture
-            page.screenshot(path=str(ARTIFACTS / "distill.png"), full_page=True)
-            expect(page.get_by_text("Scratch student").first).to_be_visible()
-            expect(page.get_by_text("Confusion matrix: distilled (test set)").first).to_be_attached()
-        finally:
-            browser.close()
+    page.goto(server, timeout=120_000)
+    expect(page.get_by_text("Distillation Lab").first).to_be_visible(timeout=120_000)
+    page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=True)
+    page.get_by_role("link", name="Distill").first.click()
+    expect(page.get_by_role("button", name="Distill")).to_be_visible(timeout=120_000)
+    # a short distillation: 5 student epochs
+    epochs = page.get_by_label("Epochs").nth(1)
+    epochs.fill("5")   # no Enter: in a form, Enter submits it (the Distill click below does)
+    page.get_by_role("button", name="Distill").click()
+    expect(page.get_by_text("Distilled student").first).to_be_visible(timeout=180_000)
+    verdict = re.compile("points better|points worse|made no difference")
+    expect(page.get_by_text(verdict).first).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(1500)  # let the charts draw before the picture
+    page.screenshot(path=str(ARTIFACTS / "distill.png"), full_page=True)
+    expect(page.get_by_text("Scratch student").first).to_be_visible()
+    expect(page.get_by_text("Confusion matrix: distilled (test set)").first).to_be_attached()
 
 
-def test_stop_keeps_the_partial_students(server):
+def test_stop_keeps_the_partial_students(server, page):
     # Stop ends the script run mid-training; the next run must find the work in progress and show it
-    from playwright.sync_api import expect, sync_playwright
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{server}/distill", timeout=120_000)
-            expect(page.get_by_role("button", name="Distill")).to_be_visible(timeout=120_000)
-            page.get_by_label("Epochs").nth(1).fill("300")
-            page.get_by_role("button", name="Distill").click()
-            expect(page.get_by_text(re.compile(r"Epoch \d+/300")).first).to_be_visible(timeout=120_000)
-            # the students' Stop (key "distill_stop"); a rerun can leave a hidden stale copy in the page
-            page.locator(".st-key-distill_stop button").filter(visible=True).first.click()
-            expect(page.get_by_text(re.compile(r"Distillation stopped after epoch \d+ of 300")).first) \
-                .to_be_visible(timeout=60_000)
-            expect(page.get_by_text("Distilled student").first).to_be_visible()
-        finally:
-            browser.close()
+    from playwright.sync_api import expect
+    page.goto(f"{server}/distill", timeout=120_000)
+    expect(page.get_by_role("button", name="Distill")).to_be_visible(timeout=120_000)
+    page.get_by_label("Epochs").nth(1).fill("300")
+    page.get_by_role("button", name="Distill").click()
+    expect(page.get_by_text(re.compile(r"Epoch \d+/300")).first).to_be_visible(timeout=120_000)
+    # the students' Stop (key "distill_stop"); a rerun can leave a hidden stale copy in the page
+    page.locator(".st-key-distill_stop button").filter(visible=True).first.click()
+    expect(page.get_by_text(re.compile(r"Distillation stopped after epoch \d+ of 300")).first) \
+        .to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Distilled student").first).to_be_visible()
