@@ -7,7 +7,7 @@ Run with `streamlit run app.py`.
 
 import streamlit as st
 
-from ui import sidebar
+from ui import runs, sidebar
 
 st.set_page_config(page_title="Distillation Lab", page_icon="⚗️", layout="wide")
 
@@ -29,6 +29,8 @@ PAGES = {
         st.Page("pages/tradeoffs.py", title="Trade-offs", icon=":material/balance:"),
     ],
 }
+
+runs.runner()   # the job runner's workers start with the server's first visit, not its first run
 
 page = st.navigation({k: v for k, v in PAGES.items() if v})
 sidebar.show(key="sidebar")

@@ -54,6 +54,19 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "v
     return _layout(fig, title or labels.get(metric, metric).capitalize() + " per epoch")
 
 
+def live_curves(curves: Mapping[str, Sequence[float]], title: str = "Validation accuracy, live",
+                y_title: str = "validation accuracy (%)", percent: bool = True) -> go.Figure:
+    """A light chart of a running job's series (one value per epoch per model), sent a few times
+    a second while it trains: lines only, no per-point hover."""
+    fig = go.Figure()
+    for name, ys in curves.items():
+        fig.add_trace(go.Scatter(x=list(range(1, len(ys) + 1)), y=[100 * y if percent else y for y in ys],
+                                 mode="lines", name=name, line=dict(color=COLORS.get(name, None))))
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_yaxes(title_text=y_title)
+    return _layout(fig, title, height=280)
+
+
 def confusion_heatmap(counts, class_names: Sequence[str], title: str = "Confusion matrix",
                       normalize: bool = False) -> go.Figure:
     """Heatmap of counts[true, predicted] (or row-normalized %, with `normalize`)."""

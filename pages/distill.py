@@ -4,48 +4,39 @@ import pandas as pd
 import streamlit as st
 
 from kdcore import figures
-from kdcore.distill import DistillResult, DistillRun
+from kdcore.distill import DistillResult
 from kdcore.models import ModelConfig, format_bytes
 from kdcore.registry import ModelRecord
-from kdcore.teachers import TeacherSpec, TrainedTeacher
+from kdcore.runkinds import distill_config
+from kdcore.runs import RunSpec
+from kdcore.teachers import TeacherSpec
 from kdcore.train import TrainConfig
-from ui import state
+from ui import runs, state
 from ui import student as student_ui
 from ui import teacher as teacher_ui
-from ui.live import LiveProgress
 
-RESULTS = "distill_results"          # (dataset, seed) -> DistillResult, per user
-LIVE = "distill_live"                # the DistillRun in progress, kept so a stop loses nothing
-FIGURES = "distill_figures"          # (dataset, seed, view) -> built figure; emptied when a result is stored
+SLOT = "distill"                     # the page's current distillation run, per dataset and seed
+FIGURES = "distill_figures"          # (run id, view) -> built figure
 
 ds = state.dataset()
-results: dict = st.session_state.setdefault(RESULTS, {})
 
 
-def store(result: DistillResult, teacher_name: str) -> None:
-    results[(ds.name, ds.seed)] = result
-    st.session_state[FIGURES] = {}
+def register_models(result: DistillResult, run_name: str) -> None:
+    """List both students among this session's models (for Prune, Temperature and Trade-offs)."""
     s, kd = result.student_config, result.kd
     recipe = (f"{s.describe()}, {result.train_config.epochs} epochs, "
               f"{100 * kd.labelled_fraction:g} % labels")
     for role, model, metrics, how in [
         ("distilled", result.distilled, result.distilled_metrics,
-         f"distilled from {teacher_name} at T={kd.temperature:g}, α={kd.alpha:g}; {recipe}"),
+         f"distilled at T={kd.temperature:g}, α={kd.alpha:g}; {recipe}"),
         ("scratch", result.scratch, result.scratch_metrics, f"labels only; {recipe}"),
     ]:
         state.register(ModelRecord(f"{role} {s.describe()} (seed {result.seed})", role, model, metrics, how,
-                                   ds.name, ds.seed, extra={"kd": kd.to_dict(), "student": s.to_dict()}))
+                                   ds.name, ds.seed, extra={"kd": kd.to_dict(), "student": s.to_dict(),
+                                                            "run": run_name}))
 
 
-# A run that ended without finishing (Stop, or another widget pressed) is evaluated as it is.
-interrupted = st.session_state.pop(LIVE, None)
-if interrupted is not None:
-    run, teacher_name = interrupted
-    if run.dataset is ds or (run.dataset.name, run.dataset.seed) == (ds.name, ds.seed):
-        store(run.result(), teacher_name)
-        st.warning(f"Distillation stopped after epoch {run.epoch} of {run.train.epochs}; "
-                   "the results below are those of the students as they were then.")
-teacher_ui.warn_if_stopped()
+teacher_ui.warn_if_stopped(ds)
 
 st.title("Distill")
 st.markdown("Train a big **teacher**, then a small **student** on the teacher's softened outputs "
@@ -87,43 +78,37 @@ with col_s:
         distill_pressed = st.form_submit_button("Distill", type="primary", icon=":material/science:")
 
 
-def get_teacher(train_if_missing: bool) -> TrainedTeacher | None:
-    """The teacher of the form's settings: from the cache, or trained here with live progress."""
-    if not train_if_missing:
-        return state.teacher_cache().get(spec, ds)
-    with col_t:
-        return teacher_ui.train_live(ds, spec, key="teacher")
+if train_teacher_pressed:
+    teacher_ui.train(spec)
+if distill_pressed:   # the teacher is trained first when it is missing (the runner sees to it)
+    student, train_cfg, kd = settings.configs()
+    runs.submit(RunSpec("distill", distill_config(spec, student, train_cfg, kd, ds.seed)), slot=SLOT)
 
-
-# Distill trains the teacher first when it is missing
-teacher = get_teacher(train_if_missing=train_teacher_pressed or distill_pressed)
+teacher = state.teacher_cache().get(spec, ds)
 if teacher is not None:
     state.set_teacher_spec(spec)
+    teacher_ui.register(teacher, ds)
     teacher_status.success(
         f"**{teacher_ui.teacher_name(teacher)}**: {100 * teacher.metrics['accuracy']:.1f} % test accuracy, "
         f"{teacher.metrics['params']:,} parameters ({format_bytes(teacher.metrics['bytes'])})"
         + (" · loaded from the cache" if teacher.from_cache else ""))
 else:
-    teacher_status.info("No teacher with these settings yet: **Train teacher**, or press **Distill** "
-                        "and it is trained first.")
+    with teacher_status.container():
+        if not teacher_ui.watch_training(spec, key="distill"):
+            st.info("No teacher with these settings yet: **Train teacher**, or press **Distill** "
+                    "and it is trained first.")
 
-if distill_pressed:
-    student, train_cfg, kd = settings.configs()
-    run = DistillRun(ds, teacher.logits, teacher.metrics, student, train_cfg, kd, seed=ds.seed)
-    live = LiveProgress(f"Distilling into {student.describe()}…", key="distill",
-                        keep=(LIVE, (run, teacher_ui.teacher_name(teacher))))
-    while not run.done:
-        log_d, log_s = run.step()
-        curves = {"distilled": run.distilled_history.to_records(), "scratch": run.scratch_history.to_records()}
-        live.update(run.epoch / train_cfg.epochs,
-                    f"Epoch {run.epoch}/{train_cfg.epochs} · validation accuracy: distilled "
-                    f"{100 * log_d.val_acc:.1f} %, scratch {100 * log_s.val_acc:.1f} %",
-                    figures.training_curves(curves, "val_acc", "Validation accuracy, live"))
-    live.clear()
-    store(run.result(), teacher_ui.teacher_name(teacher))
-
-result: DistillResult | None = results.get((ds.name, ds.seed))
 st.divider()
+run_id = runs.current(SLOT, "distill", ds.name, ds.seed)
+v = runs.view(run_id)
+if v is not None and v.active:
+    runs.watch(run_id, key="distill", label="Distilling",
+               chart=lambda c: figures.live_curves(c, "Validation accuracy of the two students, live"))
+    st.stop()
+if v is not None:
+    runs.explain_end(v, "distillation")
+result: DistillResult | None = runs.result(run_id) if v is not None and v.status in ("finished", "stopped") else None
+
 if result is None:
     st.info("Press **Distill** to train the two students. On *digits* at the default settings it "
             "takes a few seconds.")
@@ -133,16 +118,19 @@ if result is None:
 def figure(view: tuple, build):
     """A chart built once per view (building a plotly figure costs ~25 ms; sending it, ~1 ms)."""
     cache = st.session_state.setdefault(FIGURES, {})
-    key = (ds.name, ds.seed, *view)
+    key = (run_id, *view)
     if key not in cache:
         cache[key] = build()
     return cache[key]
 
 
+register_models(result, v.name)
 st.subheader("3 · Results")
 gain_pts = 100 * result.gain
 summary = result.summary()
 if result.stopped_early:
+    st.warning(f"Distillation stopped after epoch {result.distilled_history.epochs_run} of "
+               f"{result.train_config.epochs}; the results below are those of the students as they were then.")
     summary += f" (stopped after {result.distilled_history.epochs_run} of {result.train_config.epochs} epochs)"
 (st.success if gain_pts >= 0.5 else st.warning if gain_pts <= -0.5 else st.info)(summary)
 kd = result.kd

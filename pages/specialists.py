@@ -28,7 +28,6 @@ if interrupted is not None and (interrupted.dataset is ds or
                    "and are used below (the one in training when stopped is left out).")
     else:
         st.warning("Training stopped before the first specialist finished; nothing was kept.")
-teacher_ui.warn_if_stopped()
 
 st.title("Specialists")
 st.markdown(

@@ -57,7 +57,6 @@ def parse_values(text: str, kind, what: str) -> tuple:
 
 
 finish_interrupted()
-teacher_ui.warn_if_stopped()
 
 st.title("Sweep")
 st.markdown("Train a whole grid of distilled students — every temperature **T** × weight **α** "

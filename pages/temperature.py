@@ -21,7 +21,6 @@ STUDENT_LOGITS = "temperature_student_logits"   # per user: (student module, its
 STANDIN_LOGITS = "temperature_standin_logits"   # per user: (dataset, seed) -> the stand-in student's test logits
 
 ds = state.dataset()
-teacher_ui.warn_if_stopped()
 st.title("Temperature")
 st.markdown("Soft targets are the teacher's probabilities softened by a **temperature**: "
             "p_i = exp(z_i / T) / Σ_j exp(z_j / T). Move T and watch the wrong classes, almost "

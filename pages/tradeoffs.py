@@ -65,7 +65,6 @@ interrupted = st.session_state.pop(BITS_LIVE, None)
 if interrupted is not None and interrupted["dataset"] == key:
     register_panel(interrupted)
     st.warning("The quantization panel was stopped; the bit widths that finished are shown.")
-teacher_ui.warn_if_stopped()
 
 st.title("Trade-offs")
 st.markdown("How small can the model get, and what does it cost? Every model made in this session "

@@ -69,7 +69,6 @@ if interrupted is not None:
         store(kind, obj, tname)
         st.warning("The last experiment was stopped before it finished; below are its students as they were "
                    "then (marked as stopped).")
-teacher_ui.warn_if_stopped()
 
 st.title("Transfer sets")
 st.markdown("The student learns from a **transfer set**: the inputs on which it copies the teacher. "

@@ -9,8 +9,11 @@ from ui import state
 
 
 def show(key: str = "sidebar") -> None:
+    note = state.ensure_workspace()
     with st.sidebar:
         st.markdown("### ⚗️ Distillation Lab")
+        if note:
+            st.warning(note)
         st.selectbox("Dataset", list(state.DATASET_LABELS), format_func=state.DATASET_LABELS.get,
                      key=state.DATASET_KEY,
                      help="digits is built in and works offline; MNIST and Fashion-MNIST are read "
@@ -23,6 +26,10 @@ def show(key: str = "sidebar") -> None:
             st.caption(ds.summary())
         else:
             st.caption("⚠️ dataset not available (see the page)")
+        st.text_input("Workspace", key=state.WORKSPACE_KEY, bind="query-params", max_chars=64,
+                      help="Your runs are kept under this id, which is in the page's address: a reload, "
+                           "a bookmark or a server restart finds them again. Paste another id to open "
+                           "that workspace.")
         recs = state.models(ds) if ds is not None else {}
         if recs:
             st.markdown(f"**Models made this session** ({len(recs)})")

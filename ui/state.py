@@ -9,6 +9,9 @@ to change a teacher copies it first (`TrainedTeacher.clone_model()`).
 
 from __future__ import annotations
 
+import re
+import secrets
+
 import streamlit as st
 
 from kdcore.data import DATASETS, Dataset, DatasetUnavailable, load_dataset
@@ -20,6 +23,9 @@ DATASET_KEY = "dataset_name"
 SEED_KEY = "seed"
 TEACHER_SPEC_KEY = "teacher_spec"
 MODELS_KEY = "session_models"
+WORKSPACE_KEY = "ws"                  # also the URL's query parameter (?ws=...) that carries it
+CURRENT_RUNS_KEY = "current_runs"     # (slot, dataset, seed) -> the run id a page shows
+WORKSPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 
 DATASET_LABELS = {
     "digits": "digits (8×8, built in)",
@@ -29,6 +35,41 @@ DATASET_LABELS = {
     "fashion_mnist": "Fashion-MNIST (28×28)",
 }
 assert set(DATASET_LABELS) == set(DATASETS)
+
+
+def new_workspace_id() -> str:
+    return secrets.token_urlsafe(9).replace("_", "x").replace("-", "y")
+
+
+def ensure_workspace() -> str | None:
+    """Before the workspace widget is drawn: keep the URL's workspace if it is well formed, else
+    start a new one. Returns a note for the user when the URL's value had to be replaced."""
+    given = st.session_state.get(WORKSPACE_KEY) or st.query_params.get(WORKSPACE_KEY)
+    if given and WORKSPACE_PATTERN.match(str(given)):
+        st.session_state[WORKSPACE_KEY] = str(given)
+        return None
+    st.session_state[WORKSPACE_KEY] = new_workspace_id()
+    if given:
+        return (f"“{str(given)[:40]}” is not a valid workspace id (4–64 letters, digits, - or _); "
+                "a new workspace was started.")
+    return None
+
+
+def workspace() -> str:
+    """This browser's workspace id (it is in the URL: a reload or a shared link finds its runs)."""
+    ws = st.session_state.get(WORKSPACE_KEY)
+    if not ws or not WORKSPACE_PATTERN.match(str(ws)):
+        ensure_workspace()   # a page opened without the app's sidebar (tests, scripts)
+        ws = st.session_state[WORKSPACE_KEY]
+    return ws
+
+
+def current_run(slot: str, dataset: str | None, data_seed: int | None) -> str | None:
+    return st.session_state.get(CURRENT_RUNS_KEY, {}).get((slot, dataset, data_seed))
+
+
+def set_current_run(slot: str, dataset: str | None, data_seed: int | None, run_id: str) -> None:
+    st.session_state.setdefault(CURRENT_RUNS_KEY, {})[(slot, dataset, data_seed)] = run_id
 
 
 def dataset_name() -> str:

@@ -1,4 +1,9 @@
-"""The current teacher for pages that need one: found in the cache, or trained here with progress."""
+"""The current teacher for pages that need one: found in the cache, or trained by the job runner.
+
+A teacher trains as a "teacher" run (`kdcore.runkinds`): identical requests from several
+sessions share one training, it goes on when the user leaves the page, and a stopped teacher is
+kept among the runs but never used as the trained teacher of its settings.
+"""
 
 from __future__ import annotations
 
@@ -7,47 +12,47 @@ import streamlit as st
 from kdcore import figures
 from kdcore.data import Dataset
 from kdcore.registry import ModelRecord
-from kdcore.teachers import TeacherSpec, TrainedTeacher, train_teacher
-from ui import state
-from ui.live import LiveProgress
+from kdcore.runs import RunSpec
+from kdcore.teachers import TeacherSpec, TrainedTeacher
+from ui import runs, state
 
-TEACHER_LIVE = "teacher_training"    # set while a teacher trains; found set on the next run = it was stopped
+SLOT = "teacher"
 
 
 def teacher_name(t: TrainedTeacher) -> str:
     return f"teacher {t.spec.model.describe()}"
 
 
-def warn_if_stopped() -> None:
-    """Call once near the top of a page that trains teachers."""
-    if st.session_state.pop(TEACHER_LIVE, False):
-        st.warning("Teacher training was stopped before it finished; a stopped teacher is not kept. "
-                   "Train it again to use it.")
+def run_spec(spec: TeacherSpec) -> RunSpec:
+    return RunSpec("teacher", spec.to_dict())
 
 
-def train_live(ds: Dataset, spec: TeacherSpec, key: str) -> TrainedTeacher:
-    """Train (or fetch from the cache) the teacher of `spec`, drawing progress and a live curve."""
-    cache = state.teacher_cache()
-    teacher = cache.get(spec, ds)
-    if teacher is None:
-        live = LiveProgress(f"Training the teacher ({spec.model.describe()})…", key=key)
-        st.session_state[TEACHER_LIVE] = True
-        logs: list[dict] = []
+def train(spec: TeacherSpec) -> str:
+    """Queue the training of `spec`'s teacher for this workspace (shared with identical requests)."""
+    return runs.submit(run_spec(spec), slot=SLOT)
 
-        def on_epoch(log):
-            logs.append(vars(log).copy())
-            live.update(log.epoch / log.epochs,
-                        f"Teacher: epoch {log.epoch}/{log.epochs} · validation accuracy {100 * log.val_acc:.1f} %",
-                        figures.training_curves({"teacher": logs}, "val_acc", "Teacher: validation accuracy"))
 
-        teacher = train_teacher(spec, ds, callbacks=[on_epoch])
-        cache.trained += 1
-        cache.put(teacher)
-        st.session_state.pop(TEACHER_LIVE, None)
-        live.clear()
-    state.set_teacher_spec(spec)
-    register(teacher, ds)
-    return teacher
+def watch_training(spec: TeacherSpec, key: str) -> bool:
+    """Draw the live progress of `spec`'s teacher if it is queued or training (for anyone); True if so."""
+    run_id = runs.runner().find_active(run_spec(spec))
+    if run_id is None:
+        return False
+    runs.watch(run_id, key=f"{key}_teacher", label=f"Training the teacher ({spec.model.describe()})",
+               chart=lambda c: figures.live_curves(c, "Teacher: validation accuracy, live"))
+    return True
+
+
+def warn_if_stopped(ds: Dataset) -> None:
+    """Say so when this session's last teacher run was stopped or failed."""
+    run_id = state.current_run(SLOT, ds.name, ds.seed)
+    v = runs.view(run_id)
+    if v is None:
+        return
+    if v.status == "stopped":
+        st.warning("Teacher training was stopped before it finished. The stopped teacher is kept in "
+                   "**Runs**, but it is not used as the teacher of these settings: train it again to use it.")
+    elif v.status == "failed":
+        st.error(f"**Teacher training failed.** {v.error or ''}")
 
 
 def register(teacher: TrainedTeacher, ds: Dataset) -> None:
@@ -61,17 +66,21 @@ def register(teacher: TrainedTeacher, ds: Dataset) -> None:
 def require(ds: Dataset, key: str) -> TrainedTeacher:
     """The current teacher (settings from the Distill page, else the defaults).
 
-    If it is not trained yet, show a button that trains it here and stop the page's run
-    until it exists.
+    If it is not trained yet, show its training's progress (when it is under way) or a button
+    that starts it, and stop the page's run until it exists.
     """
     teacher = state.cached_teacher(ds)
     if teacher is not None:
         register(teacher, ds)
         return teacher
     spec = state.teacher_spec(ds)
+    if watch_training(spec, key):
+        st.stop()
+    warn_if_stopped(ds)
     st.info(f"This page needs a trained teacher. The current one ({spec.model.describe()}, "
             f"{spec.train.epochs} epochs on {ds.name}) is not trained yet.")
     if st.button("Train the teacher", key=f"{key}_train_teacher", type="primary",
                  icon=":material/model_training:"):
-        return train_live(ds, spec, key=f"{key}_teacher")
+        train(spec)
+        st.rerun()
     st.stop()

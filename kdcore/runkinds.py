@@ -1,0 +1,145 @@
+"""Every run kind of the lab, registered with the Run protocol (`kdcore.runs`).
+
+Each kind turns a JSON config into a stepped run over the engine's own classes (Trainer,
+DistillRun, SweepGroup, ...): what one `step()` does, what `progress()` says, what `result()`
+returns. The engine classes stay usable on their own; this module is the one place that says
+how each experiment runs as a job.
+
+Config conventions: every config names its data as "dataset" and "data_seed"; a run that needs a
+teacher carries the teacher's spec dict under "teacher" and requires the teacher run.
+"""
+
+from __future__ import annotations
+
+from kdcore.runs import Progress, RunContext, RunKind, RunSpec, register_kind
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _val_curve(history) -> list[float]:
+    return [l.val_acc for l in history.logs]
+
+
+def _teacher_requirement(config: dict) -> list[RunSpec]:
+    return [RunSpec("teacher", config["teacher"])]
+
+
+# ---------------------------------------------------------------- teacher
+
+class TeacherRun:
+    """Train the teacher of a TeacherSpec one epoch per step; a cached teacher is done at once."""
+
+    def __init__(self, config: dict, ctx: RunContext):
+        from kdcore.models import build_model
+        from kdcore.teachers import TeacherSpec
+        from kdcore.train import History, Trainer, seeded_model
+        self.spec = spec = TeacherSpec.from_dict(config)
+        self.ds = ds = ctx.dataset(spec.dataset, spec.data_seed)
+        self.cached = ctx.teachers.get(spec, ds)
+        self.history = History()
+        if self.cached is None:
+            self.model = seeded_model(lambda: build_model(spec.model, ds.input_shape, ds.n_classes), spec.seed)
+            # exactly what train_teacher does through fit(): the same numbers
+            self.trainer = Trainer(self.model, ds.X_train, ds.y_train, spec.train, spec.seed,
+                                   X_val=ds.X_val, y_val=ds.y_val, name="teacher")
+
+    @property
+    def done(self) -> bool:
+        return self.cached is not None or self.history.epochs_run >= self.spec.train.epochs
+
+    def step(self):
+        self.history.logs.append(self.trainer.run_epoch())
+
+    def progress(self) -> Progress:
+        if self.cached is not None:
+            return Progress(1.0, "found in the teacher cache")
+        n, total = self.history.epochs_run, self.spec.train.epochs
+        text = f"Teacher: epoch {n}/{total}"
+        if n:
+            text += f" · validation accuracy {_pct(self.history.logs[-1].val_acc)}"
+        return Progress(n / total, text, {"teacher": _val_curve(self.history)})
+
+    def result(self):
+        from kdcore.teachers import make_teacher
+        if self.cached is not None:
+            return self.cached
+        self.history.stopped_early = not self.done
+        return make_teacher(self.spec, self.ds, self.model, self.history.to_records(), from_cache=False,
+                            complete=self.done)
+
+
+def _teacher_finished(teacher, status: str, ctx: RunContext) -> None:
+    if status == "finished" and teacher.complete and not teacher.from_cache:
+        ctx.teachers.put(teacher)   # a stopped teacher is stored as a run, never as the cached teacher
+
+
+def _teacher_name(config: dict) -> str:
+    from kdcore.teachers import TeacherSpec
+    spec = TeacherSpec.from_dict(config)
+    return f"teacher {spec.model.describe()}, {spec.train.epochs} epochs ({spec.dataset}, seed {spec.seed})"
+
+
+register_kind(RunKind(
+    "teacher", "Teacher", TeacherRun, on_finish=_teacher_finished, describe=_teacher_name,
+    summary=lambda t: {"accuracy": t.metrics["accuracy"], "params": t.metrics["params"],
+                       "bytes": t.metrics["bytes"], "epochs": len(t.history)}))
+
+
+# ---------------------------------------------------------------- distilled student and its twin
+
+def distill_config(teacher_spec, student, train, kd, seed: int) -> dict:
+    """The config of a "distill" run from the engine's configs."""
+    return {"dataset": teacher_spec.dataset, "data_seed": teacher_spec.data_seed, "seed": int(seed),
+            "teacher": teacher_spec.to_dict(), "student": student.to_dict(), "train": train.to_dict(),
+            "kd": kd.to_dict()}
+
+
+class DistillPairRun:
+    """`DistillRun` as a job: the distilled student and its labels-only twin, one epoch per step."""
+
+    def __init__(self, config: dict, ctx: RunContext):
+        from kdcore.distill import DistillRun, KDConfig
+        from kdcore.models import ModelConfig
+        from kdcore.train import TrainConfig
+        teacher = ctx.teacher(config["teacher"])
+        self.teacher_name = f"teacher {teacher.spec.model.describe()}"
+        ds = ctx.dataset(config["dataset"], config["data_seed"])
+        self.run = DistillRun(ds, teacher.logits, teacher.metrics, ModelConfig.from_dict(config["student"]),
+                              TrainConfig(**config["train"]), KDConfig(**config["kd"]), seed=config["seed"])
+
+    @property
+    def done(self) -> bool:
+        return self.run.done
+
+    def step(self):
+        self.run.step()
+
+    def progress(self) -> Progress:
+        run, total = self.run, self.run.train.epochs
+        text = f"Epoch {run.epoch}/{total}"
+        if run.epoch:
+            text += (f" · validation accuracy: distilled {_pct(run.distilled_history.logs[-1].val_acc)}, "
+                     f"scratch {_pct(run.scratch_history.logs[-1].val_acc)}")
+        return Progress(run.epoch / total, text, {"distilled": _val_curve(run.distilled_history),
+                                                  "scratch": _val_curve(run.scratch_history)})
+
+    def result(self):
+        return self.run.result()
+
+
+def _distill_name(config: dict) -> str:
+    from kdcore.models import ModelConfig
+    kd = config["kd"]
+    return (f"distill {ModelConfig.from_dict(config['student']).describe()} · T={kd['temperature']:g}, "
+            f"α={kd['alpha']:g}, {100 * kd['labelled_fraction']:g} % labels, "
+            f"{config['train']['epochs']} epochs (seed {config['seed']})")
+
+
+register_kind(RunKind(
+    "distill", "Distillation", DistillPairRun, requires=_teacher_requirement, describe=_distill_name,
+    summary=lambda r: {"accuracy": r.distilled_metrics["accuracy"],
+                       "scratch_accuracy": r.scratch_metrics["accuracy"],
+                       "gain_pts": 100 * r.gain, "params": r.distilled_metrics["params"],
+                       "bytes": r.distilled_metrics["bytes"], "epochs": r.distilled_history.epochs_run}))

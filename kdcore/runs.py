@@ -1,0 +1,193 @@
+"""The Run protocol: every long experiment is a config, a stepped run and a stored result.
+
+- A **RunSpec** is a run kind's name plus its config as a JSON-able dict (dataset, seed and
+  every setting in it). Its `key` (a hash of both) identifies identical runs: the job runner
+  trains an identical run once and lets every asker watch it, and a finished one is reused.
+- A **run** is any object with `step()` (one unit of work: an epoch, a member, a sparsity
+  level), `done`, `progress()` and `result()`; `result()` may be called at any time, and after a
+  stop it returns what was learned so far.
+- A **RunKind** says how to make the run of a config (`make(config, ctx)`), which runs must be
+  finished before it may start (`requires(config)`, e.g. the teacher of a distillation), and what
+  to do with a finished result (`on_finish`, e.g. put a teacher in the teacher cache).
+  Engine modules register their kinds with `@register_kind`; `kind(name)` finds them.
+- `drive(run, on_progress, should_stop)` is the one loop that steps a run. Pages never step runs:
+  they submit specs to the job runner (`kdcore.jobs`) and watch.
+
+Results are serialised by `kdcore.codec` into JSON plus tensors (a safetensors file) and stored
+by `kdcore.store`; `RunContext` is what a run needs from its surroundings (datasets, the teacher
+cache, results of the runs it requires).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, runtime_checkable
+
+# modules that register run kinds, imported on first use of the registry
+KIND_MODULES = (
+    "kdcore.runkinds",
+)
+
+
+@dataclass
+class Progress:
+    fraction: float = 0.0                     # share of the work done, in [0, 1]
+    text: str = ""                            # one line for a person, e.g. "epoch 3/30 · val 91.2 %"
+    curves: dict[str, list[float]] = field(default_factory=dict)   # small live series (e.g. val accuracy)
+    unit: str = "epoch"                       # what one step is, for time estimates
+
+
+@runtime_checkable
+class Run(Protocol):
+    def step(self) -> Any: ...
+
+    @property
+    def done(self) -> bool: ...
+
+    def progress(self) -> Progress: ...
+
+    def result(self) -> Any: ...
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    kind: str                 # a registered kind's name, e.g. "distill"
+    config: dict              # JSON-able settings; "dataset" and "data_seed" name the data
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(f"{self.kind}:{canonical_json(self.config)}".encode()).hexdigest()[:24]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "config": self.config}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        return cls(d["kind"], d["config"])
+
+
+@dataclass(frozen=True)
+class RunKind:
+    name: str                                            # registry key, stored with every run
+    title: str                                           # for people: "Distillation", "Teacher", ...
+    make: Callable[[dict, "RunContext"], Run]            # the run of a config
+    requires: Callable[[dict], list[RunSpec]] = lambda config: []   # runs to finish first
+    on_finish: Callable[[Any, str, "RunContext"], None] | None = None   # (result, status, ctx)
+    summary: Callable[[Any], dict] = lambda result: {}   # headline metrics for the Runs table
+    describe: Callable[[dict], str] = lambda config: ""  # a default name for a run of this config
+
+
+_KINDS: dict[str, RunKind] = {}
+_loaded = False
+_load_lock = threading.Lock()
+
+
+def register_kind(kind: RunKind) -> RunKind:
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    with _load_lock:
+        if not _loaded:
+            for mod in KIND_MODULES:
+                importlib.import_module(mod)
+            _loaded = True
+
+
+def kind(name: str) -> RunKind:
+    _ensure_loaded()
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise KeyError(f"unknown run kind {name!r}; known: {', '.join(sorted(_KINDS))}") from None
+
+
+def kinds() -> dict[str, RunKind]:
+    _ensure_loaded()
+    return dict(_KINDS)
+
+
+class RunStopped(Exception):
+    """Raised by a RunContext when a required run did not finish (stopped or failed)."""
+
+
+class RunContext:
+    """What runs need from their surroundings, one per worker: datasets (loaded once per process),
+    the teacher cache, and the stored results of the runs a run requires."""
+
+    def __init__(self, store=None, teacher_cache=None, data_root=None):
+        from kdcore.teachers import TeacherCache
+        self.store = store
+        self.teachers = teacher_cache if teacher_cache is not None else TeacherCache()
+        self.data_root = data_root
+
+    def dataset(self, name: str, seed: int):
+        from kdcore.data import load_dataset
+        return load_dataset(name, int(seed), self.data_root)
+
+    def teacher(self, spec_dict: dict):
+        """The trained teacher of a spec dict: from the teacher cache, else the stored teacher run
+        (the runner finishes it first), else trained here without progress (scripts)."""
+        from kdcore.teachers import TeacherSpec
+        spec = TeacherSpec.from_dict(spec_dict)
+        ds = self.dataset(spec.dataset, spec.data_seed)
+        hit = self.teachers.get(spec, ds)
+        if hit is None and self.store is not None:
+            rec = self.store.find_finished(RunSpec("teacher", spec_dict).key)
+            if rec is not None:
+                hit = self.store.load_result(rec.id, self)
+        return hit if hit is not None else self.teachers.get_or_train(spec, ds)
+
+    def result_of(self, spec: RunSpec):
+        """The decoded result of a finished run this one requires."""
+        if self.store is None:
+            raise RunStopped(f"no run store to read the {spec.kind} run from")
+        rec = self.store.find_finished(spec.key)
+        if rec is None:
+            raise RunStopped(f"the {kind(spec.kind).title.lower()} this run needs has not finished")
+        return self.store.load_result(rec.id, self)
+
+
+def drive(run: Run, on_progress: Callable[[Progress], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> tuple[Any, str]:
+    """Step `run` until it is done or `should_stop()` says so; return (result, status).
+
+    status is "finished" or "stopped"; a stopped run's result is what it learned so far.
+    Exceptions from the run propagate (the job runner stores them as a failed run).
+    """
+    stopped = False
+    while not run.done:
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+        run.step()
+        if on_progress is not None:
+            on_progress(run.progress())
+    if not stopped and should_stop is not None and not run.done:
+        stopped = True
+    return run.result(), ("stopped" if stopped else "finished")
+
+
+class Throttle:
+    """Call-rate limiter: `ready()` is True at most once per `interval` seconds (and on `force`)."""
+
+    def __init__(self, interval: float):
+        self.interval, self._last = interval, 0.0
+
+    def ready(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if force or now - self._last >= self.interval:
+            self._last = now
+            return True
+        return False

@@ -1,0 +1,134 @@
+"""Pages and the job runner: submit a run, watch it live, read its stored result.
+
+- `runner()`: the one JobRunner of this server process (shared by every session).
+- `submit(spec, slot=...)`: queue a run for this browser's workspace and remember it as the
+  page's current run of that slot (per dataset and seed).
+- `current(slot, ds)`: the run a page shows: the one this session last started there, else the
+  newest of its kind in the workspace (so a reload or a new tab finds it).
+- `watch(run_id, key=...)`: a fragment that refreshes itself a few times a second with the
+  progress bar, the queue position, the time left, a small live chart and a Stop button; when
+  the run ends it reruns the page, which then draws the stored result. Navigating away leaves
+  the run going: the page finds it again on return.
+- `result(run_id)`: the decoded result, loaded once per process (read-only: copy before changing).
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from kdcore.jobs import JobRunner, JobView
+from kdcore.runs import RunContext, RunSpec
+from kdcore.store import ArtifactUnreadable, RunStore
+from ui import state
+
+REFRESH_SECONDS = 0.5     # the live views' refresh period: a few updates a second at most
+
+
+@st.cache_resource(show_spinner=False)
+def runner() -> JobRunner:
+    """The server's job runner (workers start once, with the first page that needs them)."""
+    return JobRunner(RunStore(), cache_root=state.teacher_cache().root)
+
+
+def store() -> RunStore:
+    return runner().store
+
+
+@st.cache_resource(show_spinner=False)
+def _context() -> RunContext:
+    return RunContext(store(), state.teacher_cache())
+
+
+def submit(spec: RunSpec, slot: str | None = None, name: str | None = None) -> str:
+    """Queue `spec` for this workspace; with `slot`, it becomes that page slot's current run."""
+    run_id = runner().submit(spec, state.workspace(), name)
+    if slot is not None:
+        cfg = spec.config
+        state.set_current_run(slot, cfg.get("dataset"), cfg.get("data_seed"), run_id)
+    return run_id
+
+
+def current(slot: str, kind: str, dataset: str | None = None, data_seed: int | None = None) -> str | None:
+    """The run a page shows in `slot`: the one started here last, else the workspace's newest."""
+    run_id = state.current_run(slot, dataset, data_seed)
+    if run_id is not None:
+        return run_id
+    recs = store().workspace_runs(state.workspace(), kind, dataset, data_seed)
+    return recs[0].id if recs else None
+
+
+def view(run_id: str | None) -> JobView | None:
+    return runner().view(run_id) if run_id else None
+
+
+@st.cache_resource(show_spinner="Loading the stored run…", max_entries=64)
+def _load(run_id: str, finished: float | None):
+    return store().load_result(run_id, _context())
+
+
+def result(run_id: str):
+    """The stored result of an ended run (None with a message if it cannot be read)."""
+    rec = store().get(run_id)
+    if rec is None:
+        return None
+    try:
+        return _load(run_id, rec.finished)
+    except ArtifactUnreadable as err:
+        st.error(f"**This run cannot be shown.** {err}")
+        return None
+
+
+def _fmt_seconds(s: float) -> str:
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
+
+
+def status_line(v: JobView) -> str:
+    if v.status == "queued":
+        if v.waiting_for:
+            return f"Waiting for {', '.join(v.waiting_for)} to finish…"
+        ahead = "no run" if v.ahead == 0 else ("1 run" if v.ahead == 1 else f"{v.ahead} runs")
+        return f"Queued: {ahead} ahead of yours ({v.running} running on {runner().workers} workers)."
+    text = v.text or "running…"
+    if v.eta is not None:
+        text += f" · about {_fmt_seconds(v.eta)} left"
+    if v.watchers > 1:
+        text += f" · shared with {v.watchers - 1} other session{'s' if v.watchers > 2 else ''}"
+    return text
+
+
+def watch(run_id: str, key: str, label: str, chart=None, on_end: str = "app") -> None:
+    """Live progress of a run (a fragment, refreshed every REFRESH_SECONDS) with a Stop button.
+
+    chart: optional `f(curves: dict[str, list[float]]) -> figure` for a small live chart.
+    When the run ends the whole page reruns (`on_end="app"`) to draw its stored result.
+    """
+
+    @st.fragment(run_every=REFRESH_SECONDS)
+    def _live():
+        v = view(run_id)
+        if v is None or not v.active:
+            st.rerun(scope=on_end)
+            return
+        st.progress(min(max(v.fraction, 0.0), 1.0), text=f"**{label}** · {status_line(v)}")
+        if st.button("Stop", key=f"{key}_stop", icon=":material/stop_circle:",
+                     help="Stop after the current step and keep what has been learned so far."):
+            outcome = runner().stop(run_id, state.workspace())
+            if outcome == "detached":
+                st.session_state[f"{key}_detached"] = True
+        if st.session_state.get(f"{key}_detached"):
+            st.caption("Other sessions are watching this run too: it goes on for them, and its "
+                       "result will still be listed in your runs.")
+        if chart is not None and v.curves and any(v.curves.values()):
+            st.plotly_chart(chart(v.curves), width="stretch", key=f"{key}_chart")
+
+    _live()
+
+
+def explain_end(v: JobView, what: str) -> None:
+    """Say how a run that is not finished ended (stopped, failed, interrupted)."""
+    if v.status == "failed":
+        st.error(f"**The {what} failed.** {v.error or ''}")
+    elif v.status == "interrupted":
+        st.warning(f"The {what} was interrupted by a server restart and is queued again.")
