@@ -28,6 +28,9 @@ PAGES = {
         st.Page("pages/prune.py", title="Prune", icon=":material/content_cut:"),
         st.Page("pages/tradeoffs.py", title="Trade-offs", icon=":material/balance:"),
     ],
+    "Workspace": [
+        st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+    ],
 }
 
 runs.runner()   # the job runner's workers start with the server's first visit, not its first run

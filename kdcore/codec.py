@@ -195,3 +195,35 @@ def _hashable(x):
 
 def decode(doc, tensors: dict[str, torch.Tensor], ctx=None):
     return _Decoder(tensors, ctx).decode(doc)
+
+
+def modules_in(obj, prefix: str = "") -> dict[str, nn.Module]:
+    """The networks inside a result, by a readable path ("distilled", "members[2].model", ...)."""
+    found: dict[str, nn.Module] = {}
+    seen: set[int] = set()
+
+    def walk(x, path: str, depth: int) -> None:
+        if depth > 4 or id(x) in seen:
+            return
+        seen.add(id(x))
+        if isinstance(x, nn.Module):
+            found[path or "model"] = x
+        elif dataclasses.is_dataclass(x) and not isinstance(x, type):
+            for f in dataclasses.fields(x):
+                walk(getattr(x, f.name), f"{path}.{f.name}" if path else f.name, depth + 1)
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                walk(v, f"{path}[{i}]", depth + 1)
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{path}[{k!r}]" if path else str(k), depth + 1)
+
+    walk(obj, prefix, 0)
+    return found
+
+
+def module_file(model: nn.Module, metadata: dict[str, str]) -> bytes:
+    """A network's weights as a safetensors file (bytes), with string metadata (its run, config)."""
+    from safetensors.torch import save
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    return save(state, metadata=metadata)

@@ -300,3 +300,27 @@ class RunStore:
 
     def artifact_path(self, run_id: str) -> Path:
         return self.artifacts / f"{run_id}.safetensors"
+
+
+def runs_frame(records: list[RunRecord]):
+    """The Runs page's table: one row per run, headline metrics as columns (accuracies in %)."""
+    import pandas as pd
+    from kdcore.runs import kinds
+    titles = {name: k.title for name, k in kinds().items()}
+    rows = []
+    for r in records:
+        s = r.summary
+        rows.append({
+            "id": r.id, "name": r.display_name, "kind": titles.get(r.kind, r.kind), "status": r.status,
+            "dataset": r.dataset, "seed": r.data_seed,
+            "accuracy_pct": 100 * s["accuracy"] if "accuracy" in s else None,
+            "gain_pts": s.get("gain_pts"),
+            "params": s.get("params"), "bytes": s.get("bytes"),
+            "seconds": r.seconds,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created)),
+            "code_version": r.code_version, "dataset_fingerprint": r.dataset_fingerprint,
+            "error": r.error,
+        })
+    return pd.DataFrame(rows, columns=["id", "name", "kind", "status", "dataset", "seed", "accuracy_pct",
+                                       "gain_pts", "params", "bytes", "seconds", "created", "code_version",
+                                       "dataset_fingerprint", "error"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,9 @@ sys.path.insert(0, str(ROOT))
 SHARED_DATASETS = Path(os.environ.get("KDLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+# The app's job runner runs its workers as threads in tests (no process start-up per AppTest);
+# the browser tests start a real server, which uses worker processes as a user's does.
+os.environ.setdefault("KDLAB_EXECUTOR", "threads")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -72,6 +76,27 @@ def digits_teacher(digits, private_dirs):
     from kdcore.presets import default_teacher_spec
     from kdcore.teachers import TeacherCache
     return TeacherCache(private_dirs["cache"] / "teachers").get_or_train(default_teacher_spec("digits", 0), digits)
+
+
+def settle_runs(at, timeout: float = 240.0):
+    """Rerun an AppTest until no run of its workspace is queued or running (runs train on the
+    job runner's workers, not in the script run), then once more to draw the results."""
+    from kdcore.store import ACTIVE, RunStore
+    deadline = time.monotonic() + timeout
+    store = RunStore()
+    while True:
+        ws = at.session_state["ws"] if "ws" in at.session_state else None
+        busy = [r for r in store.workspace_runs(ws) if r.status in ACTIVE] if ws else []
+        if not busy:
+            return at.run()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"runs still active after {timeout:.0f} s: {[r.name for r in busy]}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def settle():
+    return settle_runs
 
 
 APPTEST_TIMEOUT = 300  # seconds per script run: torch imports slowly on a cold start

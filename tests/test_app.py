@@ -28,8 +28,8 @@ def test_home_renders_with_sidebar_and_picture():
     assert len(at.get("plotly_chart")) == 1
 
 
-def test_distill_runs_and_view_changes_do_not_retrain(digits_teacher):
-    from ui import state
+def test_distill_runs_and_view_changes_do_not_retrain(digits_teacher, settle):
+    from kdcore.store import RunStore
     at = app()
     at.switch_page("pages/distill.py").run()
     assert not at.exception
@@ -37,24 +37,25 @@ def test_distill_runs_and_view_changes_do_not_retrain(digits_teacher):
     assert "loaded from the cache" in at.success[0].value or "test accuracy" in at.success[0].value
     at.number_input(key="student_digits_epochs").set_value(4)
     click(at, "Distill")
+    settle(at)
     assert not at.exception, [e.value for e in at.exception]
     names = [m.label for m in at.metric]
     assert names == ["Teacher", "Distilled student", "Scratch student"]
     summary = " ".join(s.value for s in [*at.success, *at.warning, *at.info])
     assert "labels alone" in summary or "no difference" in summary
     assert at.dataframe[0].value.shape[0] == 3
-    trained_before = state.teacher_cache().trained
     records = dict(at.session_state["session_models"])
     assert {r.role for r in records.values()} >= {"distilled", "scratch"}
 
-    result = at.session_state["distill_results"][("digits", 0)]
+    runs_before = [(r.id, r.status) for r in RunStore().workspace_runs(at.session_state["ws"])]
+    assert [s for _, s in runs_before] == ["finished", "finished"]   # the students' run and the teacher's
     t0 = time.perf_counter()
     at.radio(key="distill_confusion").set_value("teacher").run()
     at.toggle(key="distill_cm_norm").set_value(True).run()
     at.radio(key="distill_curve").set_value("val_loss").run()
     assert not at.exception
-    assert at.session_state["distill_results"][("digits", 0)] is result   # same object: nothing retrained
-    assert state.teacher_cache().trained == trained_before
+    # nothing retrained: no new run, and the figures came from the stored result
+    assert [(r.id, r.status) for r in RunStore().workspace_runs(at.session_state["ws"])] == runs_before
     assert time.perf_counter() - t0 < 30
 
 
@@ -69,7 +70,7 @@ def test_missing_dataset_is_a_message_not_a_traceback(tmp_path, monkeypatch):
     assert any("FashionMNIST" in e.value for e in at.error)
 
 
-def test_two_dimensional_data_shows_decision_regions():
+def test_two_dimensional_data_shows_decision_regions(settle):
     from kdcore.data import load_dataset
     from kdcore.figures import decision_boundary
     from kdcore.models import ModelConfig, build_model
@@ -86,6 +87,61 @@ def test_two_dimensional_data_shows_decision_regions():
     at.number_input(key="t_epochs_moons").set_value(3)
     at.number_input(key="student_moons_epochs").set_value(3)
     click(at, "Distill")
+    settle(at)
     assert not at.exception, [e.value for e in at.exception]
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("Decision regions" in t for t in titles)
+
+
+def test_a_run_outlives_navigation(digits_teacher, settle):
+    from kdcore.store import RunStore
+    at = app()
+    at.switch_page("pages/distill.py").run()
+    at.number_input(key="student_digits_epochs").set_value(300)
+    click(at, "Distill")
+    ws = at.session_state["ws"]
+    run = next(r for r in RunStore().workspace_runs(ws) if r.kind == "distill")
+    at.switch_page("pages/home.py").run()          # the user goes elsewhere...
+    time.sleep(0.5)
+    at.switch_page("pages/distill.py").run()       # ...and comes back: the run is found, not lost
+    assert not at.exception
+    status = RunStore().get(run.id).status
+    assert status in ("queued", "running", "finished")
+    if status != "finished":
+        shown = " ".join(p.proto.text for p in at.get("progress"))
+        assert "Distilling" in shown
+        next(b for b in at.button if b.label == "Stop").click().run()
+    settle(at)
+    assert RunStore().get(run.id).status in ("stopped", "finished")
+    assert [m.label for m in at.metric] == ["Teacher", "Distilled student", "Scratch student"]
+
+
+def test_runs_page_lists_compares_renames_and_deletes(digits_teacher, settle):
+    from kdcore.store import RunStore
+    at = app()
+    at.switch_page("pages/distill.py").run()
+    for epochs in (2, 3):
+        at.number_input(key="student_digits_epochs").set_value(epochs)
+        click(at, "Distill")
+        settle(at)
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    ws = at.session_state["ws"]
+    recs = RunStore().workspace_runs(ws)
+    assert len(recs) == 3 and at.dataframe[0].value.shape[0] == 3
+    distills = [r.id for r in recs if r.kind == "distill"]
+    at.multiselect(key="runs_compare").set_value(distills).run()
+    assert not at.exception
+    assert any("runs overlaid" in c.proto.spec for c in at.get("plotly_chart"))
+    assert at.dataframe[1].value.shape[0] == 2
+    at.selectbox(key="runs_one").set_value(distills[0]).run()
+    at.text_input(key=f"runs_name_{distills[0]}").set_value("few epochs").run()
+    next(b for b in at.button if b.label == "Rename").click().run()
+    assert RunStore().workspace_runs(ws)[0].display_name in ("few epochs",) or \
+        any(r.display_name == "few epochs" for r in RunStore().workspace_runs(ws))
+    assert any(d.proto.label == "Weights (safetensors)" for d in at.get("download_button"))
+    at.selectbox(key="runs_one").set_value(distills[1]).run()
+    at.toggle(key=f"runs_delete_arm_{distills[1]}").set_value(True).run()
+    next(b for b in at.button if b.label == "Delete").click().run()
+    assert not at.exception
+    assert distills[1] not in {r.id for r in RunStore().workspace_runs(ws)}

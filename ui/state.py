@@ -72,6 +72,13 @@ def set_current_run(slot: str, dataset: str | None, data_seed: int | None, run_i
     st.session_state.setdefault(CURRENT_RUNS_KEY, {})[(slot, dataset, data_seed)] = run_id
 
 
+def forget_run(run_id: str) -> None:
+    """A deleted run is no page's current run any more."""
+    current = st.session_state.get(CURRENT_RUNS_KEY, {})
+    for k in [k for k, v in current.items() if v == run_id]:
+        del current[k]
+
+
 def dataset_name() -> str:
     return st.session_state.get(DATASET_KEY, "digits")
 

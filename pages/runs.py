@@ -1,0 +1,125 @@
+"""Runs: every run of this workspace (its history), live progress, compare, rename, delete, download."""
+
+import json
+
+import streamlit as st
+
+from kdcore import codec, figures
+from kdcore.models import format_bytes
+from kdcore.store import runs_frame
+from ui import runs, state
+from ui import table as table_ui
+
+store = runs.store()
+ws = state.workspace()
+
+st.title("Runs")
+st.markdown("Every teacher, distillation, sweep and compression run of this workspace, kept on the "
+            "server: they outlive the page, a reload and a server restart. The workspace id is in the "
+            "address bar: bookmark it, or open it in another browser, to find these runs again.")
+for notice in store.notices:
+    st.warning(notice)
+
+records = store.workspace_runs(ws)
+active = [r for r in records if r.status in ("queued", "running")]
+if active:
+    st.subheader("Running now")
+    for r in active:
+        runs.watch(r.id, key=f"runs_{r.id}", label=r.display_name, on_end="app")
+
+if not records:
+    st.info("No runs yet in this workspace. Start one on **Distill** (or any page with a training "
+            "button); it will be listed here.")
+    st.stop()
+
+# ---- the history as a table, filtered ----
+st.subheader("History")
+frame = runs_frame(records)
+c1, c2, c3 = st.columns([2, 2, 3])
+kinds = c1.multiselect("Kind", sorted(frame["kind"].unique()), key="runs_kinds", placeholder="all kinds")
+statuses = c2.multiselect("Status", sorted(frame["status"].unique()), key="runs_status", placeholder="any status")
+text = c3.text_input("Name contains", key="runs_text", placeholder="e.g. T=4")
+shown = frame
+if kinds:
+    shown = shown[shown["kind"].isin(kinds)]
+if statuses:
+    shown = shown[shown["status"].isin(statuses)]
+if text:
+    shown = shown[shown["name"].str.contains(text, case=False, regex=False)]
+st.caption(f"{len(shown)} of {len(frame)} runs.")
+table_ui.show(shown, key="runs_csv", file_name=f"runs-{ws}.csv", hide=["id", "dataset_fingerprint"],
+              formats={"accuracy_pct": "%.2f", "gain_pts": "%+.2f", "seconds": "%.1f", "params": "%d"},
+              labels={"accuracy_pct": "test accuracy (%)", "gain_pts": "gain vs labels only (pts)",
+                      "seconds": "time (s)", "bytes": "size (bytes)", "code_version": "code version"})
+
+by_id = {r.id: r for r in records}
+label = {r.id: f"{r.display_name} · {r.status}" for r in records}
+
+# ---- compare ----
+st.subheader("Compare")
+chosen = st.multiselect("Runs to compare (two or more)", list(shown["id"]), format_func=label.get,
+                        key="runs_compare", max_selections=8)
+if len(chosen) >= 2:
+    curves = {}
+    for rid in chosen:
+        for name, ys in (by_id[rid].history or {}).items():
+            if ys:
+                curves[f"{by_id[rid].display_name} · {name}"] = ys
+    if curves:
+        st.plotly_chart(figures.live_curves(curves, "Validation accuracy per epoch, runs overlaid"),
+                        width="stretch", key="runs_compare_chart")
+    else:
+        st.caption("These runs have no per-epoch curves to overlay.")
+    compared = frame[frame["id"].isin(chosen)][["name", "kind", "status", "accuracy_pct", "gain_pts",
+                                                  "params", "bytes", "seconds"]]
+    table_ui.show(compared, key="runs_compare_csv", file_name=f"runs-compared-{ws}.csv",
+                  formats={"accuracy_pct": "%.2f", "gain_pts": "%+.2f", "seconds": "%.1f"},
+                  labels={"accuracy_pct": "test accuracy (%)", "gain_pts": "gain vs labels only (pts)",
+                          "seconds": "time (s)", "bytes": "size (bytes)"})
+else:
+    st.caption("Pick two or more runs to overlay their curves and compare their numbers.")
+
+# ---- one run: rename, delete, download ----
+st.subheader("One run")
+rid = st.selectbox("Run", list(shown["id"]) or list(frame["id"]), format_func=label.get, key="runs_one")
+rec = by_id[rid]
+st.caption(f"{rec.kind} run `{rec.id}` · {rec.status} · dataset {rec.dataset} (split seed {rec.data_seed}, "
+           f"fingerprint {rec.dataset_fingerprint or '—'}) · code version {rec.code_version}"
+           + (f" · {rec.seconds:.1f} s" if rec.seconds else ""))
+if rec.error:
+    st.error(rec.error)
+c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+new_name = c1.text_input("Name", value=rec.display_name, key=f"runs_name_{rid}", max_chars=120)
+if c2.button("Rename", key=f"runs_rename_{rid}", disabled=not new_name.strip() or new_name == rec.display_name):
+    store.rename(ws, rid, new_name)
+    st.rerun()
+
+with st.expander("Settings (JSON)"):
+    st.json(rec.config, expanded=False)
+
+if rec.status in ("finished", "stopped"):
+    result = runs.result(rid)
+    models = codec.modules_in(result) if result is not None else {}
+    if models:
+        which = st.selectbox("Model to download", list(models), key=f"runs_model_{rid}")
+        model = models[which]
+        meta = {"run": rid, "kind": rec.kind, "model": which, "config": json.dumps(rec.config),
+                "architecture": repr(model)}
+        stem = f"{rec.kind}-{rid}-{which}".replace("[", "_").replace("]", "").replace("'", "").replace(".", "_")
+        d1, d2 = st.columns(2)
+        d1.download_button("Weights (safetensors)", codec.module_file(model, meta), f"{stem}.safetensors",
+                           "application/octet-stream", key=f"runs_dl_w_{rid}", icon=":material/download:")
+        d2.download_button("Its config (JSON)", json.dumps({"run": rid, "kind": rec.kind, "model": which,
+                                                           "config": rec.config, "architecture": repr(model),
+                                                           "summary": rec.summary}, indent=1),
+                           f"{stem}.json", "application/json", key=f"runs_dl_c_{rid}", icon=":material/download:")
+        params = sum(p.numel() for p in model.parameters())
+        st.caption(f"{which}: {params:,} parameters ({format_bytes(4 * params)} as float32).")
+
+if rec.status not in ("queued", "running"):
+    if st.toggle("Delete this run", key=f"runs_delete_arm_{rid}"):
+        st.warning("It will be removed from this workspace (and from the server, when no other workspace lists it).")
+        if st.button("Delete", key=f"runs_delete_{rid}", type="primary", icon=":material/delete:"):
+            store.remove(ws, rid)
+            state.forget_run(rid)
+            st.rerun()
