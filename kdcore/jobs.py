@@ -226,10 +226,11 @@ class JobRunner:
                  torch_threads: int | None = 1, executor=None, cache_root: str | Path | None = None,
                  restore: bool = True):
         self.store = store or RunStore()
-        self.workers = max(1, int(workers or os.environ.get("KDLAB_WORKERS") or os.cpu_count() or 1))
+        self.executor = executor or _default_executor()
+        self.workers = max(1, int(workers or os.environ.get("KDLAB_WORKERS")
+                                  or getattr(self.executor, "workers", None) or os.cpu_count() or 1))
         env_threads = os.environ.get("KDLAB_TORCH_THREADS")
         self.torch_threads = int(env_threads) if env_threads else torch_threads
-        self.executor = executor or _default_executor()
         self._lock = threading.RLock()
         self._jobs: dict[str, _Job] = {}
         self._by_key: dict[str, str] = {}

@@ -126,11 +126,12 @@ class RunContext:
     """What runs need from their surroundings, one per worker: datasets (loaded once per process),
     the teacher cache, and the stored results of the runs a run requires."""
 
-    def __init__(self, store=None, teacher_cache=None, data_root=None):
+    def __init__(self, store=None, teacher_cache=None, data_root=None, given: dict | None = None):
         from kdcore.teachers import TeacherCache
         self.store = store
         self.teachers = teacher_cache if teacher_cache is not None else TeacherCache()
         self.data_root = data_root
+        self.given = dict(given or {})   # RunSpec key -> result, handed over with the job (Ray workers)
 
     def dataset(self, name: str, seed: int):
         from kdcore.data import load_dataset
@@ -141,6 +142,9 @@ class RunContext:
         (the runner finishes it first), else trained here without progress (scripts)."""
         from kdcore.teachers import TeacherSpec
         spec = TeacherSpec.from_dict(spec_dict)
+        given = self.given.get(RunSpec("teacher", spec_dict).key)
+        if given is not None:
+            return given
         ds = self.dataset(spec.dataset, spec.data_seed)
         hit = self.teachers.get(spec, ds)
         if hit is None and self.store is not None:
@@ -151,6 +155,8 @@ class RunContext:
 
     def result_of(self, spec: RunSpec):
         """The decoded result of a finished run this one requires."""
+        if spec.key in self.given:
+            return self.given[spec.key]
         if self.store is None:
             raise RunStopped(f"no run store to read the {spec.kind} run from")
         rec = self.store.find_finished(spec.key)

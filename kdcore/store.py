@@ -279,8 +279,8 @@ class RunStore:
         q += " ORDER BY w.added DESC, r.created DESC"
         return [self._row(r, r["wname"]) for r in self._con.execute(q, args).fetchall()]
 
-    def load_result(self, run_id: str, ctx=None):
-        """The decoded result of a stored run (ArtifactUnreadable if its file is missing or damaged)."""
+    def encoded(self, run_id: str) -> tuple[object, dict]:
+        """A stored result as it is on disk: (JSON document, tensors). Raises ArtifactUnreadable."""
         row = self._con.execute("SELECT result, name FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None or row["result"] is None:
             raise ArtifactUnreadable(f"run {run_id} has no stored result")
@@ -293,10 +293,15 @@ class RunStore:
                                      "its settings and metrics are still listed") from None
         except Exception as err:
             raise ArtifactUnreadable(f"the weights of run “{row['name']}” cannot be read ({err})") from err
+        return json.loads(row["result"]), tensors
+
+    def load_result(self, run_id: str, ctx=None):
+        """The decoded result of a stored run (ArtifactUnreadable if its file is missing or damaged)."""
+        doc, tensors = self.encoded(run_id)
         try:
-            return codec.decode(json.loads(row["result"]), tensors, ctx)
+            return codec.decode(doc, tensors, ctx)
         except codec.CodecError as err:
-            raise ArtifactUnreadable(f"run “{row['name']}” cannot be rebuilt: {err}") from err
+            raise ArtifactUnreadable(f"run {run_id} cannot be rebuilt: {err}") from err
 
     def artifact_path(self, run_id: str) -> Path:
         return self.artifacts / f"{run_id}.safetensors"

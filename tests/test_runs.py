@@ -6,6 +6,7 @@ threads; one test runs real teacher and distillation kinds on worker processes, 
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing as mp
 import sqlite3
 import threading
@@ -327,3 +328,48 @@ def test_sqlite_is_in_wal_mode(tmp_path):
     store = RunStore(tmp_path / "runs")
     con = sqlite3.connect(store.db_path)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                    reason="ray is not installed (optional extra: pip install -r requirements-ray.txt)")
+def test_runner_on_a_local_ray_instance(tmp_path):
+    """KDLAB_RAY_ADDRESS's path: runs go to Ray tasks; prerequisites' results travel with them;
+    progress, Stop and failures come back; the numbers equal an in-process run's."""
+    import ray
+    from kdcore.distill import KDConfig
+    from kdcore.models import ModelConfig
+    from kdcore.ray_executor import RayExecutor
+    from kdcore.runkinds import distill_config
+    from kdcore.teachers import TeacherSpec
+    from kdcore.train import TrainConfig
+    ray.shutdown()
+    teacher = TeacherSpec("moons", 0, ModelConfig(hidden=(32,)), TrainConfig(epochs=3), seed=0)
+    cfg = distill_config(teacher, ModelConfig(hidden=(4,)), TrainConfig(epochs=4), KDConfig(), 0)
+    try:
+        r = JobRunner(RunStore(tmp_path / "runs"), executor=RayExecutor(None, workers=2, init_kwargs={"num_cpus": 2}),
+                      cache_root=tmp_path / "ray-teachers")
+        rid = r.submit(RunSpec("distill", cfg), "ws")
+        v = r.wait(rid, timeout=300)
+        assert v.status == "finished", v.error
+        on_ray = r.store.load_result(rid, RunContext(r.store))
+        local = JobRunner(RunStore(tmp_path / "local"), workers=1, executor=ThreadExecutor(),
+                          cache_root=tmp_path / "local-teachers")
+        lid = local.submit(RunSpec("distill", cfg), "ws")
+        assert local.wait(lid).status == "finished"
+        here = local.store.load_result(lid, RunContext(local.store))
+        local.close()
+        assert on_ray.distilled_metrics["accuracy"] == pytest.approx(here.distilled_metrics["accuracy"], abs=0.02)
+        assert r.store.get(rid).history["distilled"]       # the curves came back
+        long = r.submit(RunSpec("distill", {**cfg, "train": {**cfg["train"], "epochs": 3000}}), "ws")
+        while r.view(long).status != "running" or r.view(long).fraction == 0:
+            time.sleep(0.1)
+        r.stop(long, "ws")
+        v = r.wait(long, timeout=120)
+        assert v.status == "stopped"
+        assert 0 < r.store.load_result(long, RunContext(r.store)).distilled_history.epochs_run < 3000
+        bad = r.submit(RunSpec("distill", {**cfg, "dataset": "no-such-data"}), "ws")
+        v = r.wait(bad, timeout=120)
+        assert v.status == "failed" and v.error
+        r.close()
+    finally:
+        ray.shutdown()

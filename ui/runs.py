@@ -23,7 +23,7 @@ from kdcore.runs import RunContext, RunSpec
 from kdcore.store import ArtifactUnreadable, RunStore
 from ui import state
 
-REFRESH_SECONDS = 0.5     # the live views' refresh period: a few updates a second at most
+REFRESH_SECONDS = 0.25    # the live views' refresh period: four updates a second at most
 
 
 @st.cache_resource(show_spinner=False)

@@ -1,0 +1,126 @@
+"""A classroom on one server: N headless Chromium sessions open Distill and press it together.
+
+    python -m bench.classroom [--sessions 20] [--vary]
+
+Cold cache (a fresh cache folder: the teacher is not trained yet), then warm (same server, the
+teacher cached: the sessions reload the page, set α one step lower and press Distill again, so
+new students train). Prints, per phase, each session's wait from
+its click to the results on screen (median, max), that every session got its results with no
+exception on the page, the queue positions the sessions were shown, and the server's memory
+(Streamlit and its worker processes).
+
+--vary gives every session its own temperature (T = 1, 1.5, 2, ...): N distinct student runs
+over one shared teacher, instead of N identical requests (which the runner trains once).
+Targets (issue "Runs that outlive the page"), N = 20 on 2 cores: 20/20 results, cold median < 30 s
+and max < 45 s, warm median < 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import tempfile
+import time
+
+from bench.serve import CHROMIUM, CHROMIUM_ARGS, Server
+
+QUEUE_TEXT = re.compile(r"(Queued: [^·]*?ahead of yours|Waiting for [^…]*…|shared with \d+ other sessions?)")
+
+
+async def session(browser, url: str, i: int, temperature: float | None, start: asyncio.Event, out: dict):
+    from playwright.async_api import expect
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(f"{url}/distill", timeout=300_000)
+    await expect(page.get_by_role("button", name="Distill")).to_be_visible(timeout=300_000)
+    if temperature is not None:
+        slider = page.get_by_role("slider", name="Temperature T")
+        await slider.focus()
+        for _ in range(int(round((temperature - 4.0) / 0.5)) if temperature > 4 else int(round((4.0 - temperature) / 0.5))):
+            await page.keyboard.press("ArrowRight" if temperature > 4 else "ArrowLeft")
+    out["page"], out["ctx"], out["errors"] = page, ctx, errors
+    out["ready"] = True
+    await start.wait()
+    await press_and_wait(page, out, "cold", "0.9")
+
+
+async def press_and_wait(page, out: dict, phase: str, alpha: str):
+    """Press Distill and wait for the results of this α (the caption under the verdict names it)."""
+    from playwright.async_api import expect
+    seen: set[str] = set()
+    t0 = time.perf_counter()
+    await page.get_by_role("button", name="Distill").click()
+    done = asyncio.ensure_future(expect(page.get_by_text(re.compile(f"α = {alpha} ·")).first)
+                                 .to_be_visible(timeout=600_000))
+    while not done.done():
+        try:
+            text = await page.locator("[data-testid='stProgress']").all_inner_texts()
+            for t in text:
+                for m in QUEUE_TEXT.findall(t):
+                    seen.add(m)
+        except Exception:
+            pass
+        await asyncio.sleep(0.3)
+    await done
+    out[phase] = time.perf_counter() - t0
+    out[f"{phase}_seen"] = sorted(seen)
+    exc = await page.locator("[data-testid='stException']").count()
+    out[f"{phase}_exception"] = exc
+
+
+async def run(n: int, vary: bool) -> None:
+    from playwright.async_api import async_playwright
+    cache = tempfile.mkdtemp(prefix="kdlab-classroom-")
+    with Server(cache) as server:
+        print(f"server {server.url}, cache {cache} (cold), {n} sessions{' with their own T' if vary else ''}")
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            start = asyncio.Event()
+            outs = [dict() for _ in range(n)]
+            temps = [1.0 + 0.5 * (i % 19) for i in range(n)] if vary else [None] * n
+            tasks = [asyncio.ensure_future(session(browser, server.url, i, temps[i], start, outs[i])) for i in range(n)]
+            while not all(o.get("ready") for o in outs):
+                if any(t.done() and t.exception() for t in tasks):
+                    raise next(t.exception() for t in tasks if t.done() and t.exception())
+                await asyncio.sleep(0.2)
+            print(f"{n} sessions on the Distill page; server memory {server.rss_mb():.0f} MB. Pressing Distill…")
+            start.set()
+            await asyncio.gather(*tasks)
+            report("cold cache", outs, "cold", server)
+            # warm: the teacher is cached; each session asks for new students (α one step lower)
+            for o in outs:
+                await o["page"].reload()
+                await o["page"].get_by_text("Distilled student").first.wait_for(timeout=300_000)
+                slider = o["page"].get_by_role("slider", name="α (weight of the soft targets)")
+                await slider.focus()
+                await o["page"].keyboard.press("ArrowLeft")
+            await asyncio.gather(*[press_and_wait(o["page"], o, "warm", "0.85") for o in outs])
+            report("warm cache", outs, "warm", server)
+            await browser.close()
+
+
+def report(title: str, outs: list[dict], phase: str, server: Server) -> None:
+    waits = [o[phase] for o in outs if phase in o]
+    exceptions = sum(o.get(f"{phase}_exception", 0) for o in outs) + sum(len(o["errors"]) for o in outs)
+    print(f"\n== {title}: {len(waits)}/{len(outs)} sessions got results, {exceptions} exceptions")
+    print(f"   wait click -> results: median {statistics.median(waits):.1f} s, max {max(waits):.1f} s, "
+          f"min {min(waits):.1f} s")
+    print(f"   server memory (Streamlit + workers): {server.rss_mb():.0f} MB")
+    for i, o in enumerate(outs):
+        print(f"   session {i:2d}: {o.get(phase, float('nan')):5.1f} s  saw: {'; '.join(o.get(f'{phase}_seen', [])) or '-'}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--vary", action="store_true", help="every session its own temperature")
+    args = ap.parse_args()
+    asyncio.run(run(args.sessions, args.vary))
+
+
+if __name__ == "__main__":
+    main()
