@@ -326,6 +326,9 @@ def runs_frame(records: list[RunRecord]):
             "code_version": r.code_version, "dataset_fingerprint": r.dataset_fingerprint,
             "error": r.error,
         })
-    return pd.DataFrame(rows, columns=["id", "name", "kind", "status", "dataset", "seed", "accuracy_pct",
-                                       "gain_pts", "params", "bytes", "seconds", "created", "code_version",
-                                       "dataset_fingerprint", "error"])
+    frame = pd.DataFrame(rows, columns=["id", "name", "kind", "status", "dataset", "seed", "accuracy_pct",
+                                        "gain_pts", "params", "bytes", "seconds", "created", "code_version",
+                                        "dataset_fingerprint", "error"])
+    for col in ("accuracy_pct", "gain_pts", "params", "bytes", "seconds"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")   # missing values as blanks, not "None"
+    return frame

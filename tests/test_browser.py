@@ -37,6 +37,7 @@ def server(private_dirs):
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.txt)")
     port = free_port()
     env = {**os.environ, "KDLAB_CACHE": str(private_dirs["cache"]), "KDLAB_DATA": str(private_dirs["data"])}
+    env.pop("KDLAB_EXECUTOR", None)   # the served app's own job runner: worker processes
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -109,3 +110,31 @@ def test_stop_keeps_the_partial_students(server, page):
     expect(page.get_by_text(re.compile(r"Distillation stopped after epoch \d+ of 300")).first) \
         .to_be_visible(timeout=60_000)
     expect(page.get_by_text("Distilled student").first).to_be_visible()
+
+
+def test_reload_keeps_the_run_and_the_runs_page_compares_two(server, page):
+    from playwright.sync_api import expect
+    page.goto(f"{server}/distill", timeout=120_000)
+    expect(page.get_by_role("button", name="Distill")).to_be_visible(timeout=120_000)
+    epochs = page.get_by_label("Epochs").nth(1)
+    for n in ("3", "4"):
+        epochs.fill(n)
+        page.get_by_role("button", name="Distill").click()
+        expect(page.get_by_text(re.compile(rf"· {n} epochs · seed 0")).first).to_be_visible(timeout=180_000)
+    assert "ws=" in page.url                   # the workspace is in the address: a reload finds it
+    page.reload()
+    expect(page.get_by_text("Distilled student").first).to_be_visible(timeout=120_000)
+    expect(page.get_by_text(re.compile(r"· 4 epochs · seed 0")).first).to_be_visible()
+    page.get_by_role("link", name="Runs").first.click()
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("3 of 3 runs.")).to_be_visible(timeout=30_000)   # two distillations, one teacher
+    box = page.get_by_role("combobox").filter(has_text="Runs to compare").first
+    if not box.count():
+        box = page.locator(".st-key-runs_compare input").first
+    for n in ("3", "4"):
+        box.click()
+        page.get_by_role("option", name=re.compile(rf"{n} epochs")).first.click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_text("Validation accuracy per epoch, runs overlaid")).to_be_attached(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "runs.png"), full_page=True)
