@@ -15,7 +15,7 @@ from ui import runs, state
 from ui import student as student_ui
 from ui import teacher as teacher_ui
 
-SLOT = "distill"                     # the page's current distillation run, per dataset and seed
+SLOT = runs.DISTILL_SLOT             # the page's current distillation run, per dataset and seed
 FIGURES = "distill_figures"          # (run id, view) -> built figure
 
 ds = state.dataset()

@@ -14,7 +14,7 @@ from kdcore.figures import COLORS
 from kdcore.models import build_model
 from kdcore.presets import default_student
 from kdcore.train import predict_logits, seeded_model
-from ui import state
+from ui import runs, state
 from ui import teacher as teacher_ui
 
 STUDENT_LOGITS = "temperature_student_logits"   # per user: (student module, its test logits), computed once
@@ -41,7 +41,7 @@ def untrained_student_logits() -> np.ndarray:
 
 def distilled_student():
     """(test logits, temperature it was distilled at) of the Distill page's student, or None."""
-    result = st.session_state.get("distill_results", {}).get((ds.name, ds.seed))
+    result = runs.distill_result(ds)
     if result is None:
         return None
     kept = st.session_state.get(STUDENT_LOGITS)

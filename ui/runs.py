@@ -23,6 +23,7 @@ from kdcore.runs import RunContext, RunSpec
 from kdcore.store import ArtifactUnreadable, RunStore
 from ui import state
 
+DISTILL_SLOT = "distill"   # the Distill page's current run, which Temperature and Prune also read
 REFRESH_SECONDS = 0.25    # the live views' refresh period: four updates a second at most
 
 
@@ -77,6 +78,18 @@ def result(run_id: str):
         return _load(run_id, rec.finished)
     except ArtifactUnreadable as err:
         st.error(f"**This run cannot be shown.** {err}")
+        return None
+
+
+def distill_result(ds):
+    """The DistillResult the Distill page shows for this dataset and seed (None if none ended yet)."""
+    run_id = current(DISTILL_SLOT, "distill", ds.name, ds.seed)
+    v = view(run_id)
+    if v is None or v.status not in ("finished", "stopped"):
+        return None
+    try:
+        return _load(run_id, store().get(run_id).finished)
+    except ArtifactUnreadable:
         return None
 
 
