@@ -373,3 +373,25 @@ def test_runner_on_a_local_ray_instance(tmp_path):
         r.close()
     finally:
         ray.shutdown()
+
+
+def test_a_stopped_teacher_is_kept_as_a_run_but_never_cached(tmp_path):
+    from kdcore.models import ModelConfig
+    from kdcore.teachers import TeacherCache, TeacherSpec
+    from kdcore.train import TrainConfig
+    cache = TeacherCache(tmp_path / "teachers")
+    r = JobRunner(RunStore(tmp_path / "runs"), workers=1, executor=ThreadExecutor(), cache_root=cache.root)
+    try:
+        spec = TeacherSpec("moons", 0, ModelConfig(hidden=(64,)), TrainConfig(epochs=2000), seed=0)
+        rid = r.submit(RunSpec("teacher", spec.to_dict()), "ws")
+        while r.view(rid).fraction < 0.002:
+            time.sleep(0.02)
+        r.stop(rid, "ws")
+        assert r.wait(rid).status == "stopped"
+        stopped = r.store.load_result(rid, RunContext(r.store, cache))
+        assert not stopped.complete and 0 < len(stopped.history) < 2000
+        ds = RunContext().dataset("moons", 0)
+        assert cache.get(spec, ds) is None                      # not the teacher of these settings
+        assert r.store.find_finished(RunSpec("teacher", spec.to_dict()).key) is None
+    finally:
+        r.close()
