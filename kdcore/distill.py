@@ -63,8 +63,13 @@ class DistillResult:
     train_config: TrainConfig
     kd: KDConfig
     seed: int
-    confusion: dict = field(default_factory=dict)   # 'teacher' / 'distilled' / 'scratch' -> (C, C) counts
+    confusion: dict = field(default_factory=dict)   # 'teacher' / 'distilled' / 'scratch' (/ 'hard') -> (C, C) counts
     n_labelled: int = 0
+    # the control "teacher's hard labels": the same student, init and batches, trained with
+    # cross-entropy on the teacher's argmax over the whole transfer set (None when not trained)
+    hard: nn.Module | None = None
+    hard_history: History | None = None
+    hard_metrics: dict | None = None
 
     @property
     def gain(self) -> float:
@@ -75,12 +80,25 @@ class DistillResult:
     def stopped_early(self) -> bool:
         return self.distilled_history.stopped_early
 
+    @property
+    def gain_from_teacher_labels(self) -> float | None:
+        """Hard-label control minus scratch: what the teacher's argmax labels alone buy."""
+        return None if self.hard_metrics is None else self.hard_metrics["accuracy"] - self.scratch_metrics["accuracy"]
+
+    @property
+    def gain_from_soft_targets(self) -> float | None:
+        """Distilled minus hard-label control: what the soft targets add beyond the teacher's labels."""
+        return None if self.hard_metrics is None else self.distilled_metrics["accuracy"] - self.hard_metrics["accuracy"]
+
     def summary(self) -> str:
-        return describe_outcome(self.distilled_metrics, self.scratch_metrics, self.teacher_metrics)
+        return describe_outcome(self.distilled_metrics, self.scratch_metrics, self.teacher_metrics,
+                                self.hard_metrics)
 
 
-def describe_outcome(distilled: dict, scratch: dict, teacher: dict | None = None) -> str:
-    """One plain sentence saying what distillation did, honest when it did nothing or harm."""
+def describe_outcome(distilled: dict, scratch: dict, teacher: dict | None = None, hard: dict | None = None) -> str:
+    """One plain sentence saying what distillation did, honest when it did nothing or harm; with
+    the hard-label control, a second one splitting the gain between the teacher's labels and its
+    soft targets beyond them."""
     gap = 100 * (distilled["accuracy"] - scratch["accuracy"])
     if abs(gap) < 0.05:
         s = (f"Distillation made no difference: both students reach "
@@ -97,7 +115,20 @@ def describe_outcome(distilled: dict, scratch: dict, teacher: dict | None = None
         s += (f" It is {ratio:.1f} × smaller than the teacher ({100 * teacher['accuracy']:.1f} %)"
               if ratio >= 1.05 else f" The teacher reaches {100 * teacher['accuracy']:.1f} %")
         s += "."
+    if hard is not None:
+        from_labels = 100 * (hard["accuracy"] - scratch["accuracy"])
+        from_soft = 100 * (distilled["accuracy"] - hard["accuracy"])
+        s += (f" Split: {from_labels:+.1f} points come from the teacher's labels alone (the same student on "
+              f"its argmax labels reaches {100 * hard['accuracy']:.1f} %), {from_soft:+.1f} from its soft "
+              f"targets beyond them")
+        s += (": here the dark knowledge did not help." if from_soft <= -0.05 else
+              ": here the soft targets added almost nothing." if from_soft < 0.5 else ".")
     return s
+
+
+def hard_labels(teacher_logits: torch.Tensor) -> torch.Tensor:
+    """The teacher's argmax on every transfer example: the labels of the hard-label control."""
+    return teacher_logits.argmax(1)
 
 
 def transfer_labels(dataset: Dataset, fraction: float, seed: int) -> torch.Tensor:
@@ -118,11 +149,14 @@ class DistillRun:
     teacher_logits: the teacher's logits per split ('train' is the transfer set,
     'test' for agreement), computed once by the caller (`TrainedTeacher.logits`).
     device: where both students train (default the CPU); `result()` hands back CPU models.
+    control: also train the "teacher's hard labels" twin (same init and batches, cross-entropy on
+    the teacher's argmax over the whole transfer set), which splits the gain between the
+    teacher's labels and its soft targets.
     """
 
     def __init__(self, dataset: Dataset, teacher_logits: dict[str, torch.Tensor], teacher_metrics: dict,
                  student: ModelConfig, train: TrainConfig, kd: KDConfig, seed: int = 0,
-                 device: str | torch.device | None = None):
+                 device: str | torch.device | None = None, control: bool = False):
         self.dataset, self.teacher_logits, self.teacher_metrics = dataset, teacher_logits, teacher_metrics
         self.student, self.train, self.kd, self.seed = student, train, kd, seed
         y_transfer = transfer_labels(dataset, kd.labelled_fraction, seed)
@@ -138,6 +172,13 @@ class DistillRun:
         self._t_scratch = Trainer(self.scratch, dataset.X_train[lab], y_transfer[lab], train, seed, loss="ce",
                                   X_val=dataset.X_val, y_val=dataset.y_val, name="scratch", device=device)
         self.distilled_history, self.scratch_history = History(), History()
+        self.hard = self._t_hard = self.hard_history = None
+        if control:
+            self.hard = copy.deepcopy(init)
+            self._t_hard = Trainer(self.hard, dataset.X_train, hard_labels(teacher_logits["train"]), train, seed,
+                                   loss="ce", X_val=dataset.X_val, y_val=dataset.y_val, name="hard labels",
+                                   device=device)
+            self.hard_history = History()
 
     @property
     def epoch(self) -> int:
@@ -152,6 +193,8 @@ class DistillRun:
         log_d, log_s = self._t_distilled.run_epoch(), self._t_scratch.run_epoch()
         self.distilled_history.logs.append(log_d)
         self.scratch_history.logs.append(log_s)
+        if self._t_hard is not None:
+            self.hard_history.logs.append(self._t_hard.run_epoch())
         return log_d, log_s
 
     def result(self) -> DistillResult:
@@ -163,8 +206,14 @@ class DistillRun:
         logits_d = predict_logits(self.distilled, ds.X_test)
         logits_s = predict_logits(self.scratch, ds.X_test)
         n = ds.n_classes
+        hard = {}
+        if self.hard is not None:
+            self.hard_history.stopped_early = stopped
+            logits_h = predict_logits(self.hard, ds.X_test)
+            hard = {"hard": cpu_model(self.hard).eval(), "hard_history": self.hard_history,
+                    "hard_metrics": evaluate(self.hard, ds.X_test, ds.y_test, t_test, logits_h)}
         # CPU models (copies when training runs elsewhere, so that a further step() can go on)
-        return DistillResult(
+        result = DistillResult(
             cpu_model(self.distilled).eval(), cpu_model(self.scratch).eval(),
             self.distilled_history, self.scratch_history,
             evaluate(self.distilled, ds.X_test, ds.y_test, t_test, logits_d),
@@ -173,8 +222,11 @@ class DistillRun:
             confusion={"teacher": confusion_matrix(t_test, ds.y_test, n),
                        "distilled": confusion_matrix(logits_d, ds.y_test, n),
                        "scratch": confusion_matrix(logits_s, ds.y_test, n)},
-            n_labelled=self.n_labelled,
+            n_labelled=self.n_labelled, **hard,
         )
+        if self.hard is not None:
+            result.confusion["hard"] = confusion_matrix(logits_h, ds.y_test, n)
+        return result
 
 
 def distill_and_compare(dataset: Dataset, teacher_logits: dict[str, torch.Tensor], teacher_metrics: dict,

@@ -19,6 +19,7 @@ COLORS = {
     "teacher": "#4C78A8",
     "distilled": "#F58518",
     "scratch": "#54A24B",
+    "hard labels": "#72B7B2",
     "pruned": "#B279A2",
     "quantized": "#E45756",
     "other": "#9D755D",

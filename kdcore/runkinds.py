@@ -107,7 +107,8 @@ class DistillPairRun:
         self.teacher_name = f"teacher {teacher.spec.model.describe()}"
         ds = ctx.dataset(config["dataset"], config["data_seed"])
         self.run = DistillRun(ds, teacher.logits, teacher.metrics, ModelConfig.from_dict(config["student"]),
-                              TrainConfig(**config["train"]), KDConfig(**config["kd"]), seed=config["seed"])
+                              TrainConfig(**config["train"]), KDConfig(**config["kd"]), seed=config["seed"],
+                              control=True)
 
     @property
     def done(self) -> bool:
@@ -122,8 +123,10 @@ class DistillPairRun:
         if run.epoch:
             text += (f" · validation accuracy: distilled {_pct(run.distilled_history.logs[-1].val_acc)}, "
                      f"scratch {_pct(run.scratch_history.logs[-1].val_acc)}")
-        return Progress(run.epoch / total, text, {"distilled": _val_curve(run.distilled_history),
-                                                  "scratch": _val_curve(run.scratch_history)})
+        curves = {"distilled": _val_curve(run.distilled_history), "scratch": _val_curve(run.scratch_history)}
+        if run.hard_history is not None:
+            curves["hard labels"] = _val_curve(run.hard_history)
+        return Progress(run.epoch / total, text, curves)
 
     def result(self):
         return self.run.result()
@@ -142,4 +145,5 @@ register_kind(RunKind(
     summary=lambda r: {"accuracy": r.distilled_metrics["accuracy"],
                        "scratch_accuracy": r.scratch_metrics["accuracy"],
                        "gain_pts": 100 * r.gain, "params": r.distilled_metrics["params"],
+                       "hard_labels_accuracy": r.hard_metrics["accuracy"] if r.hard_metrics else None,
                        "bytes": r.distilled_metrics["bytes"], "epochs": r.distilled_history.epochs_run}))

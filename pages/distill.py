@@ -139,8 +139,8 @@ st.caption(f"Student {result.student_config.describe()} · T = {kd.temperature:g
            f"{result.train_config.epochs} epochs · seed {result.seed}. One run: differences of a point "
            f"or two can be noise; docs/results.md gives the 5-seed means.")
 
-tm, dm, sm = result.teacher_metrics, result.distilled_metrics, result.scratch_metrics
-c1, c2, c3 = st.columns(3)
+tm, dm, sm, hm = result.teacher_metrics, result.distilled_metrics, result.scratch_metrics, result.hard_metrics
+c1, c2, c3, c4 = st.columns(4)
 c1.metric("Teacher", f"{100 * tm['accuracy']:.1f} %", help="test accuracy")
 c1.caption(f"{tm['params']:,} parameters · {format_bytes(tm['bytes'])}")
 c2.metric("Distilled student", f"{100 * dm['accuracy']:.1f} %", f"{gain_pts:+.1f} pts vs scratch")
@@ -149,13 +149,22 @@ c2.caption(f"{dm['params']:,} parameters · {format_bytes(dm['bytes'])} · "
 c3.metric("Scratch student", f"{100 * sm['accuracy']:.1f} %", help="same student, labels only")
 c3.caption(f"{sm['params']:,} parameters · {format_bytes(sm['bytes'])} · "
            f"agrees with the teacher on {100 * sm['agreement']:.1f} %")
+if hm is not None:   # runs stored before the control existed have none
+    c4.metric("Teacher's hard labels", f"{100 * hm['accuracy']:.1f} %",
+              f"{100 * result.gain_from_teacher_labels:+.1f} pts vs scratch",
+              help="The control: the same student, initialization and batches, trained with cross-entropy "
+                   "on the teacher's argmax over the whole transfer set. Distilled minus this one is what "
+                   "the soft targets add beyond the teacher's labels.")
+    c4.caption(f"same student · agrees with the teacher on {100 * hm['agreement']:.1f} % · soft targets add "
+               f"{100 * result.gain_from_soft_targets:+.1f} pts beyond it")
 
 table = pd.DataFrame([
     {"model": name, "test accuracy (%)": 100 * m["accuracy"], "test errors": m["errors"],
      # the teacher agrees with itself, at zero divergence
      "agreement with teacher (%)": 100 * m.get("agreement", 1.0),
      "KL(teacher ‖ model), nats": m.get("kl_teacher", 0.0), "parameters": m["params"], "size": format_bytes(m["bytes"])}
-    for name, m in [("teacher", tm), ("distilled", dm), ("scratch", sm)]
+    for name, m in [("teacher", tm), ("distilled", dm), ("scratch", sm), ("teacher's hard labels", hm)]
+    if m is not None
 ])
 st.dataframe(table, hide_index=True, column_config={
     "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
@@ -168,14 +177,16 @@ with left:
     metric = st.radio("Curve", ["val_acc", "train_loss", "val_loss"], horizontal=True, key="distill_curve",
                       format_func={"val_acc": "validation accuracy", "train_loss": "training loss",
                                    "val_loss": "validation loss"}.get)
-    st.plotly_chart(figure(("curves", metric), lambda: figures.training_curves(
-        {"distilled": result.distilled_history.to_records(), "scratch": result.scratch_history.to_records()},
-        metric)), width="stretch")
+    curves = {"distilled": result.distilled_history.to_records(), "scratch": result.scratch_history.to_records()}
+    if result.hard_history is not None:
+        curves["hard labels"] = result.hard_history.to_records()
+    st.plotly_chart(figure(("curves", metric), lambda: figures.training_curves(curves, metric)), width="stretch")
     st.caption("The distilled student's training loss includes the T²-scaled soft term, so it is "
-               "not on the same scale as the scratch student's cross-entropy; compare validation curves.")
+               "not on the same scale as the others' cross-entropy; compare validation curves.")
 with right:
-    which = st.radio("Confusion matrix of", ["distilled", "scratch", "teacher"], horizontal=True,
-                     key="distill_confusion")
+    which = st.radio("Confusion matrix of", [k for k in ("distilled", "scratch", "hard", "teacher")
+                                              if k in result.confusion], horizontal=True, key="distill_confusion",
+                     format_func=lambda k: "hard labels" if k == "hard" else k)
     normalize = st.toggle("Row percentages", key="distill_cm_norm")
     st.plotly_chart(figure(("confusion", which, normalize), lambda: figures.confusion_heatmap(
         result.confusion[which], ds.class_names, f"Confusion matrix: {which} (test set)", normalize)),

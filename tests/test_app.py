@@ -40,10 +40,10 @@ def test_distill_runs_and_view_changes_do_not_retrain(digits_teacher, settle):
     settle(at)
     assert not at.exception, [e.value for e in at.exception]
     names = [m.label for m in at.metric]
-    assert names == ["Teacher", "Distilled student", "Scratch student"]
+    assert names == ["Teacher", "Distilled student", "Scratch student", "Teacher's hard labels"]
     summary = " ".join(s.value for s in [*at.success, *at.warning, *at.info])
     assert "labels alone" in summary or "no difference" in summary
-    assert at.dataframe[0].value.shape[0] == 3
+    assert at.dataframe[0].value.shape[0] == 4   # teacher, distilled, scratch, hard-label control
     records = dict(at.session_state["session_models"])
     assert {r.role for r in records.values()} >= {"distilled", "scratch"}
 
@@ -113,7 +113,7 @@ def test_a_run_outlives_navigation(digits_teacher, settle):
         next(b for b in at.button if b.label == "Stop").click().run()
     settle(at)
     assert RunStore().get(run.id).status in ("stopped", "finished")
-    assert [m.label for m in at.metric] == ["Teacher", "Distilled student", "Scratch student"]
+    assert [m.label for m in at.metric] == ["Teacher", "Distilled student", "Scratch student", "Teacher's hard labels"]
 
 
 def test_runs_page_lists_compares_renames_and_deletes(digits_teacher, settle):

@@ -218,3 +218,34 @@ def test_concurrent_trainings_do_not_change_each_others_numbers(digits):
         t.join()
     assert torch.equal(results[0], alone)
     assert not torch.equal(results[1], alone)
+
+
+def test_hard_label_control_equals_plain_cross_entropy_on_the_teachers_argmax(digits, digits_teacher):
+    """The control student: the same init and batches as the distilled one, cross-entropy on the
+    teacher's argmax over the whole transfer set; it equals `fit` on those labels to 1e-6."""
+    import copy
+    from kdcore.distill import DistillRun, KDConfig
+    from kdcore.models import ModelConfig, build_model
+    from kdcore.train import TrainConfig, fit, seeded_model
+    student, train = ModelConfig(hidden=(16,)), TrainConfig(epochs=3, lr=1e-2)
+    kd = KDConfig(temperature=4.0, alpha=0.9, labelled_fraction=0.1)
+    run = DistillRun(digits, digits_teacher.logits, digits_teacher.metrics, student, train, kd, seed=3, control=True)
+    init = seeded_model(lambda: build_model(student, digits.input_shape, digits.n_classes), 3)
+    assert all(torch.equal(a, b) for a, b in zip(init.state_dict().values(), run.hard.state_dict().values()))
+    while not run.done:
+        run.step()
+    res = run.result()
+    reference = copy.deepcopy(init)
+    hist = fit(reference, digits.X_train, digits_teacher.logits["train"].argmax(1), train, seed=3, loss="ce",
+               X_val=digits.X_val, y_val=digits.y_val)
+    for a, b in zip(reference.state_dict().values(), res.hard.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert [l.train_loss for l in hist.logs] == pytest.approx([l.train_loss for l in res.hard_history.logs], abs=1e-6)
+    # the split of the gain adds up
+    assert res.gain == pytest.approx(res.gain_from_teacher_labels + res.gain_from_soft_targets, abs=1e-12)
+    assert "come from the teacher's labels alone" in res.summary()
+    # without the control, the pair is unchanged (same numbers as before)
+    pair = DistillRun(digits, digits_teacher.logits, digits_teacher.metrics, student, train, kd, seed=3)
+    while not pair.done:
+        pair.step()
+    assert pair.result().distilled_metrics == res.distilled_metrics and pair.result().hard is None
