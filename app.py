@@ -37,4 +37,7 @@ runs.runner()   # the job runner's workers start with the server's first visit, 
 
 page = st.navigation({k: v for k, v in PAGES.items() if v})
 sidebar.show(key="sidebar")
-page.run()
+try:
+    page.run()
+finally:   # after the page (also one that stopped early): the models it just made are listed too
+    sidebar.show_models()

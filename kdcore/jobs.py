@@ -194,6 +194,7 @@ class _Job:
     started: float | None = None
     ended: float | None = None
     slot: int | None = None
+    version: int = 0                 # bumped on every change: watchers wait for it to move
 
 
 @dataclass
@@ -213,6 +214,7 @@ class JobView:
     eta: float | None = None          # seconds left, estimated from the progress so far
     watchers: int = 1
     waiting_for: list[str] = field(default_factory=list)   # names of required runs not yet done
+    version: int = 0                  # changes whenever anything above does
 
     @property
     def active(self) -> bool:
@@ -232,6 +234,7 @@ class JobRunner:
         env_threads = os.environ.get("KDLAB_TORCH_THREADS")
         self.torch_threads = int(env_threads) if env_threads else torch_threads
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)   # notified on every job event
         self._jobs: dict[str, _Job] = {}
         self._by_key: dict[str, str] = {}
         self._queue: list[str] = []
@@ -345,6 +348,8 @@ class JobRunner:
 
     def _end(self, job: _Job, status: str, error: str | None = None) -> None:
         job.status, job.error, job.ended = status, error, time.time()
+        job.version += 1
+        self._changed.notify_all()
         if status != "finished" and self._by_key.get(job.spec.key) == job.id:
             del self._by_key[job.spec.key]   # a stopped or failed run may be asked for again
 
@@ -367,6 +372,8 @@ class JobRunner:
         job = self._jobs.get(event[1])
         if job is None:
             return
+        job.version += 1
+        self._changed.notify_all()
         if what == "started":
             job.started = event[2]
         elif what == "progress":
@@ -422,12 +429,26 @@ class JobRunner:
                     job.fraction > 0.02 else None
                 waiting = [self._jobs[n].name for n in job.needs if n in self._jobs and self._jobs[n].status in ACTIVE]
                 return JobView(job.id, job.spec.kind, job.name, job.status, job.fraction, job.text, job.curves,
-                               job.error, ahead, running, elapsed, eta, len(job.watchers), waiting)
+                               job.error, ahead, running, elapsed, eta, len(job.watchers), waiting,
+                               job.version)
         rec = self.store.get(run_id)
         if rec is None:
             return None
         return JobView(rec.id, rec.kind, rec.display_name, rec.status, 1.0 if rec.status == "finished" else 0.0,
                        "", rec.history, rec.error, elapsed=rec.seconds or 0.0)
+
+    def wait_change(self, run_id: str, version: int, timeout: float) -> JobView | None:
+        """Block until the run's state moves past `version` (progress, start, end) or `timeout`
+        seconds pass; return its view. A watcher sees the end of a run the moment it happens."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                job = self._jobs.get(run_id)
+                left = deadline - time.monotonic()
+                if job is None or job.version != version or job.status not in ACTIVE or left <= 0:
+                    break
+                self._changed.wait(left)
+        return self.view(run_id)
 
     def stop(self, run_id: str, workspace: str) -> str:
         """Ask to stop a run for `workspace`. Returns "stopping", "detached" (others still watch it:
@@ -447,6 +468,8 @@ class JobRunner:
                 return "stopping"
             self._slots[job.slot].stop_event.set()
             job.text = "stopping after this step…"
+            job.version += 1
+            self._changed.notify_all()
             return "stopping"
 
     def active(self, workspace: str | None = None) -> list[JobView]:

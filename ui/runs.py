@@ -25,6 +25,7 @@ from ui import state
 
 DISTILL_SLOT = "distill"   # the Distill page's current run, which Temperature and Prune also read
 REFRESH_SECONDS = 0.25    # the live views' refresh period: four updates a second at most
+WAIT_SECONDS = 0.5        # a refresh waits this long for news of its run before drawing again
 
 
 @st.cache_resource(show_spinner=False)
@@ -120,7 +121,13 @@ def watch(run_id: str, key: str, label: str, chart=None, on_end: str = "app") ->
 
     @st.fragment(run_every=REFRESH_SECONDS)
     def _live():
+        # wait (without spinning) for the run's next change: the end of a run is seen at once
+        seen = st.session_state.get(f"{key}_seen")
         v = view(run_id)
+        if v is not None and v.active and seen == (run_id, v.version):
+            v = runner().wait_change(run_id, v.version, WAIT_SECONDS)
+        if v is not None:
+            st.session_state[f"{key}_seen"] = (run_id, v.version)
         if v is None or not v.active:
             st.rerun(scope=on_end)
             return

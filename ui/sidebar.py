@@ -30,6 +30,12 @@ def show(key: str = "sidebar") -> None:
                       help="Your runs are kept under this id, which is in the page's address: a reload, "
                            "a bookmark or a server restart finds them again. Paste another id to open "
                            "that workspace.")
+
+
+def show_models() -> None:
+    """The models this session made, drawn after the page ran (so the newest run is listed)."""
+    ds, _ = state.dataset_or_error()
+    with st.sidebar:
         recs = state.models(ds) if ds is not None else {}
         if recs:
             st.markdown(f"**Models made this session** ({len(recs)})")
