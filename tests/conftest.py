@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 SHARED_DATASETS = Path(os.environ.get("KDLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+# the AppTests' job runner runs its workers as threads of the test process (no spawned processes)
+os.environ.setdefault("KDLAB_EXECUTOR", "threads")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -95,3 +98,21 @@ def open_page():
         return at
 
     return open_
+
+
+@pytest.fixture
+def wait_for_runs():
+    """`wait_for_runs(at)`: a page that submitted runs returns at once; wait until none of the
+    AppTest's workspace's runs is queued or running, then run the page again (it draws the results)."""
+    from ui import runs
+
+    def wait(at, timeout: float = APPTEST_TIMEOUT):
+        ws = at.session_state["ws"] if "ws" in at.session_state else None
+        deadline = time.monotonic() + timeout
+        while ws is not None and runs.runner().active(ws):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runs still active after {timeout:.0f} s: {runs.runner().active(ws)}")
+            time.sleep(0.1)
+        return at.run()
+
+    return wait
