@@ -206,3 +206,21 @@ def test_ensemble_distill_through_the_job_runner(tmp_path):
 def replace(obj, **kw):
     from dataclasses import replace as _replace
     return _replace(obj, **kw)
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None,
+                    reason="ray is not installed (optional extra: pip install ray)")
+def test_sweep_kind_on_ray_equals_in_process(digits, digits_teacher, teacher_ctx):
+    import ray
+    ray.shutdown()   # the run starts a local instance (RayBackend: kdcore on the workers' path)
+    try:
+        spec = RunSpec("sweep", sweep_config(digits_teacher.spec, GRID, backend="ray"))
+        seen = []
+        remote, status = drive(make(spec, teacher_ctx), seen.append)
+    finally:
+        ray.shutdown()
+    local = run_sweep(digits, digits_teacher.logits, GRID)
+    assert status == "finished" and remote.backend == "ray" and seen[-1].fraction == 1.0
+    assert [s.spec for s in remote.students] == [s.spec for s in local.students]
+    for a, b in zip(remote.students, local.students):
+        assert all(torch.allclose(a.state_dict[k], b.state_dict[k], atol=1e-5) for k in b.state_dict)
