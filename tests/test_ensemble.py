@@ -203,3 +203,30 @@ def test_ensembles_page_keeps_finished_members_after_a_stop(digits, tiny_ensembl
     assert at.dataframe[0].value.shape[0] == 2 + 2   # two members, the two combinations
     roles = [r.role for r in at.session_state["session_models"].values()]
     assert roles.count("ensemble") == 1
+
+
+def test_ensembles_page_stop_keeps_the_finished_members(open_page, wait_for_runs):
+    import time
+
+    from ui import runs
+    at = open_page("pages/ensembles.py")
+    at.number_input(key="ens_members").set_value(3)
+    at.number_input(key="ens_epochs").set_value(120)
+    at.text_input(key="ens_widths").set_value("24")
+    next(b for b in at.button if b.label == "Train ensemble").click()
+    at.run()
+    run_id = at.session_state["current_runs"][("ensemble", "digits", 0)]
+    deadline = time.monotonic() + 200
+    while runs.runner().view(run_id).fraction < 1 / 3 + 2 / 360:   # member 1 done, member 2 two epochs in
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at.run()   # the live view, with its Stop button
+    assert not at.exception, at.exception
+    at.button(key="ens_build_stop").click()
+    at.run()
+    wait_for_runs(at)
+    assert not at.exception, at.exception
+    assert runs.runner().view(run_id).status == "stopped"
+    kept = runs.store().load_result(run_id, None).n_members   # member 2 may have ended before the Stop
+    assert kept in (1, 2) and any(f"{kept} of 3 members" in w.value for w in at.warning)
+    assert at.dataframe[0].value.shape[0] == kept + 2   # the finished members and the two combinations
