@@ -25,6 +25,8 @@ DISTILL_SLOT = "ensemble_distill"       # the page's current ensemble -> student
 REGISTERED = "ensemble_registered"      # run ids whose models are already listed in this session
 METHOD_LABELS = {"arithmetic": "arithmetic mean of probabilities", "geometric": "geometric mean (renormalized)"}
 
+UNSTARTED = "stopped before it started"   # the runner's error of a run stopped while queued
+
 ds = state.dataset()
 
 
@@ -131,9 +133,11 @@ if bv is not None and bv.active:
 ensemble: Ensemble | None = None
 if bv is not None:
     runs.explain_end(bv, "ensemble training")
-    if bv.status in ("finished", "stopped"):
+    if bv.status == "stopped" and bv.error == UNSTARTED:   # stopped while queued: nothing was trained
+        st.info(f"The last ensemble training was {bv.error}.")
+    elif bv.status in ("finished", "stopped"):
         ensemble = runs.result(build_id)
-    if bv.status == "stopped":
+    if bv.status == "stopped" and bv.error != UNSTARTED:
         if ensemble is not None:
             st.warning(f"Ensemble training stopped: {ensemble.n_members} of {ensemble.planned} members were "
                        "finished and are combined below (a member stopped mid-training is not kept).")
@@ -154,7 +158,9 @@ res: EnsembleDistillResult | None = None
 if dv is not None and not distilling and ensemble is not None:
     if runs.store().get(distill_id).config["ensemble"] == runs.store().get(build_id).config:
         runs.explain_end(dv, "distillation")
-        if dv.status in ("finished", "stopped"):
+        if dv.status == "stopped" and dv.error == UNSTARTED:   # stopped while queued: nothing was trained
+            st.info(f"The last distillation was {dv.error}.")
+        elif dv.status in ("finished", "stopped"):
             res = runs.result(distill_id)
 if res is not None:
     register_once(distill_id, lambda: register_distilled(res))
