@@ -500,6 +500,57 @@ def _chunks(students: list[StudentSpec], n: int) -> list[list[StudentSpec]]:
     return [students[i:i + size] for i in range(0, len(students), size)]
 
 
+class InProcessSweep:
+    """The in-process sweep as a stepped run: one `step()` trains the current width group one epoch.
+
+    Groups train one after another (`make_group`); a group's students are evaluated when its last
+    epoch ends. `result()` may be called at any time: the finished groups' students plus, after a
+    stop, the current group's students as they are now (fewer epochs).
+    """
+
+    def __init__(self, dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,
+                 base_model: ModelConfig | None = None, batched: bool = True, keep_weights: bool = True):
+        self.dataset, self.teacher_logits, self.config = dataset, teacher_logits, config
+        self.base_model, self.batched, self.keep_weights = base_model, batched, keep_weights
+        self.backend = "in-process" if batched else "one at a time"
+        self.pending = list(config.groups().items())   # (width, students) not started yet
+        self.students: list[StudentResult] = []        # students of the finished groups
+        self.group: BatchedKD | LoopKD | None = None    # the group training now (or that just finished)
+        self.width: int | None = None
+        self.seconds = 0.0
+
+    @property
+    def done(self) -> bool:
+        return not self.pending and (self.group is None or self.group.done)
+
+    @property
+    def done_students(self) -> int:
+        """Students of the groups finished before the current one."""
+        n = len(self.students)
+        return n - len(self.group.students) if self.group is not None and self.group.done else n
+
+    def step(self) -> list[EpochLog]:
+        """One epoch of the current group (starting the next group when the current one is done)."""
+        t0 = time.perf_counter()
+        if self.group is None or self.group.done:
+            self.width, students = self.pending.pop(0)
+            self.group = make_group(self.dataset, self.teacher_logits, self.config, students, self.base_model,
+                                    self.batched)
+        logs = self.group.step()
+        if self.group.done:
+            self.students += self.group.result(self.keep_weights)
+        self.seconds += time.perf_counter() - t0
+        return logs
+
+    def result(self) -> SweepResult:
+        t0 = time.perf_counter()
+        students = list(self.students)
+        if self.group is not None and not self.group.done and self.group.epoch > 0:
+            students += self.group.result(self.keep_weights)
+        self.seconds += time.perf_counter() - t0
+        return SweepResult(self.config, students, self.seconds, stopped_early=not self.done, backend=self.backend)
+
+
 class InProcessBackend:
     """Trains the groups one after another in this process, epoch by epoch (progress after each)."""
     name = "in-process"
@@ -510,28 +561,23 @@ class InProcessBackend:
     def run(self, dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,
             base_model: ModelConfig | None = None, progress: ProgressFn | None = None,
             stop=None, keep_weights: bool = True) -> SweepResult:
-        t0 = time.perf_counter()
-        result = SweepResult(config, backend=self.name if self.batched else "one at a time")
+        sweep = InProcessSweep(dataset, teacher_logits, config, base_model, self.batched, keep_weights)
         n_total = config.n_students
-        for width, students in config.groups().items():
-            group = make_group(dataset, teacher_logits, config, students, base_model, self.batched)
-            while not group.done:
-                logs = group.step()
-                wants = progress({"width": width, "epoch": group.epoch, "epochs": config.train.epochs,
-                                  "done_students": len(result.students), "n_students": n_total,
-                                  "logs": logs, "group": group}) if progress else False
-                if wants or (stop is not None and stop.is_set()):
-                    result.students += group.result(keep_weights)
-                    result.stopped_early = True
-                    result.seconds = time.perf_counter() - t0
-                    return result
-            result.students += group.result(keep_weights)
-            if progress:
+        while not sweep.done:
+            logs = sweep.step()
+            group, width = sweep.group, sweep.width
+            wants = progress({"width": width, "epoch": group.epoch, "epochs": config.train.epochs,
+                              "done_students": sweep.done_students, "n_students": n_total,
+                              "logs": logs, "group": group}) if progress else False
+            if wants or (stop is not None and stop.is_set()):
+                result = sweep.result()
+                result.stopped_early = True
+                return result
+            if group.done and progress:
                 progress({"width": width, "epoch": group.epoch, "epochs": config.train.epochs,
-                          "done_students": len(result.students), "n_students": n_total,
-                          "students": result.students})
-        result.seconds = time.perf_counter() - t0
-        return result
+                          "done_students": len(sweep.students), "n_students": n_total,
+                          "students": sweep.students})
+        return sweep.result()
 
 
 class LoopBackend(InProcessBackend):
@@ -601,12 +647,11 @@ class RayBackend:
             kwargs.setdefault("runtime_env", {"py_modules": [kdcore_dir]})
         ray.init(address=self.address, **kwargs)
 
-    def run(self, dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,
-            base_model: ModelConfig | None = None, progress: ProgressFn | None = None,
-            stop=None, keep_weights: bool = True) -> SweepResult:
+    def start(self, dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,
+              base_model: ModelConfig | None = None, keep_weights: bool = True) -> "RaySweep":
+        """Submit every chunk as a Ray task; the returned stepped run collects one chunk per `step()`."""
         import ray
         self._ensure_init()
-        t0 = time.perf_counter()
         ds = dataset
         arrays = {"name": ds.name, "X_train": ds.X_train.numpy(), "y_train": ds.y_train.numpy(),
                   "X_val": ds.X_val.numpy(), "y_val": ds.y_val.numpy(), "X_test": ds.X_test.numpy(),
@@ -626,23 +671,59 @@ class RayBackend:
                 ref = task.remote(data_ref, cfg_dict, base, [asdict(s) for s in chunk],
                                   self.threads_per_task, keep_weights)
                 pending[ref] = width
-        result = SweepResult(config, backend=self.name)
-        order = {s: i for i, s in enumerate(config.students())}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            width = pending.pop(done[0])
-            result.students += ray.get(done[0])
+        return RaySweep(config, pending)
+
+    def run(self, dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,
+            base_model: ModelConfig | None = None, progress: ProgressFn | None = None,
+            stop=None, keep_weights: bool = True) -> SweepResult:
+        sweep = self.start(dataset, teacher_logits, config, base_model, keep_weights)
+        while not sweep.done:
+            width = sweep.step()
             wants = progress({"width": width, "epoch": config.train.epochs, "epochs": config.train.epochs,
-                              "done_students": len(result.students), "n_students": config.n_students,
-                              "students": result.students}) if progress else False
-            if (wants or (stop is not None and stop.is_set())) and pending:
-                for ref in pending:
-                    ray.cancel(ref)
-                result.stopped_early = True
+                              "done_students": len(sweep.students), "n_students": config.n_students,
+                              "students": sweep.students}) if progress else False
+            if (wants or (stop is not None and stop.is_set())) and not sweep.done:
+                sweep.cancel()
                 break
-        result.students.sort(key=lambda s: order[s.spec])
-        result.seconds = time.perf_counter() - t0
-        return result
+        return sweep.result()
+
+
+class RaySweep:
+    """A Ray sweep in flight: `step()` waits for the next chunk to finish and keeps its students.
+
+    `result()` holds the finished chunks' students in the grid's order; after a stop (`cancel()`),
+    the chunks still running are cancelled and the result is marked stopped early.
+    """
+
+    def __init__(self, config: SweepConfig, pending: dict):
+        self.config, self.pending = config, pending
+        self.students: list[StudentResult] = []
+        self.t0 = time.perf_counter()
+        self.cancelled = False
+
+    @property
+    def done(self) -> bool:
+        return not self.pending or self.cancelled
+
+    def step(self) -> int:
+        """Wait for one chunk; returns its width."""
+        import ray
+        done, _ = ray.wait(list(self.pending), num_returns=1)
+        width = self.pending.pop(done[0])
+        self.students += ray.get(done[0])
+        return width
+
+    def cancel(self) -> None:
+        import ray
+        for ref in self.pending:
+            ray.cancel(ref)
+        self.cancelled = True
+
+    def result(self) -> SweepResult:
+        order = {s: i for i, s in enumerate(self.config.students())}
+        students = sorted(self.students, key=lambda s: order[s.spec])
+        return SweepResult(self.config, students, time.perf_counter() - self.t0,
+                           stopped_early=bool(self.pending), backend=RayBackend.name)
 
 
 def run_sweep(dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,

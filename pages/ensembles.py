@@ -1,4 +1,9 @@
-"""Ensembles: N teachers from different seeds, combined by a mean, then compressed into one student."""
+"""Ensembles: N teachers from different seeds, combined by a mean, then compressed into one student.
+
+The members train as an "ensemble" run and the student as an "ensemble_distill" run
+(`kdcore.runkinds_ensemble`) in the job runner: the page submits them, watches them live and
+draws their stored results, which outlive navigation, reloads and restarts.
+"""
 
 from dataclasses import replace
 
@@ -6,39 +11,41 @@ import pandas as pd
 import streamlit as st
 
 from kdcore import figures
-from kdcore.ensemble import (METHODS, Ensemble, EnsembleBuild, EnsembleDistillResult, EnsembleDistillRun,
-                             describe_member, ensemble_bars, member_specs)
+from kdcore.ensemble import METHODS, Ensemble, EnsembleDistillResult, describe_member, ensemble_bars, member_specs
 from kdcore.models import format_bytes
 from kdcore.registry import ModelRecord
+from kdcore.runkinds_ensemble import ensemble_config, ensemble_distill_config
+from kdcore.runs import RunSpec
 from kdcore.train import TrainConfig
-from ui import state
+from ui import runs, state
 from ui import student as student_ui
-from ui.live import LiveProgress
 
-RESULTS = "ensemble_results"          # (dataset, seed) -> {"ensemble": Ensemble, "distill": EnsembleDistillResult}
-LIVE_BUILD = "ensemble_build_live"    # the EnsembleBuild in progress (a stop keeps the finished members)
-LIVE_DISTILL = "ensemble_distill_live"  # the EnsembleDistillRun in progress
+BUILD_SLOT = "ensemble"                 # the page's current members' run, per dataset and seed
+DISTILL_SLOT = "ensemble_distill"       # the page's current ensemble -> student run
+REGISTERED = "ensemble_registered"      # run ids whose models are already listed in this session
 METHOD_LABELS = {"arithmetic": "arithmetic mean of probabilities", "geometric": "geometric mean (renormalized)"}
 
+UNSTARTED = "stopped before it started"   # the runner's error of a run stopped while queued
+
 ds = state.dataset()
-entry: dict = st.session_state.setdefault(RESULTS, {}).setdefault((ds.name, ds.seed), {})
 
 
-def same_split(other) -> bool:
-    return other is ds or (other.name, other.seed) == (ds.name, ds.seed)
+def register_once(run_id: str, register) -> None:
+    """List a run's models among this session's models once (not on every rerun)."""
+    done = st.session_state.setdefault(REGISTERED, set())
+    if run_id not in done:
+        register()
+        done.add(run_id)
 
 
-def keep_ensemble(ens: Ensemble) -> None:
-    entry["ensemble"] = ens
-    entry.pop("distill", None)   # a student belongs to the ensemble that taught it
+def register_ensemble(ens: Ensemble) -> None:
     state.register(ModelRecord(
         f"ensemble of {ens.n_members} ({ens.method}, seed {ds.seed})", "ensemble", ens.module(), ens.metrics,
         f"{ens.describe()}; members: " + "; ".join(describe_member(m.spec) for m in ens.members),
         ds.name, ds.seed, extra={"members": [m.spec.to_dict() for m in ens.members], "method": ens.method}))
 
 
-def keep_distilled(res: EnsembleDistillResult) -> None:
-    entry["distill"] = res
+def register_distilled(res: EnsembleDistillResult) -> None:
     r, kd = res.result, res.result.kd
     recipe = f"{r.student_config.describe()}, {r.train_config.epochs} epochs, {100 * kd.labelled_fraction:g} % labels"
     for name, model, metrics, how in [
@@ -50,22 +57,6 @@ def keep_distilled(res: EnsembleDistillResult) -> None:
         state.register(ModelRecord(name, "distilled", model, metrics, f"{how}; {recipe}", ds.name, ds.seed,
                                    extra={"kd": kd.to_dict(), "student": r.student_config.to_dict()}))
 
-
-# Work that a Stop (or any other widget) interrupted: keep what was finished.
-build = st.session_state.pop(LIVE_BUILD, None)
-if build is not None and same_split(build.dataset):
-    ens = build.ensemble()
-    if ens is not None:
-        keep_ensemble(ens)
-        st.warning(f"Ensemble training stopped: {ens.n_members} of {ens.planned} members were finished and "
-                   "are combined below (a member stopped mid-training is not kept).")
-    else:
-        st.warning("Ensemble training stopped before the first member finished; nothing was kept.")
-run = st.session_state.pop(LIVE_DISTILL, None)
-if run is not None and same_split(run.dataset):
-    keep_distilled(run.result())
-    st.warning(f"Distillation stopped after epoch {run.epoch} of {run.train.epochs}; the students below are "
-               "as they were then.")
 
 st.title("Ensembles")
 st.markdown(
@@ -115,37 +106,46 @@ except ValueError as err:
     st.error(f"These ensemble settings cannot be used: {err}. Widths are positive integers separated by commas.")
     st.stop()
 
-ensemble: Ensemble | None = entry.get("ensemble")
-wanted = ([s.key for s in specs], method)
-matches = ensemble is not None and ensemble.complete and ([m.key for m in ensemble.members], ensemble.method) == wanted
+build_cfg = ensemble_config(specs, method)
+if train_pressed:
+    runs.submit(RunSpec("ensemble", build_cfg), slot=BUILD_SLOT)
+if distill_pressed:   # the members are trained first when they are not (the runner sees to it)
+    student, train_cfg, kd = settings.configs()
+    runs.submit(RunSpec("ensemble", build_cfg), slot=BUILD_SLOT)   # the finished one, or shared
+    runs.submit(RunSpec("ensemble_distill", ensemble_distill_config(build_cfg, student, train_cfg, kd, ds.seed)),
+                slot=DISTILL_SLOT)
 
-if train_pressed or (distill_pressed and not matches):
-    build = EnsembleBuild(ds, specs, method, state.teacher_cache())
-    with col_e:
-        live = LiveProgress(f"Training {len(specs)} members…", key="ens_build", keep=(LIVE_BUILD, build))
-        curves: dict[str, list[dict]] = {}
-        while not build.done:
-            k = len(build.members)
-            logs: list[dict] = []
+build_id = runs.current(BUILD_SLOT, "ensemble", ds.name, ds.seed)
+bv = runs.view(build_id)
+distill_id = runs.current(DISTILL_SLOT, "ensemble_distill", ds.name, ds.seed)
+dv = runs.view(distill_id)
+distilling = dv is not None and dv.active
+if distilling:
+    with col_s:
+        runs.watch(distill_id, key="ens_distill", label="Distilling the ensemble",
+                   chart=lambda c: figures.live_curves(c, "Students: validation accuracy, live"))
+if bv is not None and bv.active:
+    with ensemble_status.container():
+        runs.watch(build_id, key="ens_build", label="Training the members",
+                   chart=lambda c: figures.live_curves(c, "Members: validation accuracy, live"))
+    st.stop()
 
-            def on_epoch(log, k=k, logs=logs):
-                logs.append(vars(log).copy())
-                curves[f"member {k + 1}"] = logs
-                live.update((k + log.epoch / log.epochs) / len(specs),
-                            f"Member {k + 1}/{len(specs)}: epoch {log.epoch}/{log.epochs} · validation accuracy "
-                            f"{100 * log.val_acc:.1f} %",
-                            figures.training_curves(curves, "val_acc", "Members: validation accuracy"))
-
-            member = build.step([on_epoch])
-            if member.from_cache:
-                curves[f"member {k + 1}"] = member.history
-            live.update(len(build.members) / len(specs), f"Member {k + 1}/{len(specs)} ready"
-                        + (" (from the cache)" if member.from_cache else ""))
-        live.clear()
-    ensemble = build.ensemble()
-    keep_ensemble(ensemble)
+ensemble: Ensemble | None = None
+if bv is not None:
+    runs.explain_end(bv, "ensemble training")
+    if bv.status == "stopped" and bv.error == UNSTARTED:   # stopped while queued: nothing was trained
+        st.info(f"The last ensemble training was {bv.error}.")
+    elif bv.status in ("finished", "stopped"):
+        ensemble = runs.result(build_id)
+    if bv.status == "stopped" and bv.error != UNSTARTED:
+        if ensemble is not None:
+            st.warning(f"Ensemble training stopped: {ensemble.n_members} of {ensemble.planned} members were "
+                       "finished and are combined below (a member stopped mid-training is not kept).")
+        else:
+            st.warning("Ensemble training stopped before the first member finished; nothing was kept.")
 
 if ensemble is not None:
+    register_once(build_id, lambda: register_ensemble(ensemble))
     ensemble_status.success(
         f"**{ensemble.describe()}**: {100 * ensemble.metrics['accuracy']:.1f} % test accuracy, "
         f"{ensemble.metrics['params']:,} parameters in all ({format_bytes(ensemble.metrics['bytes'])})")
@@ -153,21 +153,20 @@ else:
     ensemble_status.info("No ensemble yet: **Train ensemble**, or press **Distill from the ensemble** and it is "
                          "trained first.")
 
-if distill_pressed:
-    student, train_cfg, kd = settings.configs()
-    run = EnsembleDistillRun(ds, ensemble, student, train_cfg, kd, seed=ds.seed)
-    with col_s:
-        live = LiveProgress(f"Distilling the ensemble into {student.describe()}…", key="ens_distill",
-                            keep=(LIVE_DISTILL, run))
-        while not run.done:
-            log_d, log_s, log_1 = run.step()
-            live.update(run.epoch / train_cfg.epochs,
-                        f"Epoch {run.epoch}/{train_cfg.epochs} · validation accuracy: from the ensemble "
-                        f"{100 * log_d.val_acc:.1f} %, from one member {100 * log_1.val_acc:.1f} %, scratch "
-                        f"{100 * log_s.val_acc:.1f} %",
-                        figures.training_curves(run.curves(), "val_acc", "Students: validation accuracy, live"))
-        live.clear()
-    keep_distilled(run.result())
+# the student shown belongs to the ensemble shown: the one that taught it
+res: EnsembleDistillResult | None = None
+if dv is not None and not distilling and ensemble is not None:
+    if runs.store().get(distill_id).config["ensemble"] == runs.store().get(build_id).config:
+        runs.explain_end(dv, "distillation")
+        if dv.status == "stopped" and dv.error == UNSTARTED:   # stopped while queued: nothing was trained
+            st.info(f"The last distillation was {dv.error}.")
+        elif dv.status in ("finished", "stopped"):
+            res = runs.result(distill_id)
+if res is not None:
+    register_once(distill_id, lambda: register_distilled(res))
+    if res.stopped_early:
+        st.warning(f"Distillation stopped after epoch {res.result.distilled_history.epochs_run} of "
+                   f"{res.result.train_config.epochs}; the students below are as they were then.")
 
 st.divider()
 if ensemble is None:
@@ -200,7 +199,6 @@ for other in METHODS:
     rows.append({"model": f"ensemble ({other})", "role": "ensemble" if other == ensemble.method else "other",
                  "recipe": METHOD_LABELS[other] + (" · the teacher below" if other == ensemble.method else ""),
                  "accuracy": acc, "params": ensemble.metrics["params"], "bytes": ensemble.metrics["bytes"]})
-res: EnsembleDistillResult | None = entry.get("distill")
 if res is not None:
     for r in res.rows():
         rows.append({**r, "recipe": f"{res.result.student_config.describe()}"})
@@ -215,7 +213,8 @@ st.dataframe(table, hide_index=True, column_config={
 st.plotly_chart(ensemble_bars(rows), width="stretch")
 
 if res is None:
-    st.info("Press **Distill from the ensemble** to compress it into one student.")
+    if not distilling:
+        st.info("Press **Distill from the ensemble** to compress it into one student.")
     st.stop()
 
 summary = res.summary()

@@ -1,7 +1,10 @@
-"""Sweep: a whole T × α (× width) grid of distilled students, trained at once, as heatmaps."""
+"""Sweep: a whole T × α (× width) grid of distilled students, trained at once, as heatmaps.
+
+The grid trains as a "sweep" run (`kdcore.runkinds_sweep`) in the job runner: the page submits it,
+watches it live and draws the stored result, which outlives navigation, reloads and restarts.
+"""
 
 import importlib.util
-import os
 
 import pandas as pd
 import streamlit as st
@@ -11,38 +14,24 @@ from kdcore.figures_sweep import accuracy_vs_temperature, sweep_heatmap
 from kdcore.models import ModelConfig
 from kdcore.presets import default_kd, default_student
 from kdcore.registry import ModelRecord
-from kdcore.sweep import InProcessBackend, RayBackend, SweepConfig, SweepResult, column_label, run_sweep
+from kdcore.runkinds_sweep import sweep_config
+from kdcore.runs import RunSpec
+from kdcore.sweep import SweepConfig, SweepResult, column_label
+from kdcore.teachers import TeacherSpec
 from kdcore.train import TrainConfig
-from ui import state
+from ui import runs, state
 from ui import table as csv_table
 from ui import teacher as teacher_ui
-from ui.live import LiveProgress
 
-RESULTS = "sweep_results"      # (dataset, seed) -> SweepResult, per user
-LIVE = "sweep_live"            # {"result": SweepResult being filled, "group": the batched group training now}
+SLOT = "sweep"                 # the page's current sweep run, per dataset and seed
 LAST_CLICK = "sweep_last_click"
 MAX_STUDENTS = 400
 RAY_AVAILABLE = importlib.util.find_spec("ray") is not None
+BACKENDS = {"in-process": "in-process", "Ray": "ray"}
+
+UNSTARTED = "stopped before it started"   # the runner's error of a run stopped while queued
 
 ds = state.dataset()
-results: dict = st.session_state.setdefault(RESULTS, {})
-
-
-def finish_interrupted() -> None:
-    """A sweep stopped mid-way (Stop, or another widget): keep every student as it is now."""
-    live = st.session_state.pop(LIVE, None)
-    if live is None or live["key"] != (ds.name, ds.seed):
-        return
-    res: SweepResult = live["result"]
-    group = live.get("group")
-    done = {s.spec for s in res.students}
-    if group is not None and not any(s in done for s in group.students) and group.epoch > 0:
-        res.students += group.result()
-    res.stopped_early = True
-    if res.students:
-        results[(ds.name, ds.seed)] = res
-        st.warning(f"The sweep was stopped: {len(res.students)} of {res.config.n_students} students "
-                   "are shown, as they were then (some with fewer epochs).")
 
 
 def parse_values(text: str, kind, what: str) -> tuple:
@@ -55,8 +44,6 @@ def parse_values(text: str, kind, what: str) -> tuple:
     except ValueError:
         raise ValueError(f"the {what} values must be numbers separated by commas (got “{text}”)") from None
 
-
-finish_interrupted()
 
 st.title("Sweep")
 st.markdown("Train a whole grid of distilled students — every temperature **T** × weight **α** "
@@ -109,60 +96,37 @@ if run_pressed:
     except ValueError as err:
         st.error(f"These settings cannot be used: {err}")
         st.stop()
-
-    live_state = {"key": (ds.name, ds.seed), "result": SweepResult(config), "group": None}
-    live = LiveProgress(f"Training {config.n_students} students "
-                        f"({len(config.groups())} batched group(s))…", key="sweep", keep=(LIVE, live_state))
-    total_epochs = len(config.groups()) * config.train.epochs
-
-    def on_progress(event: dict) -> None:
-        if "group" in event:
-            live_state["group"] = event["group"]
-        if "students" in event:   # a group (or Ray chunk) finished: fill its test heatmap
-            live_state["result"].students = list(event["students"])
-            live_state["group"] = None
-            done_cells = live_state["result"].cells()
-            fig = sweep_heatmap(done_cells, event["width"], "test_acc",
-                                f"Test accuracy (%), width {event['width']}: done",
-                                temperatures=config.temperatures, alphas=config.alphas)
-            live.update(event["done_students"] / event["n_students"],
-                        f"{event['done_students']}/{event['n_students']} students done", fig)
-            return
-        group = event["group"]
-        rows = [{"width": s.width, "T": s.temperature, "alpha": s.alpha, "val_acc": 100 * h.logs[-1].val_acc}
-                for s, h in zip(group.students, group.histories)]
-        cells = (pd.DataFrame(rows).groupby(["width", "T", "alpha"], as_index=False)
-                 .agg(val_acc_mean=("val_acc", "mean"), val_acc_std=("val_acc", "std")).fillna(0.0))
-        widths = list(config.groups())
-        step = widths.index(event["width"]) * config.train.epochs + event["epoch"]
-        best = max(r["val_acc"] for r in rows)
-        live.update(step / total_epochs,
-                    f"Width {event['width']}: epoch {event['epoch']}/{event['epochs']} · best validation "
-                    f"accuracy so far {best:.1f} %",
-                    sweep_heatmap(cells, event["width"], "val_acc",
-                                  f"Validation accuracy (%), width {event['width']}, epoch {event['epoch']}",
-                                  temperatures=config.temperatures, alphas=config.alphas))
-
-    try:
-        if backend_name == "Ray":
-            backend = RayBackend(address=os.environ.get("KDLAB_RAY_ADDRESS") or None)
-        else:
-            backend = InProcessBackend()
-        res = run_sweep(ds, teacher.logits, config, backend, progress=on_progress)
-    except RuntimeError as err:   # e.g. a Ray cluster that cannot be reached
-        live.clear()
-        st.error(f"The sweep could not run: {err}")
-        st.stop()
-    live.clear()
-    results[(ds.name, ds.seed)] = res
+    runs.submit(RunSpec("sweep", sweep_config(teacher.spec, config, backend=BACKENDS[backend_name])), slot=SLOT)
     st.session_state.pop("sweep_cell", None)
 
-res: SweepResult | None = results.get((ds.name, ds.seed))
 st.divider()
+run_id = runs.current(SLOT, "sweep", ds.name, ds.seed)
+v = runs.view(run_id)
+if v is not None and v.active:
+    runs.watch(run_id, key="sweep", label="Sweeping",
+               chart=lambda c: figures.live_curves(c, "Validation accuracy per width (best and mean student), live"))
+    st.stop()
+if v is not None:
+    runs.explain_end(v, "sweep")
+    if v.status == "stopped" and v.error == UNSTARTED:   # stopped while queued: nothing was trained
+        st.info(f"The last sweep was {v.error}.")
+res: SweepResult | None = runs.result(run_id) if v is not None and (
+    v.status == "finished" or (v.status == "stopped" and v.error != UNSTARTED)) else None
+
 if res is None:
     st.info("Press **Run sweep**. On *digits* the default 5 × 5 grid (25 students, 30 epochs) trains "
             "in a few seconds.")
     st.stop()
+if res.stopped_early:
+    if not res.students:
+        st.warning("The sweep was stopped before its first epoch ended: no student to show.")
+        st.stop()
+    st.warning(f"The sweep was stopped: {len(res.students)} of {res.config.n_students} students "
+               "are shown, as they were then (some with fewer epochs).")
+# the teacher this sweep distilled from (the page's current teacher may have other settings since)
+run_teacher_spec = TeacherSpec.from_dict(runs.store().get(run_id).config["teacher"])
+if run_teacher_spec.key != teacher.spec.key:
+    teacher = state.teacher_cache().get(run_teacher_spec, ds) or teacher
 
 # ---- results: everything below reads stored results; nothing here trains ----
 cfg = res.config

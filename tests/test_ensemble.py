@@ -153,34 +153,80 @@ def test_distill_from_ensemble_shares_init_and_is_deterministic(digits, tiny_ens
     assert not all(torch.equal(a, b) for a, b in zip(res.result.distilled.parameters(), res.single.parameters()))
 
 
-def test_ensembles_page(open_page):
+def test_ensembles_page(open_page, wait_for_runs):
+    from ui import runs
     at = open_page("pages/ensembles.py")
     assert not at.exception
     at.number_input(key="ens_members").set_value(2)
     at.number_input(key="ens_epochs").set_value(2)
     at.number_input(key="ens_student_epochs").set_value(2)
+    # the members' settings are in their own form: submitted with "Train ensemble"
+    next(b for b in at.button if b.label == "Train ensemble").click()
+    at.run()   # submits the members' run and returns at once
+    assert not at.exception, at.exception
+    wait_for_runs(at)
+    assert not at.exception, at.exception
+    assert any("ensemble of 2" in s.value for s in at.success)
     next(b for b in at.button if b.label == "Distill from the ensemble").click()
-    at.run()
+    at.run()   # the members' run is the finished one; the student's run is queued
+    assert not at.exception, at.exception
+    wait_for_runs(at)
     assert not at.exception, at.exception
     text = " ".join(m.value for m in at.markdown) + " ".join(s.value for s in at.success) \
         + " ".join(s.value for s in at.info) + " ".join(s.value for s in at.warning)
     assert "ensemble" in text.lower()
     roles = {r.role for r in at.session_state["session_models"].values()}
     assert {"ensemble", "distilled"} <= roles
+    current = dict(at.session_state["current_runs"])
+    assert runs.runner().view(current[("ensemble_distill", "digits", 0)]).status == "finished"
     # a view-only widget does not retrain
     at.radio(key="ens_curve").set_value("train_loss")
     at.run()
     assert not at.exception
+    assert dict(at.session_state["current_runs"]) == current and not runs.runner().active(at.session_state["ws"])
 
 
 def test_ensembles_page_keeps_finished_members_after_a_stop(digits, tiny_ensemble, open_page):
-    from kdcore.ensemble import EnsembleBuild
+    from kdcore.runkinds_ensemble import ensemble_config
+    from kdcore.runs import RunSpec
+    from ui import runs
 
-    ens, cache = tiny_ensemble
-    build = EnsembleBuild(digits, member_specs(TINY, 3), "arithmetic", cache)
-    build.members = ens.members[:2]          # as if Stop was pressed while member 3 trained
-    at = open_page("pages/ensembles.py", session={"ensemble_build_live": build})
+    ens, _ = tiny_ensemble
+    # a members' run stopped while member 3 trained: its stored result holds the two finished members
+    store = runs.store()
+    rec = store.create(RunSpec("ensemble", ensemble_config(member_specs(TINY, 3), "arithmetic")), "stopped build")
+    store.save_result(rec.id, make_ensemble(ens.members[:2], digits, "arithmetic", planned=3), "stopped", 1.0)
+    store.link("stoptest1", rec.id)
+    at = open_page("pages/ensembles.py", session={"ws": "stoptest1"})
     assert not at.exception, at.exception
     assert any("2 of 3 members" in w.value for w in at.warning)
-    kept = at.session_state["ensemble_results"][("digits", 0)]["ensemble"]
-    assert kept.n_members == 2 and not kept.complete
+    assert at.dataframe[0].value.shape[0] == 2 + 2   # two members, the two combinations
+    roles = [r.role for r in at.session_state["session_models"].values()]
+    assert roles.count("ensemble") == 1
+
+
+def test_ensembles_page_stop_keeps_the_finished_members(open_page, wait_for_runs):
+    import time
+
+    from ui import runs
+    at = open_page("pages/ensembles.py")
+    at.number_input(key="ens_members").set_value(3)
+    at.number_input(key="ens_epochs").set_value(120)
+    at.text_input(key="ens_widths").set_value("24")
+    next(b for b in at.button if b.label == "Train ensemble").click()
+    at.run()
+    run_id = at.session_state["current_runs"][("ensemble", "digits", 0)]
+    deadline = time.monotonic() + 200
+    while runs.runner().view(run_id).fraction < 1 / 3 + 2 / 360:   # member 1 done, member 2 two epochs in
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at.run()   # the live view, with its Stop button
+    assert not at.exception, at.exception
+    at.button(key="ens_build_stop").click()
+    at.run()
+    wait_for_runs(at)
+    assert not at.exception, at.exception
+    assert runs.runner().view(run_id).status == "stopped"
+    kept = runs.store().load_result(run_id, None).n_members   # member 2 may have ended before the Stop
+    assert kept in (1, 2) and any(f"{kept} of 3 members" in w.value for w in at.warning)
+    assert at.dataframe[0].value.shape[0] == kept + 2   # the finished members and the two combinations

@@ -180,7 +180,9 @@ def test_ray_backend_equals_in_process(digits, digits_teacher):
         assert a.metrics["accuracy"] == pytest.approx(b.metrics["accuracy"], abs=1e-9)
 
 
-def test_sweep_page_runs_a_tiny_grid(digits_teacher, open_page):
+def test_sweep_page_runs_a_tiny_grid(digits_teacher, open_page, wait_for_runs):
+    from kdcore.runs import RunContext
+    from ui import runs
     at = open_page("pages/sweep.py")
     assert not at.exception
     at.text_input(key="sweep_T").set_value("2, 4")
@@ -188,19 +190,55 @@ def test_sweep_page_runs_a_tiny_grid(digits_teacher, open_page):
     at.text_input(key="sweep_widths").set_value("8")
     at.number_input(key="sweep_epochs").set_value(2)
     next(b for b in at.button if b.label == "Run sweep").click()
-    at.run()
+    at.run()   # submits the sweep to the job runner and returns at once
     assert not at.exception, at.exception
-    res = at.session_state["sweep_results"][("digits", 0)]
+    wait_for_runs(at)
+    assert not at.exception, at.exception
+    run_id = at.session_state["current_runs"][("sweep", "digits", 0)]
+    assert runs.runner().view(run_id).status == "finished"
+    res = runs.store().load_result(run_id, RunContext())
     assert len(res.students) == 4 and not res.stopped_early
     assert any("Best cell" in m.value for m in at.markdown)
+    assert any(r.name.startswith("sweep best") for r in at.session_state["session_models"].values())
     # choosing another cell only changes the view: nothing retrains
     at.selectbox(key="sweep_cell").select_index(1)
     at.run()
     assert not at.exception
-    assert at.session_state["sweep_results"][("digits", 0)] is res
+    assert at.session_state["current_runs"][("sweep", "digits", 0)] == run_id
+    assert not runs.runner().active(at.session_state["ws"])
     # bad input: a clear message, no traceback
     at.text_input(key="sweep_T").set_value("2, hot")
     next(b for b in at.button if b.label == "Run sweep").click()
     at.run()
     assert not at.exception
     assert any("temperature" in e.value.lower() for e in at.error)
+
+
+def test_sweep_page_stop_keeps_what_was_learned(digits_teacher, open_page, wait_for_runs):
+    import time
+
+    from kdcore.runs import RunContext
+    from ui import runs
+    at = open_page("pages/sweep.py")
+    at.text_input(key="sweep_T").set_value("2, 8")
+    at.text_input(key="sweep_alpha").set_value("0.5")
+    at.text_input(key="sweep_widths").set_value("8")
+    at.number_input(key="sweep_epochs").set_value(300)
+    next(b for b in at.button if b.label == "Run sweep").click()
+    at.run()
+    run_id = at.session_state["current_runs"][("sweep", "digits", 0)]
+    deadline = time.monotonic() + 120
+    while runs.runner().view(run_id).fraction < 2 / 300:   # a couple of epochs in
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    at.run()   # the live view, with its Stop button
+    assert not at.exception, at.exception
+    at.button(key="sweep_stop").click()
+    at.run()
+    wait_for_runs(at)
+    assert not at.exception, at.exception
+    assert runs.runner().view(run_id).status == "stopped"
+    assert any("The sweep was stopped: 2 of 2 students" in w.value for w in at.warning)
+    res = runs.store().load_result(run_id, RunContext())
+    assert res.stopped_early and all(0 < s.epochs_run < 300 for s in res.students)
+    assert any("Best cell" in m.value for m in at.markdown)   # the stopped students are drawn as they are
