@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 SHARED_DATASETS = Path(os.environ.get("KDLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+os.environ.setdefault("KDLAB_EXECUTOR", "threads")   # AppTests' job runner: worker threads, no processes
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -95,3 +97,23 @@ def open_page():
         return at
 
     return open_
+
+
+@pytest.fixture
+def wait_for_runs():
+    """`wait_for_runs(at)`: wait until the runs the page's session started have ended, then run the
+    page again (it then draws their stored results). A page that submits a run returns at once."""
+    def wait(at, timeout: float = 240.0):
+        from ui import runs
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ids = list(at.session_state["current_runs"].values())
+            except KeyError:
+                ids = []
+            if not any(v is not None and v.active for v in map(runs.view, ids)):
+                return at.run()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runs still active after {timeout:.0f} s")
+            time.sleep(0.2)
+    return wait
