@@ -87,7 +87,8 @@ if v is not None and v.active:
     st.stop()
 if v is not None:
     runs.explain_end(v, "Hinton MNIST experiment")
-    if v.status == "failed" and "out of memory" in (v.error or "") and "on cuda" in v.name:
+    if v.status == "failed" and "out of memory" in (v.error or "") and \
+            runs.store().get(run_id).config.get("device") == "cuda":
         st.info("Close other programs using the GPU, or switch *Train on the GPU* off to run on the CPU.")
 res: HintonResult | None = runs.result(run_id) if v is not None and v.status in ("finished", "stopped") else None
 if v is not None and v.status == "stopped":
