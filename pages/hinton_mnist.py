@@ -93,7 +93,8 @@ if v is not None:
 res: HintonResult | None = runs.result(run_id) if v is not None and v.status in ("finished", "stopped") else None
 if v is not None and v.status == "stopped":
     if res is None:
-        st.warning("The experiment was stopped while the teacher was training; a stopped teacher is not kept.")
+        st.warning("The experiment was stopped before its teacher finished training; nothing was kept "
+                   "(a stopped teacher is not kept).")
     else:
         stage = "omitted" if "omitted" in res.histories else "students"
         st.warning(f"The experiment was stopped during the {stage} stage; the numbers below are "

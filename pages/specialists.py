@@ -71,6 +71,8 @@ if v is not None:
     runs.explain_end(v, "specialists' training")
 result: SpecialistResult | None = runs.result(run_id) if v is not None and v.status in ("finished", "stopped") else None
 if result is None:
+    if v is not None and v.status == "stopped":
+        st.warning("Training was stopped before it started; nothing was kept.")
     st.info("Press **Train specialists**. On *digits* with the defaults it takes a few seconds per specialist.")
     st.stop()
 if v.status == "stopped":

@@ -180,3 +180,33 @@ def test_hinton_kind(mnist_root, tmp_path):
                                                                                   jitter=2))
     nothing, status = run_of(RunSpec("hinton_mnist", hinton_config(slow_teacher, 0, "cpu")), fresh, stop_after=1)
     assert status == "stopped" and nothing is None and fresh.teachers.trained == 0
+
+
+def test_stop_on_the_transfer_page_keeps_what_was_learned(digits_teacher, open_page, wait_for_runs):
+    import time
+    from ui import runs
+    at = open_page("pages/transfer_set.py")
+    at.number_input(key="tl_epochs").set_value(300)
+    next(b for b in at.button if b.label == "Compare the losses").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    run_id = at.session_state["current_runs"][("transfer_losses", "digits", 0)]
+    deadline = time.monotonic() + 120
+    while not (runs.view(run_id).status == "running" and runs.view(run_id).fraction > 0):   # an epoch ended
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.2)
+    at.run()
+    assert any("epoch" in p.proto.text for p in at.get("progress"))
+    at.button(key="transfer_losses_stop").click()
+    at.run()
+    wait_for_runs(at)
+    assert not at.exception, [e.value for e in at.exception]
+    assert runs.view(run_id).status == "stopped"
+    assert any("stopped before it finished" in w.value for w in at.warning)
+    assert any("(stopped early)" in c.value for c in at.caption)
+    res = runs.result(run_id)
+    assert res.stopped and 0 < res.histories["soft"].epochs_run < 300
+    # the page finds the stored, stopped result again after navigating away and back
+    at.switch_page("pages/distill.py").run()
+    at.switch_page("pages/transfer_set.py").run()
+    assert any("(stopped early)" in c.value for c in at.caption)
