@@ -398,7 +398,7 @@ class HintonJob:
 
 
 def _hinton_summary(r) -> dict:
-    return {k: v for k, v in r.errors.items()} | {"stopped": r.stopped}
+    return dict(r.errors) | {"stopped": r.stopped}
 
 
 def _hinton_name(config: dict) -> str:
