@@ -33,6 +33,7 @@ KIND_MODULES = (
     "kdcore.runkinds",
     "kdcore.runkinds_sweep",
     "kdcore.runkinds_ensemble",
+    "kdcore.runkinds_paper",
 )
 
 

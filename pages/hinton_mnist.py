@@ -3,28 +3,24 @@
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
 from kdcore import figures
 from kdcore import device as devices
 from kdcore.data import DatasetUnavailable
 from kdcore.figures import COLORS, _layout
-from kdcore.hinton import PAPER, PRESETS, HintonExperiment, HintonResult, default_schedule, preset_dataset
+from kdcore.hinton import PAPER, PRESETS, HintonResult, default_schedule, preset_dataset
 from kdcore.registry import ModelRecord
+from kdcore.runkinds_paper import hinton_config
+from kdcore.runs import RunSpec
 from kdcore.transfer import bias_curve
-from ui import state
-from ui.live import LiveProgress
+from ui import runs, state
 
-RESULTS = "hinton_results"      # (schedule, seed) -> HintonResult, per user
-LIVE = "hinton_live"            # the HintonExperiment in progress: a stop keeps what it has
+SLOT = "hinton"                 # the page's current Hinton MNIST run, per seed
 SCHEDULES = {"cpu": "CPU (short)", "full": "full (long)", "tiny": "tiny (seconds, small nets: a smoke test)"}
 
-results: dict = st.session_state.setdefault(RESULTS, {})
 
-
-def store(res: HintonResult) -> None:
-    results[(res.preset.name, res.seed)] = res
-    st.session_state["hinton_shown"] = (res.preset.name, res.seed)
+def register_models(res: HintonResult) -> None:
+    """List the preset's students among this session's models."""
     p = res.preset
     name = "mnist" if p.train_subset is None and p.eval_subset is None else f"mnist ({p.name} subset)"
     for key, role, metrics, how in [
@@ -37,17 +33,6 @@ def store(res: HintonResult) -> None:
                                        metrics, f"{how}; {p.student_train.epochs} epochs", name, res.seed,
                                        extra={"preset": p.name}))
 
-
-interrupted = st.session_state.pop(LIVE, None)
-if interrupted is not None:
-    interrupted.stopped = True
-    partial = interrupted.result()
-    if partial is None:
-        st.warning("The experiment was stopped while the teacher was training; a stopped teacher is not kept.")
-    else:
-        store(partial)
-        st.warning(f"The experiment was stopped during the {interrupted.stage} stage; the numbers below are "
-                   "those of the models as they were then.")
 
 st.title("Hinton MNIST")
 st.markdown(
@@ -87,40 +72,40 @@ except DatasetUnavailable as err:
 
 if run_pressed:
     try:
-        exp = HintonExperiment(preset, ds, seed, state.teacher_cache(), device)
+        devices.resolve_device(device)
     except devices.DeviceUnavailable as err:
         st.error(f"**The GPU cannot be used:** {err}. Switch *Train on the GPU* off to run on the CPU.")
         st.stop()
-    live = LiveProgress(f"Hinton MNIST ({schedule} schedule)…", key="hinton", keep=(LIVE, exp))
-    done = {"n": 0}
-    curves: dict[str, list] = {}
+    runs.submit(RunSpec("hinton_mnist", hinton_config(preset, seed, device)), slot=SLOT)
 
-    def on_epoch(stage, log):
-        done["n"] += 1
-        curves.setdefault(stage, []).append(vars(log).copy())
-        live.update(done["n"] / exp.total_epochs,
-                    f"{stage}: epoch {log.epoch}/{log.epochs} · validation accuracy {100 * log.val_acc:.2f} %",
-                    figures.training_curves(curves, "val_acc", "Validation accuracy, live"))
-
-    try:
-        exp.run(on_epoch)
-    except torch.cuda.OutOfMemoryError:
-        live.clear()
-        st.error("**The GPU ran out of memory.** Close other programs using it, or switch *Train on the GPU* "
-                 "off to run on the CPU.")
-        st.stop()
-    live.clear()
-    store(exp.result())
-
-shown = st.session_state.get("hinton_shown")
-res: HintonResult | None = results.get(shown) if shown else None
 st.divider()
+run_id = runs.current(SLOT, "hinton_mnist", "mnist", seed)
+v = runs.view(run_id)
+if v is not None and v.active:
+    runs.watch(run_id, key="hinton", label="Hinton MNIST",
+               chart=lambda c: figures.live_curves(c, "Validation accuracy, live"))
+    st.stop()
+if v is not None:
+    runs.explain_end(v, "Hinton MNIST experiment")
+    if v.status == "failed" and "out of memory" in (v.error or "") and \
+            runs.store().get(run_id).config.get("device") == "cuda":
+        st.info("Close other programs using the GPU, or switch *Train on the GPU* off to run on the CPU.")
+res: HintonResult | None = runs.result(run_id) if v is not None and v.status in ("finished", "stopped") else None
+if v is not None and v.status == "stopped":
+    if res is None:
+        st.warning("The experiment was stopped before its teacher finished training; nothing was kept "
+                   "(a stopped teacher is not kept).")
+    else:
+        stage = "omitted" if "omitted" in res.histories else "students"
+        st.warning(f"The experiment was stopped during the {stage} stage; the numbers below are "
+                   "those of the models as they were then.")
 if res is None:
     st.info("Press **Run the Hinton MNIST experiment**. The CPU schedule takes a few minutes; the tiny "
             "one seconds.")
     st.stop()
 
 # ---- results: nothing below trains ----
+register_models(res)
 p = res.preset
 st.subheader(f"Paper vs ours ({p.name} schedule, seed {res.seed})")
 if res.stopped:

@@ -4,30 +4,17 @@ import pandas as pd
 import streamlit as st
 
 from kdcore import figures
-from kdcore.specialists import (SpecialistConfig, SpecialistResult, SpecialistRun, covariance_heatmap,
-                                describe_gain, per_class_bars)
-from ui import state
+from kdcore.runkinds_paper import specialists_config
+from kdcore.runs import RunSpec
+from kdcore.specialists import SpecialistConfig, SpecialistResult, covariance_heatmap, describe_gain, per_class_bars
+from ui import runs, state
 from ui import teacher as teacher_ui
-from ui.live import LiveProgress
 
-RESULTS = "specialist_results"     # (dataset, seed) -> SpecialistResult, per user
-LIVE = "specialist_live"           # the SpecialistRun in progress (a stop keeps the finished specialists)
+SLOT = "specialists"               # the page's current specialists run, per dataset and seed
 COMBINE_LABELS = {"kl": "paper: minimize KL to generalist + specialists",
                   "approx": "approximation: specialist's distribution inside its cluster"}
 
 ds = state.dataset()
-results: dict = st.session_state.setdefault(RESULTS, {})
-
-interrupted = st.session_state.pop(LIVE, None)
-if interrupted is not None and (interrupted.dataset is ds or
-                                (interrupted.dataset.name, interrupted.dataset.seed) == (ds.name, ds.seed)):
-    partial = interrupted.result()
-    if partial.specialists:
-        results[(ds.name, ds.seed)] = partial
-        st.warning(f"Training stopped: {len(partial.specialists)} of {partial.planned} specialists were finished "
-                   "and are used below (the one in training when stopped is left out).")
-    else:
-        st.warning("Training stopped before the first specialist finished; nothing was kept.")
 
 st.title("Specialists")
 st.markdown(
@@ -68,30 +55,35 @@ if pressed:
     try:
         cfg = SpecialistConfig(n_clusters=int(n_clusters), temperature=float(temperature), split=split, init=init,
                                epochs=int(epochs), lr=float(lr), seed=ds.seed)
-        run = SpecialistRun(ds, generalist.model, generalist.logits, generalist.spec.model, cfg, generalist.metrics)
     except ValueError as err:
         st.error(f"These settings cannot be used: {err}")
         st.stop()
-    if not run.targets:
-        st.warning("K-means put every class in a cluster of its own (or all in one): no cluster of 2 or more "
-                   "classes needs a specialist. Try fewer clusters.")
-    live = LiveProgress(f"Training {len(run.targets)} specialists…", key="spec_train", keep=(LIVE, run))
-    while not run.done:
-        cluster = run.current
-        log = run.step()
-        live.update(run.epochs_run / max(run.total_epochs, 1),
-                    f"Specialist for classes {', '.join(ds.class_names[c] for c in cluster)}: epoch "
-                    f"{log.epoch}/{log.epochs} · validation accuracy (its classes + dustbin) "
-                    f"{100 * log.val_acc:.1f} %",
-                    figures.training_curves(run.curves(), "val_acc", "Specialists: validation accuracy"))
-    live.clear()
-    results[(ds.name, ds.seed)] = run.result()
+    runs.submit(RunSpec("specialists", specialists_config(generalist.spec, cfg)), slot=SLOT)
 
-result: SpecialistResult | None = results.get((ds.name, ds.seed))
 st.divider()
+run_id = runs.current(SLOT, "specialists", ds.name, ds.seed)
+v = runs.view(run_id)
+if v is not None and v.active:
+    runs.watch(run_id, key="spec_train", label="Training specialists",
+               chart=lambda c: figures.live_curves(c, "Specialists: validation accuracy, live"))
+    st.stop()
+if v is not None:
+    runs.explain_end(v, "specialists' training")
+result: SpecialistResult | None = runs.result(run_id) if v is not None and v.status in ("finished", "stopped") else None
 if result is None:
+    if v is not None and v.status == "stopped":
+        st.warning("Training was stopped before it started; nothing was kept.")
     st.info("Press **Train specialists**. On *digits* with the defaults it takes a few seconds per specialist.")
     st.stop()
+if v.status == "stopped":
+    if result.specialists:
+        st.warning(f"Training stopped: {len(result.specialists)} of {result.planned} specialists were finished "
+                   "and are used below (the one in training when stopped is left out).")
+    else:
+        st.warning("Training stopped before the first specialist finished; nothing was kept.")
+elif not result.planned:
+    st.warning("K-means put every class in a cluster of its own (or all in one): no cluster of 2 or more "
+               "classes needs a specialist. Try fewer clusters.")
 
 # ---- results: everything below reads stored results; the combination is recomputed cheaply, nothing trains ----
 names = ds.class_names

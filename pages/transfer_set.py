@@ -5,34 +5,30 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from kdcore.registry import ModelRecord
-from kdcore.transfer import (DEFAULT_FRACTIONS, LOSSES, FractionCurve, LossComparisonRun, OmittedClassRun,
-                             bias_figure, fraction_figure, loss_bars)
 from kdcore import figures
-from ui import state
+from kdcore.registry import ModelRecord
+from kdcore.runkinds_paper import student_config
+from kdcore.runs import RunSpec
+from kdcore.teachers import TeacherSpec
+from kdcore.transfer import DEFAULT_FRACTIONS, LOSSES, bias_figure, fraction_figure, loss_bars
+from ui import runs, state
 from ui import student as student_ui
 from ui import teacher as teacher_ui
-from ui.live import LiveProgress
 
-RESULTS = "transfer_results"    # (dataset, seed) -> {"fractions": [...], "omitted": ..., "losses": ...}
-LIVE = "transfer_live"          # (kind, run in progress, teacher name): a stop loses nothing
+# each experiment's run kind is also its page slot (the current run per dataset and seed)
+KINDS = {"fractions": "transfer_fractions", "omitted": "transfer_omitted", "losses": "transfer_losses"}
 
 ds = state.dataset()
-mine: dict = st.session_state.setdefault(RESULTS, {}).setdefault((ds.name, ds.seed), {})
 
 
 def register(role: str, name: str, model, metrics: dict, recipe: str, extra: dict | None = None) -> None:
     state.register(ModelRecord(name, role, model, metrics, recipe, ds.name, ds.seed, extra=extra or {}))
 
 
-def store(kind: str, obj, teacher_name: str) -> None:
-    """Keep a finished (or stopped) experiment's results and register its students."""
-    if kind == "fractions":
-        points = obj.finish()
-        if not points:
-            return
-        mine["fractions"] = points
-        for p in points:
+def register_models(what: str, res, teacher_name: str) -> None:
+    """List an experiment's students among this session's models (for the other pages)."""
+    if what == "fractions":
+        for p in res:
             r = p.result
             how = f"{r.student_config.describe()}, {p.n_labelled} labels ({100 * p.fraction:g} %)"
             register("distilled", f"transfer: distilled {r.student_config.describe()} @ {100 * p.fraction:g} % labels",
@@ -40,35 +36,49 @@ def store(kind: str, obj, teacher_name: str) -> None:
                      f"whole transfer set + {how}")
             register("scratch", f"transfer: scratch {r.student_config.describe()} @ {100 * p.fraction:g} % labels",
                      r.scratch, p.scratch, f"labels only; {how}")
-    elif kind == "omitted":
-        if obj.epoch == 0:
-            return
-        res = obj.result()
-        mine["omitted"] = res
+    elif what == "omitted":
         r = res.distilled
         for role, model, metrics in [("distilled", r.distilled, r.distilled_metrics),
                                      ("scratch", r.scratch, r.scratch_metrics)]:
             register(role, f"transfer: {role} {r.student_config.describe()} without class {res.class_name}",
                      model, metrics, f"transfer set without any '{res.class_name}'"
                      + (f", soft targets of {teacher_name}" if role == "distilled" else ", labels only"))
-    elif kind == "losses":
-        if obj.epoch == 0:
-            return
-        res = obj.result()
-        mine["losses"] = res
+    elif what == "losses":
         for k, model in res.models.items():
             register("distilled" if k != "hard" else "scratch",
                      f"transfer: {k} loss {res.student.describe()} @ {100 * res.kd.labelled_fraction:g} % labels",
                      model, res.metrics[k], f"{LOSSES[k]}; teacher {teacher_name}")
 
 
-interrupted = st.session_state.pop(LIVE, None)
-if interrupted is not None:
-    kind, obj, tname = interrupted
-    if (obj.dataset.name, obj.dataset.seed) == (ds.name, ds.seed):
-        store(kind, obj, tname)
-        st.warning("The last experiment was stopped before it finished; below are its students as they were "
-                   "then (marked as stopped).")
+def submit(what: str, config: dict) -> None:
+    runs.submit(RunSpec(KINDS[what], config), slot=KINDS[what])
+
+
+def shown(what: str, label: str, title: str):
+    """The tab's current run: its live progress while it is queued or running (returns (None, True)),
+    else its stored result, with its students registered ((result or None, False))."""
+    run_id = runs.current(KINDS[what], KINDS[what], ds.name, ds.seed)
+    v = runs.view(run_id)
+    if v is None:
+        return None, False
+    if v.active:
+        runs.watch(run_id, key=f"transfer_{what}", label=label,
+                   chart=lambda c: figures.live_curves(c, f"{title}: validation accuracy, live"))
+        return None, True
+    runs.explain_end(v, title.lower())
+    if v.status not in ("finished", "stopped"):
+        return None, False
+    res = runs.result(run_id)
+    if v.status == "stopped":
+        st.warning("This experiment was stopped before it finished; below are its students as they were then "
+                   "(marked as stopped)." if res else
+                   "This experiment was stopped before its first epoch ended; nothing was kept.")
+    if res:
+        rec = runs.store().get(run_id)
+        spec = TeacherSpec.from_dict(rec.config["teacher"])
+        register_models(what, res, f"teacher {spec.model.describe()}")
+    return res or None, False
+
 
 st.title("Transfer sets")
 st.markdown("The student learns from a **transfer set**: the inputs on which it copies the teacher. "
@@ -80,18 +90,6 @@ st.markdown("The student learns from a **transfer set**: the inputs on which it 
 teacher = teacher_ui.require(ds, key="transfer")
 tname = teacher_ui.teacher_name(teacher)
 st.caption(f"Teacher: **{tname}**, {100 * teacher.metrics['accuracy']:.1f} % test accuracy on {ds.name}.")
-
-
-def run_live(kind: str, run, label: str, total_epochs: int, text) -> None:
-    """Step `run` to the end with a progress bar and Stop; then store its result."""
-    live = LiveProgress(label, key=f"transfer_{kind}", keep=(LIVE, (kind, run, tname)))
-    done = 0
-    while not run.done:
-        run.step()
-        done += 1
-        live.update(done / total_epochs, text(run))
-    live.clear()
-    store(kind, run, tname)
 
 
 tab_f, tab_o, tab_l = st.tabs(["Labelled fraction", "Omitted class", "Soft loss vs logits vs labels"])
@@ -112,14 +110,12 @@ with tab_f:
         else:
             student, train, kd = settings.configs()
             kd = replace(kd, labelled_fraction=1.0)   # the curve sets each run's share itself
-            curve = FractionCurve(ds, teacher.logits, teacher.metrics, student, train, kd, fractions, ds.seed)
-            run_live("fractions", curve, f"Labelled-fraction curve ({len(fractions)} runs)…",
-                     len(curve.fractions) * train.epochs,
-                     lambda c: (f"{len(c.points)}/{len(c.fractions)} shares done"
-                                + (f" · now {100 * c.current_fraction:g} % labelled, epoch {c.current.epoch}"
-                                   if c.current is not None else "")))
-    points = mine.get("fractions")
-    if not points:
+            submit("fractions", student_config(teacher.spec, student, train, kd, ds.seed,
+                                               fractions=sorted(float(f) for f in fractions)))
+    points, live = shown("fractions", "Labelled-fraction curve", "Labelled-fraction curve")
+    if live:
+        pass   # its live progress is drawn above
+    elif not points:
         st.info("Press **Run the curve**: one distilled and one scratch student per share.")
     else:
         st.plotly_chart(fraction_figure(points), width="stretch")
@@ -152,11 +148,11 @@ with tab_o:
         go_o = st.form_submit_button("Train without it", type="primary", icon=":material/visibility_off:")
     if go_o:
         student, train, kd = settings.configs()
-        run = OmittedClassRun(ds, teacher.logits, teacher.metrics, int(cls), student, train, kd, ds.seed)
-        run_live("omitted", run, f"Training without class {ds.class_names[cls]}…", train.epochs,
-                 lambda r: f"Epoch {r.epoch}/{train.epochs}")
-    res = mine.get("omitted")
-    if res is None:
+        submit("omitted", student_config(teacher.spec, student, train, kd, ds.seed, omitted=int(cls)))
+    res, live = shown("omitted", "Omitted class", "Omitted-class experiment")
+    if live:
+        pass   # its live progress is drawn above
+    elif res is None:
         st.info("Press **Train without it**.")
     else:
         cname = res.class_name
@@ -198,11 +194,11 @@ with tab_l:
         go_l = st.form_submit_button("Compare the losses", type="primary", icon=":material/compare:")
     if go_l:
         student, train, kd = settings.configs()
-        run = LossComparisonRun(ds, teacher.logits, teacher.metrics, student, train, kd, ds.seed)
-        run_live("losses", run, "Training three students…", train.epochs,
-                 lambda r: f"Epoch {r.epoch}/{train.epochs}")
-    res_l = mine.get("losses")
-    if res_l is None:
+        submit("losses", student_config(teacher.spec, student, train, kd, ds.seed))
+    res_l, live = shown("losses", "Training three students", "Loss comparison")
+    if live:
+        pass   # its live progress is drawn above
+    elif res_l is None:
         st.info("Press **Compare the losses**.")
     else:
         st.plotly_chart(loss_bars(res_l, teacher.metrics["accuracy"]), width="stretch")

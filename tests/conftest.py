@@ -124,18 +124,5 @@ def open_page():
 
 @pytest.fixture
 def wait_for_runs():
-    """`wait_for_runs(at)`: a page that submitted runs returns at once; wait until none of the
-    AppTest's workspace's runs is queued or running, then run the page again (it draws the results)."""
-    from ui import runs
-    from ui.state import WORKSPACE_KEY
-
-    def wait(at, timeout: float = APPTEST_TIMEOUT):
-        ws = at.session_state[WORKSPACE_KEY] if WORKSPACE_KEY in at.session_state else None
-        deadline = time.monotonic() + timeout
-        while ws is not None and runs.runner().active(ws):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"runs still active after {timeout:.0f} s: {runs.runner().active(ws)}")
-            time.sleep(0.1)
-        return at.run()
-
-    return wait
+    """`wait_for_runs(at)`: the same as `settle` (wait until the workspace's runs ended, rerun)."""
+    return settle_runs

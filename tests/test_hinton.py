@@ -101,7 +101,8 @@ def test_cli_tiny_run_prints_progress_and_table(mnist_root, tmp_path):
     assert data["errors"]["teacher"] >= 0 and data["preset"]["name"] == "tiny"
 
 
-def test_hinton_page_tiny_run(mnist_root, open_page):
+def test_hinton_page_tiny_run(mnist_root, open_page, wait_for_runs):
+    from ui import runs
     # mnist_root is the session's KDLAB_DATA folder, where the page looks by default
     at = open_page("pages/hinton_mnist.py")
     assert not at.exception
@@ -109,7 +110,9 @@ def test_hinton_page_tiny_run(mnist_root, open_page):
     next(b for b in at.button if b.label == "Run the Hinton MNIST experiment").click()
     at.run()
     assert not at.exception
-    res = at.session_state["hinton_results"][("tiny", 0)]
+    wait_for_runs(at)
+    assert not at.exception, [e.value for e in at.exception]
+    res = runs.result(at.session_state["current_runs"][("hinton", "mnist", 0)])
     assert "omitted_bias" in res.errors
     at.slider(key="hinton_bias").set_value(4.0)
     at.run()

@@ -171,12 +171,14 @@ def test_specialist_run_on_digits(digits, digits_teacher):
                       SpecialistConfig(n_clusters=10))
 
 
-def test_specialists_page(digits_teacher, open_page):
+def test_specialists_page(digits_teacher, open_page, wait_for_runs):
     at = open_page("pages/specialists.py")
     assert not at.exception
     at.number_input(key="spec_epochs").set_value(1)
     next(b for b in at.button if b.label == "Train specialists").click()
     at.run()
+    assert not at.exception, at.exception
+    wait_for_runs(at)
     assert not at.exception, at.exception
     assert len(at.metric) == 3
     at.radio(key="spec_combine").set_value("approx")

@@ -147,24 +147,26 @@ def test_loss_comparison_students_share_init_and_differ_by_loss(digits, digits_t
     assert not torch.equal(first["soft"], first["logits"]) and not torch.equal(first["soft"], first["hard"])
 
 
-def test_transfer_page(digits_teacher, open_page):
+def test_transfer_page(digits_teacher, open_page, wait_for_runs):
+    from ui import runs
     at = open_page("pages/transfer_set.py")
     assert not at.exception
     for key in ("tf_epochs", "to_epochs", "tl_epochs"):
         at.number_input(key=key).set_value(3)
     at.multiselect(key="tf_fracs").set_value([0.05, 1.0])
-    next(b for b in at.button if b.label == "Run the curve").click()
-    at.run()
-    assert not at.exception
-    next(b for b in at.button if b.label == "Train without it").click()
-    at.run()
-    assert not at.exception
-    next(b for b in at.button if b.label == "Compare the losses").click()
-    at.run()
-    assert not at.exception
-    results = at.session_state["transfer_results"][("digits", 0)]
-    assert {"fractions", "omitted", "losses"} <= set(results)
+    # the three experiments run as jobs side by side; the page returns at once each time
+    for label in ("Run the curve", "Train without it", "Compare the losses"):
+        next(b for b in at.button if b.label == label).click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    wait_for_runs(at)
+    assert not at.exception, [e.value for e in at.exception]
+    current = at.session_state["current_runs"]
+    results = {what: runs.result(current[(f"transfer_{what}", "digits", 0)])
+               for what in ("fractions", "omitted", "losses")}
+    assert all(r is not None for r in results.values())
     assert [p.fraction for p in results["fractions"]] == [0.05, 1.0]
+    assert len(at.get("plotly_chart")) >= 4     # curve, bias, loss bars, loss curves
     # moving the bias slider or switching to auto re-scores; nothing retrains
     n_models = len(at.session_state["session_models"])
     at.slider(key="to_bias").set_value(3.0)
