@@ -31,6 +31,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 # modules that register run kinds, imported on first use of the registry
 KIND_MODULES = (
     "kdcore.runkinds",
+    "kdcore.runkinds_compress",
 )
 
 
