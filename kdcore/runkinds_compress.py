@@ -48,6 +48,20 @@ def model_source(run_spec: dict | RunSpec, path: list | tuple) -> dict:
     return {"run": {"kind": spec["kind"], "config": spec["config"]}, "path": list(path)}
 
 
+def record_source(record) -> dict | None:
+    """The model source of a session's ModelRecord, or None if no run made it (then a worker cannot
+    rebuild it). Records carry extra["run_spec"] (the spec of the run that made them) and optionally
+    extra["run_path"]; without a path, a teacher is its run's ["model"] and a student its role
+    (["distilled"], ["scratch"]: the "distill" run's result)."""
+    spec = record.extra.get("run_spec")
+    if not spec:
+        return None
+    path = record.extra.get("run_path")
+    if path is None:
+        path = ["model"] if spec["kind"] == "teacher" else [record.role]
+    return model_source(spec, path)
+
+
 def source_requirement(source: dict) -> list[RunSpec]:
     return [RunSpec.from_dict(source["run"])]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("KDLAB_EXECUTOR", "threads")   # AppTests' job runner: worker threads, no processes
 SHARED_DATASETS = Path(os.environ.get("KDLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -95,3 +97,19 @@ def open_page():
         return at
 
     return open_
+
+
+@pytest.fixture
+def wait_for_runs():
+    """`wait_for_runs(at)`: rerun an AppTest until the job runner has no queued or running run (a page
+    that submits a run returns at once), then once more so the page draws the stored results."""
+    def wait(at, timeout: float = 300.0):
+        from ui import runs
+        deadline = time.monotonic() + timeout
+        while runs.runner().active():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runs still active after {timeout:.0f} s: {runs.runner().active()}")
+            time.sleep(0.2)
+        return at.run()
+
+    return wait
