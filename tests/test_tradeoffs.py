@@ -157,7 +157,16 @@ def button(at, label):
     return next(b for b in at.button if b.label == label)
 
 
-def test_tradeoffs_page(digits_teacher, open_page):
+def _shown(at, slot):
+    """The stored result of the run the page shows in `slot`."""
+    from kdcore.runs import RunContext
+    from ui import runs
+    run_id = at.session_state["current_runs"][(slot, "digits", 0)]
+    return runs.runner().store.load_result(run_id, RunContext())
+
+
+def test_tradeoffs_page(digits_teacher, open_page, wait_for_runs):
+    from ui import runs
     at = open_page("pages/tradeoffs.py")
     assert not at.exception, at.exception
     models = at.session_state["session_models"]
@@ -168,8 +177,9 @@ def test_tradeoffs_page(digits_teacher, open_page):
     at.number_input(key="tradeoffs_sweep_epochs").set_value(2)
     button(at, "Run size sweep").click()
     at.run()
+    wait_for_runs(at)
     assert not at.exception, at.exception
-    sweep = at.session_state["tradeoffs_sweeps"][("digits", 0)]
+    sweep = _shown(at, "tradeoffs_sweep")
     assert [p.width for p in sweep.points] == [4, 8]
     models = at.session_state["session_models"]
     assert {"sweep distilled MLP 4 (seed 0)", "sweep scratch MLP 8 (seed 0)"} <= set(models)
@@ -181,8 +191,9 @@ def test_tradeoffs_page(digits_teacher, open_page):
     at.number_input(key="tradeoffs_qat_epochs").set_value(1)
     button(at, "Quantize").click()
     at.run()
+    wait_for_runs(at)
     assert not at.exception, at.exception
-    rows = at.session_state["tradeoffs_panels"][("digits", 0)]["rows"]
+    rows = _shown(at, "tradeoffs_bits").rows
     assert sorted((r.method, r.bits) for r in rows) == [("PTQ", 1), ("PTQ", 2), ("PTQ", 32),
                                                           ("QAT", 1), ("QAT", 2), ("QAT", 32)]
     quantized = [r for r in at.session_state["session_models"].values() if r.role == "quantized"]
@@ -190,12 +201,13 @@ def test_tradeoffs_page(digits_teacher, open_page):
     assert all(r.bytes == model_size(r.model, r.extra["bits"]).bytes for r in quantized)
 
     # a view change re-measures nothing and retrains nothing
-    n_lat, sweep_before = dict(at.session_state["tradeoffs_latency"]), at.session_state["tradeoffs_sweeps"][("digits", 0)]
+    n_lat = dict(at.session_state["tradeoffs_latency"])
+    n_runs = len(runs.runner().store.workspace_runs(at.session_state["ws"]))
     at.radio(key="tradeoffs_axis").set_value("latency_b256_ms")
     at.run()
     assert not at.exception, at.exception
     assert dict(at.session_state["tradeoffs_latency"]) == n_lat
-    assert at.session_state["tradeoffs_sweeps"][("digits", 0)] is sweep_before
+    assert len(runs.runner().store.workspace_runs(at.session_state["ws"])) == n_runs and not runs.runner().active()
     assert any("smaller than the teacher" in m.value for m in at.markdown)
     assert len(at.get("download_button")) == 3
 
@@ -204,9 +216,25 @@ def test_tradeoffs_page(digits_teacher, open_page):
         at.number_input(key="tradeoffs_pipe_epochs").set_value(1)
         button(at, "Prune and quantize").click()
         at.run()
+        wait_for_runs(at)
         assert not at.exception, at.exception
         roles = [r.role for r in at.session_state["session_models"].values() if "pruned" in r.name]
         assert roles == ["pruned", "quantized"]
         assert any("Both are now points" in s.value for s in at.success)
     else:
         assert any("pruning" in w.value for w in at.warning)
+
+    # PTQ of a model no run made is computed in the page; QAT of it is refused with a reason
+    sweep4 = at.session_state["session_models"]["sweep distilled MLP 4 (seed 0)"]
+    at.session_state["session_models"]["hand-made copy"] = ModelRecord(
+        "hand-made copy", "distilled", sweep4.model, sweep4.metrics, "by hand", "digits", 0)
+    at.run()
+    at.selectbox(key="tradeoffs_bits_model").set_value("hand-made copy")
+    button(at, "Quantize").click()
+    at.run()
+    assert not at.exception and any("not made by a run" in e.value for e in at.error)
+    at.toggle(key="tradeoffs_qat").set_value(False)
+    button(at, "Quantize").click()
+    at.run()
+    assert not at.exception and not runs.runner().active()
+    assert [r.method for r in at.session_state["tradeoffs_panels"][("digits", 0)]["rows"]] == ["PTQ"] * 3
