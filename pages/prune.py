@@ -112,6 +112,9 @@ if source is not None:
                    "label": rec.name.replace(", ", " · ")}
 
 if analyse:
+    if form_config is None:
+        st.error("Choose a model to prune.")
+        st.stop()
     if not levels:
         st.error("Choose at least one sparsity for the curves.")
         st.stop()

@@ -54,7 +54,7 @@ def roundtrip(result, ctx):
     doc, tensors = codec.encode(result)
     back = codec.decode(doc, tensors, ctx)
     d2, t2 = codec.encode(back)
-    assert d2.keys() == doc.keys() if isinstance(doc, dict) else True
+    assert type(d2) is type(doc)
     assert tensors.keys() == t2.keys() and all(torch.equal(tensors[k], t2[k]) for k in tensors)
     return back
 
@@ -191,47 +191,3 @@ def test_prune_quantize_pipeline(ctx, digits, digits_teacher, student):
     assert status == "stopped" and part.epochs_run == 2 and not part.complete and len(part.stages) == 2
     roundtrip(part, ctx)
 
-
-# ---------------------------------------------------------------- the pages: reload and Stop
-
-def test_pages_find_their_runs_after_a_reload_and_keep_stopped_results(digits_teacher, open_page, wait_for_runs):
-    import time
-
-    from ui import runs
-    at = open_page("pages/tradeoffs.py")
-    ws = at.session_state["ws"]
-    # a long sweep, stopped once its first width is done: the finished students are kept
-    at.multiselect(key="tradeoffs_sweep_widths").set_value([2, 1024])
-    at.number_input(key="tradeoffs_sweep_epochs").set_value(40)
-    next(b for b in at.button if b.label == "Run size sweep").click()
-    at.run()
-    run_id = at.session_state["current_runs"][("tradeoffs_sweep", "digits", 0)]
-    assert not at.exception and runs.view(run_id).active
-    deadline = time.monotonic() + 120
-    while not runs.view(run_id).curves.get("distilled") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert runs.runner().stop(run_id, ws) == "stopping"
-    wait_for_runs(at)
-    assert runs.view(run_id).status == "stopped"
-    assert any("stopped after 1 of 2 widths" in w.value for w in at.warning)
-    assert "sweep distilled MLP 2 (seed 0)" in at.session_state["session_models"]
-
-    # a new session of the same workspace (a reload): the stored sweep is shown and its students listed
-    again = open_page("pages/tradeoffs.py", session={"ws": ws})
-    assert not again.exception, again.exception
-    assert "sweep scratch MLP 2 (seed 0)" in again.session_state["session_models"]
-    assert any("stopped after 1 of 2 widths" in w.value for w in again.warning)
-
-    # the Prune page lists the sweep's students (made by a run) and prunes one as a job
-    pr = again
-    pr.switch_page("pages/prune.py").run()
-    assert not pr.exception, pr.exception
-    pr.selectbox[0].set_value("sweep distilled MLP 2 (seed 0)")
-    pr.multiselect[0].set_value([0.5])
-    next(b for b in pr.button if b.label == "Compute saliencies").click()
-    pr.run()
-    wait_for_runs(pr)
-    assert not pr.exception, pr.exception
-    assert any("sweep distilled MLP 2" in s.value for s in pr.subheader)
-    reload = open_page("pages/prune.py", session={"ws": ws})
-    assert not reload.exception and any("sweep distilled MLP 2" in s.value for s in reload.subheader)

@@ -238,3 +238,48 @@ def test_tradeoffs_page(digits_teacher, open_page, wait_for_runs):
     at.run()
     assert not at.exception and not runs.runner().active()
     assert [r.method for r in at.session_state["tradeoffs_panels"][("digits", 0)]["rows"]] == ["PTQ"] * 3
+
+
+# ---------------------------------------------------------------- the compression pages: reload and Stop
+
+def test_pages_find_their_runs_after_a_reload_and_keep_stopped_results(digits_teacher, open_page, wait_for_runs):
+    import time
+
+    from ui import runs
+    at = open_page("pages/tradeoffs.py")
+    ws = at.session_state["ws"]
+    # a long sweep, stopped once its first width is done: the finished students are kept
+    at.multiselect(key="tradeoffs_sweep_widths").set_value([2, 1024])
+    at.number_input(key="tradeoffs_sweep_epochs").set_value(40)
+    next(b for b in at.button if b.label == "Run size sweep").click()
+    at.run()
+    run_id = at.session_state["current_runs"][("tradeoffs_sweep", "digits", 0)]
+    assert not at.exception and runs.view(run_id).active
+    deadline = time.monotonic() + 120
+    while not runs.view(run_id).curves.get("distilled") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert runs.runner().stop(run_id, ws) == "stopping"
+    wait_for_runs(at)
+    assert runs.view(run_id).status == "stopped"
+    assert any("stopped after 1 of 2 widths" in w.value for w in at.warning)
+    assert "sweep distilled MLP 2 (seed 0)" in at.session_state["session_models"]
+
+    # a new session of the same workspace (a reload): the stored sweep is shown and its students listed
+    again = open_page("pages/tradeoffs.py", session={"ws": ws})
+    assert not again.exception, again.exception
+    assert "sweep scratch MLP 2 (seed 0)" in again.session_state["session_models"]
+    assert any("stopped after 1 of 2 widths" in w.value for w in again.warning)
+
+    # the Prune page lists the sweep's students (made by a run) and prunes one as a job
+    pr = again
+    pr.switch_page("pages/prune.py").run()
+    assert not pr.exception, pr.exception
+    pr.selectbox[0].set_value("sweep distilled MLP 2 (seed 0)")
+    pr.multiselect[0].set_value([0.5])
+    next(b for b in pr.button if b.label == "Compute saliencies").click()
+    pr.run()
+    wait_for_runs(pr)
+    assert not pr.exception, pr.exception
+    assert any("sweep distilled MLP 2" in s.value for s in pr.subheader)
+    reload = open_page("pages/prune.py", session={"ws": ws})
+    assert not reload.exception and any("sweep distilled MLP 2" in s.value for s in reload.subheader)
