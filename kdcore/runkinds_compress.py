@@ -224,7 +224,8 @@ register_kind(RunKind(
 
 @dataclass
 class PruneRetrain:
-    """Curve points pruned once and retrained with the masks kept; `models[i]` is `points[i]`'s model."""
+    """Curve points pruned once and retrained with the masks kept; `models[i]` is `points[i]`'s model
+    (None for the random baseline: its models are not kept)."""
     retrain_epochs: int
     lr: float
     points: list[dict] = field(default_factory=list)
@@ -259,7 +260,8 @@ class PruneRetrainRun:
     def step(self):
         p = self.run.step()
         self.r.points.append(p)
-        self.r.models.append(self.run.models.pop((p["criterion"], p["sparsity"])))
+        model = self.run.models.pop((p["criterion"], p["sparsity"]))
+        self.r.models.append(None if p["criterion"] == "random" else model)   # the baseline's are not kept
         self.r.complete = self.run.done
 
     def progress(self) -> Progress:

@@ -46,7 +46,8 @@ def register(label: str, n_prunable: int, model, criterion: str, target: float, 
     size = model_size(model)   # the cheapest sparse encoding (values + indices, or bitmask), not dense bytes
     metrics["bytes"] = size.bytes
     state.register(ModelRecord(
-        name, "pruned", model, metrics, f"{label} pruned to {100 * s:.1f} % sparsity by {criterion} ({how or 'one-shot'})",
+        name, "pruned", model, metrics,
+        f"{label} pruned to {100 * s:.1f} % sparsity by {criterion} ({how or 'one-shot'})",
         ds.name, ds.seed, extra={"sparsity": s, "criterion": criterion, "source": label, "how": how,
                                  "encoding": size.encoding, "run_spec": run_spec, "run_path": path}))
 

@@ -101,8 +101,12 @@ def test_prune_analysis_retrain_and_iterative(ctx, digits, digits_teacher, stude
     assert status == "finished" and [p["retrained_accuracy"] for p in r.points] == \
         [p["retrained_accuracy"] for p in run.points]
     back = roundtrip(r, ctx)
-    assert all(torch.equal(x, y_) for m1, m2 in zip(r.models, back.models)
+    assert [m is None for m in back.models] == [p["criterion"] == "random" for p in r.points]
+    assert all(torch.equal(x, y_) for m1, m2 in zip(r.models, back.models) if m1 is not None
                for x, y_ in zip(m1.state_dict().values(), m2.state_dict().values()))
+    kept = [m for m in r.models if m is not None]
+    assert len(kept) == 4 and all(torch.equal(m[1].weight, run.models[(p["criterion"], p["sparsity"])][1].weight)
+                                  for m, p in zip(r.models, r.points) if m is not None)
 
     it, status = run_spec(RunSpec("prune_iterative", rc.iterative_config(aspec, "magnitude", 0.8, 0.5, 1)), ctx)
     direct = P.prune_iteratively(copy.deepcopy(m), P.criterion_from_name("magnitude", X, y, "gauss_newton", 100, 0),
