@@ -275,6 +275,55 @@ def finalize_qat(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
+class QATDistillRun:
+    """`qat_distill` one epoch per `step()`: `finish()` bakes the quantized weights in (once) and returns
+    (model, history). Same numbers as `qat_distill` (which is this run driven to the end)."""
+
+    def __init__(self, dataset: Dataset, teacher_train_logits: torch.Tensor, model: nn.Module,
+                 config: QuantConfig | None, train: TrainConfig, kd: KDConfig, seed: int = 0,
+                 after_step: Callable[[nn.Module], None] | None = None, keep_zeros: bool = True):
+        zero_masks = [(layer, layer.weight.detach() == 0) for _, layer in quantizable_layers(model)]
+        zero_masks = [(layer, m) for layer, m in zero_masks if keep_zeros and bool(m.any())]
+        if config is not None:
+            prepare_qat(model, config)
+        if zero_masks:
+            user_step = after_step
+
+            def after_step(m: nn.Module) -> None:
+                with torch.no_grad():
+                    for layer, zero in zero_masks:
+                        latent = (layer.parametrizations.weight.original if parametrize.is_parametrized(layer, "weight")
+                                  else layer.weight)
+                        latent.masked_fill_(zero, 0.0)
+                if user_step is not None:
+                    user_step(m)
+        self.model, self.train = model, train
+        y = transfer_labels(dataset, kd.labelled_fraction, seed)
+        self.trainer = Trainer(model, dataset.X_train, y, train, seed, teacher_logits=teacher_train_logits,
+                               temperature=kd.temperature, alpha=kd.alpha, loss=kd.loss,
+                               X_val=dataset.X_val, y_val=dataset.y_val, name="QAT" if config else "float",
+                               after_step=after_step)
+        self.history = History()
+        self.finished = False
+
+    @property
+    def done(self) -> bool:
+        return self.finished or self.history.epochs_run >= self.train.epochs
+
+    def step(self) -> EpochLog:
+        log = self.trainer.run_epoch()
+        self.history.logs.append(log)
+        return log
+
+    def finish(self) -> tuple[nn.Module, History]:
+        """Bake the quantized weights in (the model is then an ordinary module); no more steps after."""
+        if not self.finished:
+            self.finished = True
+            self.history.stopped_early = self.history.epochs_run < self.train.epochs
+            finalize_qat(self.model)
+        return self.model, self.history
+
+
 def qat_distill(dataset: Dataset, teacher_train_logits: torch.Tensor, model: nn.Module,
                 config: QuantConfig | None, train: TrainConfig, kd: KDConfig, seed: int = 0,
                 callbacks: Iterable[Callable[[EpochLog], bool | None]] = (), stop=None,
@@ -290,35 +339,14 @@ def qat_distill(dataset: Dataset, teacher_train_logits: torch.Tensor, model: nn.
     keep_zeros: weights that are exactly zero at the start (a pruned model) are held at
     zero after every update, so quantizing a pruned model keeps it sparse.
     Returns the model with its quantized weights baked in (an ordinary module) and its history.
+    `QATDistillRun` is the same, one epoch per step.
     """
-    zero_masks = [(layer, layer.weight.detach() == 0) for _, layer in quantizable_layers(model)]
-    zero_masks = [(layer, m) for layer, m in zero_masks if keep_zeros and bool(m.any())]
-    if config is not None:
-        prepare_qat(model, config)
-    if zero_masks:
-        user_step = after_step
-
-        def after_step(m: nn.Module) -> None:
-            with torch.no_grad():
-                for layer, zero in zero_masks:
-                    latent = (layer.parametrizations.weight.original if parametrize.is_parametrized(layer, "weight")
-                              else layer.weight)
-                    latent.masked_fill_(zero, 0.0)
-            if user_step is not None:
-                user_step(m)
-    y = transfer_labels(dataset, kd.labelled_fraction, seed)
-    trainer = Trainer(model, dataset.X_train, y, train, seed, teacher_logits=teacher_train_logits,
-                      temperature=kd.temperature, alpha=kd.alpha, loss=kd.loss,
-                      X_val=dataset.X_val, y_val=dataset.y_val, name="QAT" if config else "float",
-                      after_step=after_step)
-    history = History()
+    run = QATDistillRun(dataset, teacher_train_logits, model, config, train, kd, seed, after_step, keep_zeros)
     try:
-        for _ in range(train.epochs):
-            log = trainer.run_epoch()
-            history.logs.append(log)
+        while not run.done:
+            log = run.step()
             if any([bool(cb(log)) for cb in callbacks]) or (stop is not None and stop.is_set()):
-                history.stopped_early = log.epoch < train.epochs
                 break
     finally:
-        finalize_qat(model)
-    return model, history
+        run.finish()
+    return run.model, run.history

@@ -34,6 +34,7 @@ KIND_MODULES = (
     "kdcore.runkinds_sweep",
     "kdcore.runkinds_ensemble",
     "kdcore.runkinds_paper",
+    "kdcore.runkinds_compress",
 )
 
 

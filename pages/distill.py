@@ -33,7 +33,8 @@ def register_models(result: DistillResult, run_name: str) -> None:
     ]:
         state.register(ModelRecord(f"{role} {s.describe()} (seed {result.seed})", role, model, metrics, how,
                                    ds.name, ds.seed, extra={"kd": kd.to_dict(), "student": s.to_dict(),
-                                                            "run": run_name}))
+                                                            "run": run_name,
+                                                            "run_spec": runs.store().get(run_id).spec.to_dict()}))
 
 
 teacher_ui.warn_if_stopped(ds)

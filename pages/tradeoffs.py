@@ -1,70 +1,120 @@
-"""Trade-offs: how small can the model get, and what does it cost? Accuracy against size and latency."""
+"""Trade-offs: how small can the model get, and what does it cost? Accuracy against size and latency.
+
+The size sweep, the quantization panel (PTQ, and QAT by distillation) and the distill → prune →
+quantize pipeline run as jobs (`kdcore.runkinds_compress`); the page submits them, watches them and
+adds the models of their stored results to this session's models. Post-training quantization of a
+model no run made (it cannot be rebuilt by a worker) is computed here: it takes well under a second.
+"""
+
 
 import pandas as pd
 import streamlit as st
 import torch
 
+from kdcore import figures
+from kdcore import runkinds_compress as rc
 from kdcore import tradeoffs as tr
 from kdcore.distill import KDConfig
 from kdcore.models import format_bytes
 from kdcore.presets import default_kd, default_student
 from kdcore.quantize import QUANT_BITS, QuantConfig
 from kdcore.registry import ModelRecord
+from kdcore.runs import RunSpec
+from kdcore.teachers import TeacherSpec
 from kdcore.train import TrainConfig
-from ui import state
+from ui import runs, state
 from ui import table as csv_table
 from ui import teacher as teacher_ui
-from ui.live import LiveProgress
 
 LATENCY = "tradeoffs_latency"        # (record name, id(model)) -> {batch size: Latency}; measured once
-SWEEPS = "tradeoffs_sweeps"          # (dataset, seed) -> finished (or stopped) SizeSweep
-SWEEP_LIVE = "tradeoffs_sweep_live"  # (SizeSweep, teacher name, register?) while a sweep runs
-BITS = "tradeoffs_panels"            # (dataset, seed) -> {"source", "rows", "settings"}
-BITS_LIVE = "tradeoffs_bits_live"    # the panel in progress, kept so a stop loses nothing
-PIPE_MSG = "tradeoffs_pipeline_msg"  # last pipeline outcome, shown after the rerun
+SWEEP_ADD = "tradeoffs_sweep_added"  # sweep run id -> add its students to section 1?
+BITS = "tradeoffs_panels"            # (dataset, seed) -> a PTQ panel computed here (model made by no run)
+SLOT_SWEEP, SLOT_BITS, SLOT_PIPE = "tradeoffs_sweep", "tradeoffs_bits", "tradeoffs_pipe"
 
 ds = state.dataset()
 key = (ds.name, ds.seed)
 latencies: dict = st.session_state.setdefault(LATENCY, {})
-sweeps: dict = st.session_state.setdefault(SWEEPS, {})
 panels: dict = st.session_state.setdefault(BITS, {})
+sweep_add: dict = st.session_state.setdefault(SWEEP_ADD, {})
 
 
-def register_sweep(sweep: tr.SizeSweep, teacher_name: str, add: bool) -> None:
-    sweeps[(sweep.dataset.name, sweep.dataset.seed)] = sweep
-    if add:
-        for rec in tr.sweep_records(sweep, teacher_name):
-            state.register(rec)
+def register_once(name: str, model, build) -> None:
+    """Add the record `build()` unless this very model is already listed under `name` (no re-evaluation)."""
+    old = state.models(ds).get(name)
+    if old is None or old.model is not model:
+        state.register(build())
 
 
-def register_panel(panel: dict) -> None:
-    """Keep the panel and add its quantized models (and the float control) to the session's models."""
-    panels[key] = panel
-    source: ModelRecord = panel["source"]
-    t_test = panel["teacher_test"]
-    for row in panel["rows"]:
+def with_run(rec: ModelRecord, spec: dict, path: list) -> ModelRecord:
+    rec.extra.update(run_spec=spec, run_path=path)
+    return rec
+
+
+def ended(slot: str, kind: str):
+    """(run id, view, stored result) of the page's current run in `slot`; result None while it runs."""
+    run_id = runs.current(slot, kind, ds.name, ds.seed)
+    v = runs.view(run_id)
+    if v is None or v.active or v.status not in ("finished", "stopped"):
+        return run_id, v, None
+    return run_id, v, runs.result(run_id)
+
+
+def teacher_name_of(config: dict) -> str:
+    return f"teacher {TeacherSpec.from_dict(config['teacher']).model.describe()}"
+
+
+def about(rec: ModelRecord) -> dict:
+    """What a run's config says of its source model, for names and tables (the record may be gone later)."""
+    return {"name": rec.name, "role": rec.role, "recipe": rec.recipe, "accuracy": rec.accuracy, "bytes": rec.bytes,
+            "sparsity": rec.extra.get("sparsity", 0.0)}
+
+
+def source_record(a: dict) -> ModelRecord:
+    return ModelRecord(a["name"], a["role"], None, {"accuracy": a["accuracy"], "bytes": a["bytes"]}, a["recipe"],
+                       ds.name, ds.seed, extra={"sparsity": a["sparsity"]})
+
+
+def quant_text(granularity: str, scale: str) -> str:
+    return (f"{'per channel' if granularity == 'channel' else 'per tensor'}, "
+            f"{'min.-error' if scale == 'mse' else 'max'} step")
+
+
+def register_sweep(sweep, run_id: str) -> None:
+    spec = runs.store().get(run_id).spec
+    for i, rec in enumerate(tr.sweep_records(sweep, teacher_name_of(spec.config))):
+        register_once(rec.name, rec.model,
+                      lambda rec=rec, i=i: with_run(rec, spec.to_dict(),
+                                                    ["points", i // 2, "distilled" if i % 2 == 0 else "scratch"]))
+
+
+def register_panel(source: ModelRecord, rows, settings: str, spec: dict | None) -> None:
+    """Add a panel's quantized models (and the float QAT control) to the session's models."""
+    t_test = teacher.logits["test"]
+    for i, row in enumerate(rows):
+        path = ["rows", i, "model"]
         if row.config is not None:
-            state.register(tr.quantized_record(source, row.model, row.config, row.method, ds, t_test,
-                                               panel["settings"] if row.method == "QAT" else ""))
+            detail = settings if row.method == "QAT" else ""
+
+            def build(row=row, detail=detail, path=path):
+                rec = tr.quantized_record(source, row.model, row.config, row.method, ds, t_test, detail)
+                return with_run(rec, spec, path) if spec else rec
+            register_once(f"{row.config.describe()} {row.method} of {source.name}", row.model, build)
         elif row.method == "QAT":   # the float control: same distillation, no quantization
-            m = tr.evaluate_sized(row.model, ds, t_test)
-            state.register(ModelRecord(f"float KD fine-tune of {source.name}", source.role, row.model, m,
-                                       f"{source.recipe}; then {panel['settings']} at full precision",
-                                       ds.name, ds.seed, extra={"source": source.name}))
+            def build(row=row, path=path):
+                m = tr.evaluate_sized(row.model, ds, t_test)
+                return with_run(ModelRecord(f"float KD fine-tune of {source.name}", source.role, row.model, m,
+                                            f"{source.recipe}; then {settings} at full precision", ds.name, ds.seed,
+                                            extra={"source": source.name}), spec, path)
+            register_once(f"float KD fine-tune of {source.name}", row.model, build)
 
 
-# Work that ended without finishing (Stop, or another widget pressed) keeps what was done.
-interrupted = st.session_state.pop(SWEEP_LIVE, None)
-if interrupted is not None:
-    sweep, t_name, add = interrupted
-    if (sweep.dataset.name, sweep.dataset.seed) == key and sweep.points:
-        register_sweep(sweep, t_name, add)
-    st.warning(f"The size sweep was stopped after {len(sweep.points)} of {len(sweep.widths)} widths; "
-               "the finished students are kept.")
-interrupted = st.session_state.pop(BITS_LIVE, None)
-if interrupted is not None and interrupted["dataset"] == key:
-    register_panel(interrupted)
-    st.warning("The quantization panel was stopped; the bit widths that finished are shown.")
+def qat_settings(config: dict) -> str:
+    if not config.get("qat"):
+        return ""
+    kd, train = config["kd"], config["train"]
+    return (f"distilled {train['epochs']} epochs at lr {train['lr']:g} from {teacher_name_of(config)} "
+            f"(T={kd['temperature']:g}, α={kd['alpha']:g})")
+
 
 st.title("Trade-offs")
 st.markdown("How small can the model get, and what does it cost? Every model made in this session "
@@ -74,10 +124,28 @@ st.markdown("How small can the model get, and what does it cost? Every model mad
 
 teacher = teacher_ui.require(ds, key="tradeoffs")   # also lists a cached teacher among the session's models
 t_name = teacher_ui.teacher_name(teacher)
-records = state.models(ds)
 
 student_cfg, student_train = default_student(ds.name)
 kd_default: KDConfig = default_kd(ds.name)
+
+# the stored results of this page's runs: their models join the session's models before section 1
+sweep_id, sweep_view, sweep = ended(SLOT_SWEEP, "size_sweep")
+if sweep is not None and sweep_add.get(sweep_id, True):
+    register_sweep(sweep, sweep_id)
+bits_id, bits_view, run_panel = ended(SLOT_BITS, "quant_panel")
+if run_panel is not None and key not in panels:
+    bits_spec = runs.store().get(bits_id).spec
+    register_panel(source_record(bits_spec.config["about"]), run_panel.rows, qat_settings(bits_spec.config),
+                   bits_spec.to_dict())
+pipe_id, pipe_view, pipe = ended(SLOT_PIPE, "prune_quantize")
+if pipe is not None:
+    pipe_spec = runs.store().get(pipe_id).spec
+    pipe_source = source_record(pipe_spec.config["about"])
+    for i, rec in enumerate(tr.pipeline_records(pipe.stages, pipe_source, QuantConfig(**pipe_spec.config["quant"]),
+                                                ds)):
+        register_once(rec.name, rec.model, lambda rec=rec, i=i: with_run(rec, pipe_spec.to_dict(),
+                                                                          ["stages", i, "model"]))
+records = state.models(ds)
 
 # ---------------------------------------------------------------- 1 · all models
 st.header("1 · Every model of this session")
@@ -134,36 +202,26 @@ if sweep_pressed:
         st.error("Choose at least one width.")
     else:
         train_cfg = TrainConfig(**{**student_train.to_dict(), "epochs": int(sweep_epochs)})
-        sweep = tr.SizeSweep(ds, teacher.logits, teacher.metrics, widths, train_cfg, kd_default, seed=ds.seed)
-        st.session_state[SWEEP_LIVE] = (sweep, t_name, add_sweep)
-        live = LiveProgress(f"Size sweep: {len(sweep.widths)} widths × 2 students…", key="tradeoffs_sweep")
+        run_id = runs.submit(RunSpec("size_sweep", rc.sweep_config(teacher.spec, widths, train_cfg, kd_default,
+                                                                   ds.seed)), slot=SLOT_SWEEP)
+        sweep_add[run_id] = add_sweep
+        st.rerun()   # the page shows the new run (or, if identical settings ran before, its students at once)
 
-        def on_epoch(width, log_d, log_s):
-            done = len(sweep.points) * train_cfg.epochs + log_d.epoch
-            live.update(done / sweep.total_epochs,
-                        f"Width {width} ({len(sweep.points) + 1}/{len(sweep.widths)}), epoch "
-                        f"{log_d.epoch}/{train_cfg.epochs} · validation accuracy: distilled "
-                        f"{100 * log_d.val_acc:.1f} %, scratch {100 * log_s.val_acc:.1f} %")
-
-        def on_student(point):
-            live.update(len(sweep.points) * train_cfg.epochs / sweep.total_epochs,
-                        f"Width {point.width} done: distilled {100 * point.distilled_accuracy:.1f} %, "
-                        f"scratch {100 * point.scratch_accuracy:.1f} %",
-                        tr.sweep_figure(sweep.points, teacher.metrics))
-
-        sweep.run(on_student=on_student, on_epoch=on_epoch)
-        st.session_state.pop(SWEEP_LIVE, None)
-        live.clear()
-        register_sweep(sweep, t_name, add_sweep)
-        st.rerun()   # redraw section 1 with the new students
-
-sweep = sweeps.get(key)
-if sweep is None:
+if sweep_view is not None and sweep_view.active:
+    runs.watch(sweep_id, key="tradeoffs_sweep", label="Size sweep: distilled and scratch students",
+               chart=lambda c: figures.live_curves(c, "Test accuracy of each finished width, live",
+                                                   y_title="test accuracy (%)"))
+elif sweep is None:
+    if sweep_view is not None:
+        runs.explain_end(sweep_view, "size sweep")
     st.info(f"Press **Run size sweep**: {len(tr.SWEEP_WIDTHS)} widths × 2 students; on *digits* it takes "
             "well under a minute.")
 else:
+    if not sweep.done:
+        st.warning(f"The size sweep was stopped after {len(sweep.points)} of {len(sweep.widths)} widths; "
+                   "the finished students are kept.")
     (st.success if any(p.gain >= 0.005 for p in sweep.points) else st.info)(sweep.summary())
-    st.plotly_chart(tr.sweep_figure(sweep.points, teacher.metrics), width="stretch")
+    st.plotly_chart(tr.sweep_figure(sweep.points, sweep.teacher_metrics), width="stretch")
     sweep_table = pd.DataFrame([p.row() for p in sweep.points])
     csv_table.show(sweep_table, key="tradeoffs_csv_sweep", file_name=f"size_sweep_{ds.name}_seed{ds.seed}.csv",
                    label="Download the sweep (CSV)",
@@ -184,7 +242,10 @@ names = [r.name for r in sources]
 default_source = next((i for i, r in enumerate(sources) if r.role == "distilled"), 0)
 with st.form(f"tradeoffs_bits_form_{ds.name}"):
     c1, c2 = st.columns([3, 2])
-    source_name = c1.selectbox("Model", names, index=default_source, key="tradeoffs_bits_model")
+    source_name = c1.selectbox("Model", names, index=default_source, key="tradeoffs_bits_model",
+                               help="QAT trains, so it runs as a job: it needs a model made by a run (the teacher, "
+                                    "Distill's students, the size sweep's, pruned models). Any model can be "
+                                    "quantized post-training.")
     bits_list = c2.multiselect("Bits", list(tr.PANEL_BITS), default=list(tr.PANEL_BITS), key="tradeoffs_bits")
     c1, c2, c3, c4, c5 = st.columns(5)
     granularity = c1.radio("Scales", ["channel", "tensor"], key="tradeoffs_gran",
@@ -200,39 +261,47 @@ with st.form(f"tradeoffs_bits_form_{ds.name}"):
     bits_pressed = st.form_submit_button("Quantize", type="primary", icon=":material/compress:")
 
 if bits_pressed:
+    source = state.models(ds).get(source_name)
+    src = rc.record_source(source) if source is not None else None
     if not bits_list:
         st.error("Choose at least one bit width.")
-    else:
-        source = state.models(ds)[source_name]
-        qat_train = TrainConfig(**{**student_train.to_dict(), "epochs": int(qat_epochs), "lr": float(qat_lr)})
-        settings = (f"distilled {int(qat_epochs)} epochs at lr {qat_lr:g} from {t_name} "
-                    f"(T={kd_default.temperature:g}, α={kd_default.alpha:g})")
+    elif source is None:
+        st.error("Choose a model.")
+    elif src is None and do_qat:
+        st.error(f"**{source_name}** was not made by a run, so QAT (which trains, as a job) cannot rebuild it. "
+                 "Turn off **Also QAT** to quantize it post-training here, or choose a model made by a run.")
+    elif src is None:   # post-training only: instant, computed here
         bits_sorted = sorted({int(b) for b in bits_list}, reverse=True)
-        panel = {"dataset": key, "source": source, "rows": [], "settings": settings,
-                 "teacher_test": teacher.logits["test"],
-                 "quant": f"{'per channel' if granularity == 'channel' else 'per tensor'}, "
-                          f"{'min.-error' if scale == 'mse' else 'max'} step"}
-        panel["rows"] += tr.ptq_rows(source.model, ds, bits_sorted, granularity, scale)
-        if do_qat:
-            st.session_state[BITS_LIVE] = panel
-            live = LiveProgress(f"Quantization-aware distillation of {source.name}…", key="tradeoffs_bits")
-            total = len(bits_sorted) * qat_train.epochs
-
-            def on_epoch(bits, log):
-                done = sum(r.method == "QAT" for r in panel["rows"]) * qat_train.epochs + log.epoch
-                live.update(done / total, f"{bits} bits: epoch {log.epoch}/{log.epochs} · validation "
-                                          f"accuracy {100 * log.val_acc:.1f} %")
-
-            tr.qat_rows(source.model, ds, teacher.logits["train"], qat_train, kd_default, bits_sorted, granularity,
-                        scale, seed=ds.seed, on_bits=lambda row: panel["rows"].append(row), on_epoch=on_epoch)
-            st.session_state.pop(BITS_LIVE, None)
-            live.clear()
-        register_panel(panel)
+        panels[key] = {"source": source, "rows": tr.ptq_rows(source.model, ds, bits_sorted, granularity, scale),
+                       "quant": quant_text(granularity, scale)}
+        register_panel(source, panels[key]["rows"], "", None)
+        st.rerun()
+    else:
+        qat_train = TrainConfig(**{**student_train.to_dict(), "epochs": int(qat_epochs), "lr": float(qat_lr)})
+        cfg = rc.panel_config(ds, src, bits_list, granularity, scale, do_qat, teacher.spec, qat_train, kd_default)
+        cfg["about"] = about(source)
+        runs.submit(RunSpec("quant_panel", cfg), slot=SLOT_BITS)
+        panels.pop(key, None)
         st.rerun()
 
-panel = panels.get(key)
+panel = None
+if key in panels:
+    panel = panels[key]
+elif bits_view is not None and bits_view.active:
+    runs.watch(bits_id, key="tradeoffs_bits", label="Quantization panel (PTQ, then quantization-aware distillation)",
+               chart=lambda c: figures.live_curves(c, "Test accuracy per bit width done, live",
+                                                   y_title="test accuracy (%)"))
+elif run_panel is not None:
+    c = bits_spec.config
+    panel = {"source": source_record(c["about"]), "rows": run_panel.rows, "quant": quant_text(c["granularity"],
+                                                                                              c["scale"])}
+    if not run_panel.complete:
+        st.warning("The quantization panel was stopped; the bit widths that finished are shown.")
+elif bits_view is not None:
+    runs.explain_end(bits_view, "quantization panel")
 if panel is None:
-    st.info("Choose a model and press **Quantize**. PTQ is instant; QAT distills once per bit width.")
+    if bits_view is None or not bits_view.active:
+        st.info("Choose a model and press **Quantize**. PTQ is instant; QAT distills once per bit width.")
 else:
     src, rows = panel["source"], panel["rows"]
     st.plotly_chart(tr.bits_figure(rows, f"Test accuracy against bits: {src.name} ({panel['quant']})"),
@@ -261,40 +330,44 @@ st.header("4 · Pipeline: distill → prune → quantize")
 st.markdown("Take a (distilled) student, remove its smallest weights (global magnitude pruning), "
             "fine-tune it by distillation with the pruned weights held at zero, then quantize it. "
             "A pruned model is stored sparsely: the cheaper of *values + indices* and *bitmask + values*.")
-pipe_msg = st.session_state.pop(PIPE_MSG, None)
-if pipe_msg:
-    st.success(pipe_msg)
 pruning_error = tr.pruning_unavailable_reason()
 if pruning_error:
     st.warning(pruning_error)
 else:
-    pipe_sources = [r for r in state.models(ds).values() if r.role in ("distilled", "scratch", "teacher")]
+    pipe_sources = [r for r in state.models(ds).values()
+                    if r.role in ("distilled", "scratch", "teacher") and rc.record_source(r) is not None]
     pipe_names = [r.name for r in pipe_sources]
     with st.form(f"tradeoffs_pipe_form_{ds.name}"):
         c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
-        pipe_source = c1.selectbox("Model", pipe_names, key="tradeoffs_pipe_model",
-                                   index=next((i for i, r in enumerate(pipe_sources) if r.role == "distilled"), 0))
+        pipe_source_name = c1.selectbox(
+            "Model", pipe_names, key="tradeoffs_pipe_model",
+            index=next((i for i, r in enumerate(pipe_sources) if r.role == "distilled"), 0),
+            help="Models made by a run (the pipeline runs as a job, which rebuilds its model from that run).")
         pipe_sparsity = c2.select_slider("Sparsity", [0.5, 0.6, 0.7, 0.8, 0.9, 0.95], value=0.8,
                                          key="tradeoffs_pipe_sparsity", format_func=lambda s: f"{100 * s:g} %")
         pipe_bits = c3.selectbox("Bits", list(QUANT_BITS), index=1, key="tradeoffs_pipe_bits")
         pipe_epochs = c4.number_input("Fine-tune epochs (0 = none)", 0, 200, 10, key="tradeoffs_pipe_epochs")
         pipe_pressed = st.form_submit_button("Prune and quantize", icon=":material/content_cut:")
-    if pipe_pressed:
-        source = state.models(ds)[pipe_source]
+    if pipe_pressed and pipe_source_name is not None:
+        source = state.models(ds)[pipe_source_name]
         quant = QuantConfig(int(pipe_bits), "channel", "mse")
         finetune = (TrainConfig(**{**student_train.to_dict(), "epochs": int(pipe_epochs), "lr": 3e-3})
                     if pipe_epochs else None)
-        with st.spinner("Pruning, fine-tuning and quantizing…"):
-            try:
-                stages = tr.prune_then_quantize(source.model, ds, teacher.logits, float(pipe_sparsity), quant,
-                                                finetune, kd_default, seed=ds.seed, source_recipe=source.recipe)
-            except (ValueError, tr.PruningUnavailable) as err:
-                st.error(f"The pipeline could not run: {err}")
-                st.stop()
-        for rec in tr.pipeline_records(stages, source, quant, ds):
-            state.register(rec)
-        st.session_state[PIPE_MSG] = " ".join(
-            f"{s.stage.capitalize()}: {100 * s.metrics['accuracy']:.1f} %, {format_bytes(s.metrics['bytes'])} "
-            f"({s.metrics['encoding']})." for s in stages) + f" The source: {100 * source.accuracy:.1f} %, " \
-            f"{format_bytes(source.bytes)}. Both are now points in section 1."
+        cfg = rc.pipeline_config(teacher.spec, rc.record_source(source), float(pipe_sparsity), quant, finetune,
+                                 kd_default, ds.seed, source_recipe=source.recipe)
+        cfg["about"] = about(source)
+        runs.submit(RunSpec("prune_quantize", cfg), slot=SLOT_PIPE)
         st.rerun()
+    if pipe_view is not None and pipe_view.active:
+        runs.watch(pipe_id, key="tradeoffs_pipe", label="Pruning, fine-tuning and quantizing",
+                   chart=lambda c: figures.live_curves(c, "Fine-tuning the pruned model: validation accuracy, live"))
+    elif pipe is not None:
+        if not pipe.complete:
+            st.warning(f"The fine-tuning was stopped after {pipe.epochs_run} epochs; the stages below are those "
+                       "of the model as it was then.")
+        st.success(" ".join(
+            f"{s.stage.capitalize()}: {100 * s.metrics['accuracy']:.1f} %, {format_bytes(s.metrics['bytes'])} "
+            f"({s.metrics['encoding']})." for s in pipe.stages) + f" The source: {100 * pipe_source.accuracy:.1f} %, "
+            f"{format_bytes(pipe_source.bytes)}. Both are now points in section 1.")
+    elif pipe_view is not None:
+        runs.explain_end(pipe_view, "pipeline")

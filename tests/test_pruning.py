@@ -319,30 +319,42 @@ def _click(at, label):
     at.run()
 
 
-def test_prune_page(digits_teacher, open_page):
+def _shown(at, slot):
+    """The stored result of the run the page shows in `slot` (and its id)."""
+    from kdcore.runs import RunContext
+    from ui import runs
+    run_id = at.session_state["current_runs"][(slot, "digits", 0)]
+    return runs.runner().store.load_result(run_id, RunContext()), run_id
+
+
+def test_prune_page(digits_teacher, open_page, wait_for_runs):
+    from ui import runs
     at = open_page("pages/prune.py")
     assert not at.exception
     assert any("Compute saliencies" in i.value for i in at.info)
     at.number_input[1].set_value(300)                       # examples for the saliencies
     at.multiselect[0].set_value([0.5, 0.9])                 # curve sparsities
     _click(at, "Compute saliencies")
+    wait_for_runs(at)
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) >= 5
-    analyses = at.session_state["prune_analyses"]
-    (a,) = analyses.values()
-    assert {p["criterion"] for p in a["oneshot"]} == {"OBD", "magnitude", "random"}
+    a, analysis_id = _shown(at, "prune")
+    assert a.complete and {p["criterion"] for p in a.oneshot} == {"OBD", "magnitude", "random"}
     # a view change recomputes nothing
+    n_runs = len(runs.runner().store.workspace_runs(at.session_state["ws"]))
     at.toggle[0].set_value(False)
     at.select_slider[0].set_value(0.9)
     at.run()
-    assert not at.exception and at.session_state["prune_analyses"][next(iter(analyses))] is not None
-    assert at.session_state["prune_analyses"][next(iter(analyses))]["oneshot"] is a["oneshot"]
+    assert not at.exception and not runs.runner().active()
+    assert len(runs.runner().store.workspace_runs(at.session_state["ws"])) == n_runs
+    assert _shown(at, "prune")[1] == analysis_id
     # retraining the curve points (1 epoch) and registering them
     next(n for n in at.number_input if n.label == "Retraining epochs per point").set_value(1)
     _click(at, "Retrain the pruned models")
+    wait_for_runs(at)
     assert not at.exception, at.exception
-    a = next(iter(at.session_state["prune_analyses"].values()))
-    assert len(a["retrained"]) == 6 and a["retrain_done"]
+    r, _ = _shown(at, "prune_retrain")
+    assert len(r.points) == 6 and r.complete
     models = at.session_state["session_models"]
     pruned = [r for r in models.values() if r.role == "pruned"]
     assert len(pruned) == 4 and all(abs(r.extra["sparsity"] - float(r.name.split(", ")[1].split(" %")[0]) / 100)
@@ -350,9 +362,11 @@ def test_prune_page(digits_teacher, open_page):
     # iterative pruning, one round of retraining
     next(n for n in at.number_input if n.label == "Retraining epochs per round").set_value(1)
     _click(at, "Prune iteratively")
+    wait_for_runs(at)
     assert not at.exception, at.exception
-    a = next(iter(at.session_state["prune_analyses"].values()))
-    assert a["iterative"]["done"] and abs(a["iterative"]["steps"][-1]["sparsity"] - 0.9) < 1e-3
+    it, _ = _shown(at, "prune_iter")
+    assert it.complete and abs(it.steps[-1].sparsity - 0.9) < 1e-3
+    assert any(r.extra.get("how", "").startswith("iterative") for r in at.session_state["session_models"].values())
     # the shared teacher was never modified
     assert P.sparsity(digits_teacher.model) == 0.0
 

@@ -157,7 +157,16 @@ def button(at, label):
     return next(b for b in at.button if b.label == label)
 
 
-def test_tradeoffs_page(digits_teacher, open_page):
+def _shown(at, slot):
+    """The stored result of the run the page shows in `slot`."""
+    from kdcore.runs import RunContext
+    from ui import runs
+    run_id = at.session_state["current_runs"][(slot, "digits", 0)]
+    return runs.runner().store.load_result(run_id, RunContext())
+
+
+def test_tradeoffs_page(digits_teacher, open_page, wait_for_runs):
+    from ui import runs
     at = open_page("pages/tradeoffs.py")
     assert not at.exception, at.exception
     models = at.session_state["session_models"]
@@ -168,8 +177,9 @@ def test_tradeoffs_page(digits_teacher, open_page):
     at.number_input(key="tradeoffs_sweep_epochs").set_value(2)
     button(at, "Run size sweep").click()
     at.run()
+    wait_for_runs(at)
     assert not at.exception, at.exception
-    sweep = at.session_state["tradeoffs_sweeps"][("digits", 0)]
+    sweep = _shown(at, "tradeoffs_sweep")
     assert [p.width for p in sweep.points] == [4, 8]
     models = at.session_state["session_models"]
     assert {"sweep distilled MLP 4 (seed 0)", "sweep scratch MLP 8 (seed 0)"} <= set(models)
@@ -181,8 +191,9 @@ def test_tradeoffs_page(digits_teacher, open_page):
     at.number_input(key="tradeoffs_qat_epochs").set_value(1)
     button(at, "Quantize").click()
     at.run()
+    wait_for_runs(at)
     assert not at.exception, at.exception
-    rows = at.session_state["tradeoffs_panels"][("digits", 0)]["rows"]
+    rows = _shown(at, "tradeoffs_bits").rows
     assert sorted((r.method, r.bits) for r in rows) == [("PTQ", 1), ("PTQ", 2), ("PTQ", 32),
                                                           ("QAT", 1), ("QAT", 2), ("QAT", 32)]
     quantized = [r for r in at.session_state["session_models"].values() if r.role == "quantized"]
@@ -190,12 +201,13 @@ def test_tradeoffs_page(digits_teacher, open_page):
     assert all(r.bytes == model_size(r.model, r.extra["bits"]).bytes for r in quantized)
 
     # a view change re-measures nothing and retrains nothing
-    n_lat, sweep_before = dict(at.session_state["tradeoffs_latency"]), at.session_state["tradeoffs_sweeps"][("digits", 0)]
+    n_lat = dict(at.session_state["tradeoffs_latency"])
+    n_runs = len(runs.runner().store.workspace_runs(at.session_state["ws"]))
     at.radio(key="tradeoffs_axis").set_value("latency_b256_ms")
     at.run()
     assert not at.exception, at.exception
     assert dict(at.session_state["tradeoffs_latency"]) == n_lat
-    assert at.session_state["tradeoffs_sweeps"][("digits", 0)] is sweep_before
+    assert len(runs.runner().store.workspace_runs(at.session_state["ws"])) == n_runs and not runs.runner().active()
     assert any("smaller than the teacher" in m.value for m in at.markdown)
     assert len(at.get("download_button")) == 3
 
@@ -204,9 +216,70 @@ def test_tradeoffs_page(digits_teacher, open_page):
         at.number_input(key="tradeoffs_pipe_epochs").set_value(1)
         button(at, "Prune and quantize").click()
         at.run()
+        wait_for_runs(at)
         assert not at.exception, at.exception
         roles = [r.role for r in at.session_state["session_models"].values() if "pruned" in r.name]
         assert roles == ["pruned", "quantized"]
         assert any("Both are now points" in s.value for s in at.success)
     else:
         assert any("pruning" in w.value for w in at.warning)
+
+    # PTQ of a model no run made is computed in the page; QAT of it is refused with a reason
+    sweep4 = at.session_state["session_models"]["sweep distilled MLP 4 (seed 0)"]
+    at.session_state["session_models"]["hand-made copy"] = ModelRecord(
+        "hand-made copy", "distilled", sweep4.model, sweep4.metrics, "by hand", "digits", 0)
+    at.run()
+    at.selectbox(key="tradeoffs_bits_model").set_value("hand-made copy")
+    button(at, "Quantize").click()
+    at.run()
+    assert not at.exception and any("not made by a run" in e.value for e in at.error)
+    at.toggle(key="tradeoffs_qat").set_value(False)
+    button(at, "Quantize").click()
+    at.run()
+    assert not at.exception and not runs.runner().active()
+    assert [r.method for r in at.session_state["tradeoffs_panels"][("digits", 0)]["rows"]] == ["PTQ"] * 3
+
+
+# ---------------------------------------------------------------- the compression pages: reload and Stop
+
+def test_pages_find_their_runs_after_a_reload_and_keep_stopped_results(digits_teacher, open_page, wait_for_runs):
+    import time
+
+    from ui import runs
+    at = open_page("pages/tradeoffs.py")
+    ws = at.session_state["ws"]
+    # a long sweep, stopped once its first width is done: the finished students are kept
+    at.multiselect(key="tradeoffs_sweep_widths").set_value([2, 1024])
+    at.number_input(key="tradeoffs_sweep_epochs").set_value(40)
+    next(b for b in at.button if b.label == "Run size sweep").click()
+    at.run()
+    run_id = at.session_state["current_runs"][("tradeoffs_sweep", "digits", 0)]
+    assert not at.exception and runs.view(run_id).active
+    deadline = time.monotonic() + 120
+    while not runs.view(run_id).curves.get("distilled") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert runs.runner().stop(run_id, ws) == "stopping"
+    wait_for_runs(at)
+    assert runs.view(run_id).status == "stopped"
+    assert any("stopped after 1 of 2 widths" in w.value for w in at.warning)
+    assert "sweep distilled MLP 2 (seed 0)" in at.session_state["session_models"]
+
+    # a new session of the same workspace (a reload): the stored sweep is shown and its students listed
+    again = open_page("pages/tradeoffs.py", session={"ws": ws})
+    assert not again.exception, again.exception
+    assert "sweep scratch MLP 2 (seed 0)" in again.session_state["session_models"]
+    assert any("stopped after 1 of 2 widths" in w.value for w in again.warning)
+
+    # the Prune page lists the sweep's students (made by a run) and prunes one as a job
+    pr = again
+    pr.switch_page("pages/prune.py").run()
+    assert not pr.exception, pr.exception
+    pr.selectbox[0].set_value("sweep distilled MLP 2 (seed 0)")
+    pr.multiselect[0].set_value([0.5])
+    next(b for b in pr.button if b.label == "Compute saliencies").click()
+    pr.run()
+    wait_for_runs(pr)
+    assert not pr.exception, pr.exception
+    assert any("sweep distilled MLP 2" in s.value for s in pr.subheader)
+    reload = open_page("pages/prune.py", session={"ws": ws})
+    assert not reload.exception and any("sweep distilled MLP 2" in s.value for s in reload.subheader)

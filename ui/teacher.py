@@ -60,7 +60,7 @@ def register(teacher: TrainedTeacher, ds: Dataset) -> None:
     spec = teacher.spec
     state.register(ModelRecord(teacher_name(teacher), "teacher", teacher.model, teacher.metrics,
                                f"{spec.model.describe()}, {spec.train.epochs} epochs", ds.name, ds.seed,
-                               extra={"spec": spec.to_dict()}))
+                               extra={"spec": spec.to_dict(), "run_spec": run_spec(spec).to_dict()}))
 
 
 def require(ds: Dataset, key: str) -> TrainedTeacher:
