@@ -159,6 +159,7 @@ def chunker_losses(automatizer: Automatizer, chunker: Chunker, tokens: torch.Ten
 
     next = CE(A's next-symbol logits, targets) over all steps;
     state = mean squared error between A's guess of C's state and C's state (C's side detached);
+    state_relative = that error over the variance of C's states (1 − R², no gradient);
     chunker = CE(C's logits, targets) over the steps A failed on (0 when none).
     """
     a_logits, a_state = automatizer(tokens)
@@ -167,6 +168,9 @@ def chunker_losses(automatizer: Automatizer, chunker: Chunker, tokens: torch.Ten
     real = targets != IGNORE_LABEL
     out = {"next": F.cross_entropy(a_logits[real], targets[real]),
            "state": F.mse_loss(a_state[real], c_states.detach()[real]),
+           # the same error as a share of the chunker's state variance: 1 − R², comparable across epochs
+           # while the chunker's states themselves grow from their small initial values
+           "state_relative": (F.mse_loss(a_state[real], c_states[real]) / c_states[real].var(0).mean().clamp_min(1e-8)).detach(),
            "chunker": F.cross_entropy(c_logits[failed], targets[failed]) if bool(failed.any())
            else c_logits.sum() * 0.0,
            "a_logits": a_logits, "c_logits": c_logits, "failed": failed}
@@ -180,7 +184,7 @@ class ChunkerResult:
     history: list[dict]             # per epoch: losses, chunker's share and accuracies per part (see ChunkerRun)
     symbols: tuple[str, ...]        # output symbol names
     example: list[str]              # one test sequence, as symbols (the first input onwards)
-    example_owner: list[str]        # per step of it: "A" (automatizer predicted it) or "C" (handed to the chunker)
+    example_owner: list[str]        # per predicted symbol (example[1:]): "A" (the automatizer predicted it) or "C" (the chunker's)
     config: ChunkerConfig
     seed: int
     stopped_early: bool = False
@@ -208,7 +212,8 @@ class ChunkerRun:
     History entries (one per epoch, test set, eval mode): "next_loss", "state_loss",
     "chunker_loss" (training means); "share_<part>" / "share_all": share of the steps
     handed to the chunker; "automatizer_<part>": A alone's accuracy; "system_<part>":
-    accuracy of A where it is confident, C elsewhere; "state_loss_test".
+    accuracy of A where it is confident, C elsewhere; "state_loss_test", and
+    "state_relative_test" (the state error over the variance of C's states, 1 − R²).
     """
 
     def __init__(self, config: ChunkerConfig = ChunkerConfig(), seed: int = 0):
@@ -282,7 +287,8 @@ class ChunkerRun:
         a_right = losses["a_logits"].argmax(-1) == targets
         c_right = losses["c_logits"].argmax(-1) == targets
         system_right = torch.where(failed, c_right, a_right)
-        out = {"state_loss_test": float(losses["state"]), "share_all": float(failed.float().mean()),
+        out = {"state_loss_test": float(losses["state"]), "state_relative_test": float(losses["state_relative"]),
+               "share_all": float(failed.float().mean()),
                "automatizer_all": float(a_right.float().mean()), "system_all": float(system_right.float().mean())}
         for k, part in enumerate(PARTS):
             rows = parts == k
