@@ -394,8 +394,8 @@ STUDENT_NAMES = {"distilled": "distilled (soft targets)", "labels_only": "labels
 
 @dataclass(frozen=True)
 class SeqDistillConfig:
-    student: SeqModelConfig = SeqModelConfig("gru", hidden=8)   # a GRU of 8 units (~0.6 K parameters)
-    train: TrainConfig = TrainConfig(epochs=30, batch_size=16, lr=1e-2)  # the three students' schedule
+    student: SeqModelConfig = SeqModelConfig("gru", hidden=16)  # a GRU of 16 units (~1.7 K parameters)
+    train: TrainConfig = TrainConfig(epochs=60, batch_size=16, lr=1e-2)  # the three students' schedule
     temperature: float = 2.0        # T of the soft targets
     alpha: float = 0.9              # weight of the soft term; 1 - alpha on the next symbols' CE
     n_sequences: int = 100          # training sequences the students see (the first n of the teacher's)
@@ -474,7 +474,7 @@ class SeqDistillRun:
         part = ds.train.subset(range(n))
         self.teacher_logits = predict_sequence_logits(teacher.model, part.tokens)
         hard = torch.where(part.mask, self.teacher_logits.argmax(-1), torch.full_like(part.targets, IGNORE_LABEL))
-        init = build_seq_model(config.student, ds, seed + 1)
+        init = build_seq_model(config.student, ds, seed + 1)   # seed + 1: not the teacher's draws
         self.students = {name: copy.deepcopy(init) for name in STUDENTS}
         cfg, val = config.train, ds.val
         self._trainers = {
@@ -520,6 +520,19 @@ class SeqDistillRun:
         return SeqDistillResult(students, metrics, self.teacher.metrics,
                                 {n: list(h) for n, h in self.histories.items()}, self.config, self.seed,
                                 self.n_sequences, self.epoch, stopped_early=not self.done)
+
+
+def sequence_presets() -> dict[str, tuple[SeqTeacherConfig, SeqDistillConfig]]:
+    """The page's defaults per task (the first is the default task): (teacher settings, students' settings).
+
+    events: the dataclass defaults; the students see 100 of the teacher's 1 000 sessions.
+    reber: the same teacher; the students see 200 of its 1 000 strings for 40 epochs.
+    """
+    return {
+        "events": (SeqTeacherConfig(), SeqDistillConfig()),
+        "reber": (SeqTeacherConfig(task=SeqTaskConfig("reber")),
+                  SeqDistillConfig(train=TrainConfig(epochs=40, batch_size=16, lr=1e-2), n_sequences=200)),
+    }
 
 
 def distill_sequences(config: SeqDistillConfig, teacher: SeqTeacherResult, seed: int = 0) -> SeqDistillResult:

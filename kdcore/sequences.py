@@ -183,7 +183,7 @@ def generate_session(rng: np.random.Generator, campaign: int, prior: np.ndarray,
 
 @dataclass(frozen=True)
 class SeqTaskConfig:
-    task: str = "reber"         # "reber" (embedded Reber grammar) or "events" (user sessions per campaign)
+    task: str = "events"        # "events" (user sessions per campaign, the default) or "reber" (embedded Reber grammar)
     n_train: int = 1000         # training sequences (the teacher's training set)
     n_val: int = 200            # validation sequences (curves during training)
     n_test: int = 500           # test sequences (every reported number)
