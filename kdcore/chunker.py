@@ -224,9 +224,7 @@ class ChunkerRun:
         self.test_data = chunk_sequences(config.n_test, config.episodes, config.lag, seed + 10_000)
         self.automatizer = seeded_model(lambda: Automatizer(n_in, n_out, config.hidden, config.hidden), seed)
         self.chunker = seeded_model(lambda: Chunker(n_in, n_out, config.hidden), seed + 1)
-        params = list(self.automatizer.parameters()) + list(self.chunker.parameters())
         self.optimizer = make_optimizer(nn.ModuleList([self.automatizer, self.chunker]), config.train)
-        assert len(self.optimizer.param_groups[0]["params"]) == len(params)
         self.generator = torch.Generator().manual_seed(seed)
         self.steps_per_epoch = -(-config.n_train // config.train.batch_size)
         self.step_count = 0

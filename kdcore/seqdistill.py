@@ -18,7 +18,7 @@ Runs, stepped one epoch per `step()` (each with `done`, `progress()` and a
   at each step: the teacher's knowledge without its soft targets).
 
 Plain functions give what a page draws, as data: `soft_targets_of_sequence`,
-`accuracy_per_position`, `accuracy_per_group`, `model_sizes`,
+`sequence_symbols`, `accuracy_per_position`, `accuracy_per_group`, `model_sizes`,
 `describe_sequence_outcome`.
 
 Metrics (`sequence_metrics`), over the real steps of the test sequences:
@@ -219,6 +219,12 @@ def soft_targets_of_sequence(model: nn.Module, split: SeqSplit, index: int, temp
     n = int(split.lengths[index])
     logits = predict_sequence_logits(model, split.tokens[index:index + 1])[0, :n]
     return soften(logits, temperature).numpy()
+
+
+def sequence_symbols(dataset: SeqDataset, split: SeqSplit, index: int) -> list[str]:
+    """The input symbol at each real step of sequence `index` (the rows of `soft_targets_of_sequence`)."""
+    n = int(split.lengths[index])
+    return [dataset.input_names[int(t)] for t in split.tokens[index, :n]]
 
 
 def model_sizes(models: dict[str, nn.Module]) -> dict[str, dict]:

@@ -128,15 +128,13 @@ class GroupsIntoOneRun:
         return len(self.student_histories["distilled"]) >= self.config.student_train.epochs
 
     def progress(self) -> tuple[float, str]:
-        students_epochs = len(self.student_histories["distilled"])
         if not self.students:
-            g = len(self.group_histories)
             epoch = len(self.group_histories[-1]) if self.group_histories else 0
-            if self.group_histories and epoch >= self.config.group_train.epochs and g < self.n_groups:
-                g, epoch = g + 1, 0
-            text = (f"campaign model {max(g, 1)} / {self.n_groups}: epoch {epoch} / {self.config.group_train.epochs}")
+            text = (f"campaign model {max(len(self.group_models), 1)} / {self.n_groups}: "
+                    f"epoch {epoch} / {self.config.group_train.epochs}")
         else:
-            text = f"one student (distilled and labels only): epoch {students_epochs} / {self.config.student_train.epochs}"
+            text = (f"one student (distilled and labels only): epoch {len(self.student_histories['distilled'])}"
+                    f" / {self.config.student_train.epochs}")
         return self.units_done / self.units, text
 
     def _start_group(self, g: int) -> None:
