@@ -400,7 +400,7 @@ STUDENT_NAMES = {"distilled": "distilled (soft targets)", "labels_only": "labels
 
 @dataclass(frozen=True)
 class SeqDistillConfig:
-    student: SeqModelConfig = SeqModelConfig("gru", hidden=16)  # a GRU of 16 units (~1.7 K parameters)
+    student: SeqModelConfig = SeqModelConfig("gru", hidden=16)  # a GRU of 16 units (~1.9 K parameters)
     train: TrainConfig = TrainConfig(epochs=60, batch_size=16, lr=1e-2)  # the three students' schedule
     temperature: float = 2.0        # T of the soft targets
     alpha: float = 0.9              # weight of the soft term; 1 - alpha on the next symbols' CE

@@ -35,9 +35,9 @@ from kdcore.train import EpochLog, TrainConfig
 class GroupsIntoOneConfig:
     task: SeqTaskConfig = SeqTaskConfig("events", n_train=800, n_campaigns=4)   # 4 campaigns, ~200 sessions each
     group_model: SeqModelConfig = SeqModelConfig("gru", hidden=32)    # each campaign's own teacher
-    group_train: TrainConfig = TrainConfig(epochs=12, batch_size=16, lr=1e-2)   # per campaign teacher
+    group_train: TrainConfig = TrainConfig(epochs=20, batch_size=16, lr=1e-2)   # per campaign teacher
     student: SeqModelConfig = SeqModelConfig("gru", hidden=32)        # the one model for every campaign
-    student_train: TrainConfig = TrainConfig(epochs=12, batch_size=32, lr=1e-2)  # both students
+    student_train: TrainConfig = TrainConfig(epochs=25, batch_size=32, lr=1e-2)  # both students
     temperature: float = 2.0        # T of the campaign teachers' soft targets
     alpha: float = 0.9              # weight of the soft term; 1 - alpha on the next events' CE
 
