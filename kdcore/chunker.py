@@ -15,7 +15,8 @@ no longer needed: one network remains. Training one network to reproduce
 another's internal representation is the first published case of what is now
 called distillation (Schmidhuber's own account, and Hinton et al. 2015 solve
 the same problem, moving one network's knowledge into another, with soft
-targets on outputs instead of hidden states).
+targets on outputs instead of hidden states). `ABOUT` says this in a paragraph
+for a page.
 
 The toy (`chunk_sequences`): each sequence is a few episodes of
 [start ∈ {a, c} at random] [a fixed chunk s1 … s_lag] [end: b after a, d after c].
@@ -36,7 +37,8 @@ probability of the actual symbol was below `confidence` (the paper used an
 error threshold); A predicts C's current state at every step, with C's state
 held fixed as a target (no gradient into C); the two networks are trained at
 once rather than the collapse being a separate phase; a single level of
-hierarchy, and the chunker is trained only on the steps A fails on.
+hierarchy; the chunker gets no time stamp of its unexpected inputs, and is
+trained only on the steps A fails on.
 """
 
 from __future__ import annotations
@@ -54,6 +56,21 @@ from kdcore.losses import IGNORE_LABEL
 from kdcore.train import GLOBAL_RNG_LOCK, TrainConfig, make_optimizer, scheduled_lr, seeded_model
 
 PARTS = ("predictable", "unpredictable", "long_lag")   # what kind of symbol a step's target is
+
+ABOUT = (
+    "In 1991 Jürgen Schmidhuber trained two recurrent networks on one stream of symbols. The "
+    "*automatizer* reads every symbol and predicts the next; the *chunker* sees only the symbols the "
+    "automatizer failed to predict, so its clock ticks only at surprises and a long lag becomes a short "
+    "one. The automatizer is also trained to predict the chunker's internal state; once its own state "
+    "carries what the chunker knows, it predicts those symbols itself, they stop reaching the chunker, "
+    "and the chunker is no longer needed: one network remains, holding what two had learned. That is "
+    "distillation's first published case: one network trained to reproduce another's knowledge. "
+    "Today's soft targets (Hinton, Vinyals & Dean 2015) move the same knowledge through the teacher's "
+    "output distribution instead of its hidden state, which works between networks of different shapes. "
+    "This demo simplifies the paper: GRUs trained by backpropagation through time on minibatches (the "
+    "paper: online recurrent learning), a probability threshold for 'failed to predict', both networks "
+    "trained at once, one level of hierarchy."
+)
 
 
 @dataclass(frozen=True)
