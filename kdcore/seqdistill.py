@@ -17,7 +17,8 @@ Runs, stepped one epoch per `step()` (each with `done`, `progress()` and a
   on the next symbols) and *teacher's hard labels* (CE on the teacher's argmax
   at each step: the teacher's knowledge without its soft targets).
 
-Plain functions give what a page draws, as data: `soft_targets_of_sequence`,
+`sequence_presets()` gives the page's defaults per task (teacher and students'
+settings). Plain functions give what a page draws, as data: `soft_targets_of_sequence`,
 `sequence_symbols`, `accuracy_per_position`, `accuracy_per_group`, `model_sizes`,
 `describe_sequence_outcome`.
 
@@ -37,7 +38,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch

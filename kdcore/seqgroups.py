@@ -18,11 +18,10 @@ students per `step()`; `result()` may be called at any time.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from kdcore.models import format_bytes, model_bytes
 from kdcore.seqdistill import (SeqModel, SeqModelConfig, SeqTrainer, best_guess_hits, build_seq_model,
