@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdcore.losses import IGNORE_LABEL
+from kdcore.seqdistill import RunProgress
 from kdcore.train import GLOBAL_RNG_LOCK, TrainConfig, make_optimizer, scheduled_lr, seeded_model
 
 PARTS = ("predictable", "unpredictable", "long_lag")   # what kind of symbol a step's target is
@@ -251,12 +252,13 @@ class ChunkerRun:
     def done(self) -> bool:
         return len(self.history) >= self.config.train.epochs
 
-    def progress(self) -> tuple[float, str]:
+    def progress(self) -> RunProgress:
         n, total = len(self.history), self.config.train.epochs
         text = f"automatizer and chunker: epoch {n} / {total}"
         if self.history:
             text += f", chunker's share {100 * self.history[-1]['share_all']:.0f} %"
-        return n / total, text
+        return RunProgress(n / total, text, {"chunker's share": [h["share_all"] for h in self.history],
+                                             "long-lag share": [h["share_long_lag"] for h in self.history]})
 
     def step(self) -> dict:
         if self.done:

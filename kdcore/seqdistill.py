@@ -59,6 +59,30 @@ SEQ_MODEL_KINDS = {
 }
 
 
+class RunProgress(tuple):
+    """What a run's `progress()` returns: the pair (fraction in [0, 1], a short text), which unpacks
+    as `fraction, text = run.progress()`, also readable by name as `.fraction`, `.text`, `.curves`
+    (small live series, e.g. validation accuracy per epoch) and `.unit` (what one step is), the
+    fields of the Run protocol's progress record."""
+
+    def __new__(cls, fraction: float, text: str, curves: dict[str, list[float]] | None = None,
+                unit: str = "epoch"):
+        self = super().__new__(cls, (min(max(float(fraction), 0.0), 1.0), text))
+        self.curves, self.unit = dict(curves or {}), unit
+        return self
+
+    def __reduce__(self):   # pickles (a run's progress may cross a process boundary)
+        return RunProgress, (self[0], self[1], self.curves, self.unit)
+
+    @property
+    def fraction(self) -> float:
+        return self[0]
+
+    @property
+    def text(self) -> str:
+        return self[1]
+
+
 # ---------------------------------------------------------------- models
 
 
@@ -362,12 +386,12 @@ class SeqTeacherRun:
     def done(self) -> bool:
         return len(self.history) >= self.config.train.epochs
 
-    def progress(self) -> tuple[float, str]:
+    def progress(self) -> RunProgress:
         n, total = len(self.history), self.config.train.epochs
         text = f"teacher: epoch {n} / {total}"
         if self.history:
             text += f", validation accuracy {100 * self.history[-1]['val_acc']:.1f} %"
-        return n / total, text
+        return RunProgress(n / total, text, {"teacher": [h["val_acc"] for h in self.history]})
 
     def step(self) -> EpochLog:
         if self.done:
@@ -502,13 +526,14 @@ class SeqDistillRun:
     def done(self) -> bool:
         return self.epoch >= self.config.train.epochs
 
-    def progress(self) -> tuple[float, str]:
+    def progress(self) -> RunProgress:
         total = self.config.train.epochs
         text = f"students: epoch {self.epoch} / {total}"
         if self.epoch:
             accs = ", ".join(f"{STUDENT_NAMES[n]} {100 * self.histories[n][-1]['val_acc']:.1f} %" for n in STUDENTS)
             text += f" (validation: {accs})"
-        return self.epoch / total, text
+        return RunProgress(self.epoch / total, text,
+                           {n: [h["val_acc"] for h in self.histories[n]] for n in STUDENTS})
 
     def step(self) -> dict[str, EpochLog]:
         if self.done:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from kdcore.models import format_bytes, model_bytes
-from kdcore.seqdistill import (SeqModel, SeqModelConfig, SeqTrainer, best_guess_hits, build_seq_model,
+from kdcore.seqdistill import (RunProgress, SeqModel, SeqModelConfig, SeqTrainer, best_guess_hits, build_seq_model,
                                predict_sequence_logits, sequence_metrics)
 from kdcore.sequences import SeqTaskConfig, make_sequence_dataset
 from kdcore.train import EpochLog, TrainConfig
@@ -133,7 +133,7 @@ class GroupsIntoOneRun:
     def done(self) -> bool:
         return len(self.student_histories["distilled"]) >= self.config.student_train.epochs
 
-    def progress(self) -> tuple[float, str]:
+    def progress(self) -> RunProgress:
         if not self.students:
             epoch = len(self.group_histories[-1]) if self.group_histories else 0
             text = (f"campaign model {max(len(self.group_models), 1)} / {self.n_groups}: "
@@ -141,7 +141,8 @@ class GroupsIntoOneRun:
         else:
             text = (f"one student (distilled and labels only): epoch {len(self.student_histories['distilled'])}"
                     f" / {self.config.student_train.epochs}")
-        return self.units_done / self.units, text
+        curves = {n: [h["val_acc"] for h in hist] for n, hist in self.student_histories.items() if hist}
+        return RunProgress(self.units_done / self.units, text, curves)
 
     def _start_group(self, g: int) -> None:
         ds, cfg = self.dataset, self.config

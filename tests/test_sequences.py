@@ -147,6 +147,8 @@ def test_same_seed_same_numbers():
         teacher = teacher_run.result()
         run = SeqDistillRun(distill_config, teacher, seed=3)
         run.step()
+        fraction, text = run.progress()
+        assert fraction == 0.5 and "epoch 1 / 2" in text and run.progress().curves["distilled"]
         stopped = run.result()                  # a result before the last epoch: stopped early
         assert stopped.stopped_early and stopped.epochs_run == 1
         while not run.done:
