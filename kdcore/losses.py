@@ -92,3 +92,21 @@ def logit_matching_loss(student_logits: torch.Tensor, teacher_logits: torch.Tens
 def hard_loss(student_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy on the labelled examples only (labels of -1 are skipped)."""
     return F.cross_entropy(student_logits, targets, ignore_index=IGNORE_LABEL)
+
+
+def sequence_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+                     mask: torch.Tensor | None = None, temperature=4.0, alpha=0.5) -> torch.Tensor:
+    """`kd_loss` per time step of sequences (B, L, C), padding left out:
+
+        L = α · T² · mean over real steps of KL(softmax(t_bl/T) ‖ softmax(s_bl/T))
+            + (1 − α) · mean over labelled steps of CE(y_bl, softmax(s_bl)),
+
+    every real step (b, l) weighing as one example, as if the steps were the rows
+    of a (N_steps, C) batch (Hinton et al. 2015 applied per step, as in sequence-
+    level distillation's word-level form, Kim & Rush 2016, eq. 4). `mask` (B, L)
+    is True on real steps (default: every step); targets of `IGNORE_LABEL` on a
+    real step are unlabelled steps that feed only the soft term.
+    """
+    if mask is None:
+        mask = torch.ones(targets.shape, dtype=torch.bool, device=targets.device)
+    return kd_loss(student_logits[mask], teacher_logits[mask], targets[mask], temperature, alpha)
