@@ -264,7 +264,9 @@ class JobRunner:
                 self.store.link(workspace, jid, name)
                 return jid
             done = self.store.find_finished(spec.key)
-            if done is not None:
+            if done is not None:   # answered from the store: list it, and what it was made from
+                for req in k.requires(spec.config):
+                    self.submit(req, workspace)
                 self.store.link(workspace, done.id, name)
                 return done.id
             needs = [self.submit(req, workspace) for req in k.requires(spec.config)]

@@ -282,6 +282,9 @@ def test_prerequisites_run_first_and_their_failure_is_explained(runner):
                                                "needs": countdown("need2", steps=3, fail_at=1).config}), "ws")
     v = runner.wait(bad)
     assert v.status == "failed" and "did not finish (failed)" in v.error
+    # a finished run answered from the store brings its prerequisites into the new workspace too
+    again = runner.submit(RunSpec("test-after", {"name": "after", "steps": 1, "needs": countdown("need").config}), "other")
+    assert again == ok and {r.name for r in runner.store.workspace_runs("other")} == {"after", "need"}
 
 
 def test_runs_survive_a_server_restart(tmp_path):
