@@ -11,11 +11,8 @@ teacher carries the teacher's spec dict under "teacher" and requires the teacher
 
 from __future__ import annotations
 
-from kdcore.runs import Progress, RunContext, RunKind, RunSpec, register_kind
+from kdcore.runs import pct as _pct, EngineRun, Progress, RunContext, RunKind, RunSpec, register_kind
 
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
 
 
 def _val_curve(history) -> list[float]:
@@ -96,7 +93,7 @@ def distill_config(teacher_spec, student, train, kd, seed: int) -> dict:
             "kd": kd.to_dict()}
 
 
-class DistillPairRun:
+class DistillPairRun(EngineRun):
     """`DistillRun` as a job: the distilled student and its labels-only twin, one epoch per step."""
 
     def __init__(self, config: dict, ctx: RunContext):
@@ -110,13 +107,6 @@ class DistillPairRun:
                               TrainConfig(**config["train"]), KDConfig(**config["kd"]), seed=config["seed"],
                               control=True)
 
-    @property
-    def done(self) -> bool:
-        return self.run.done
-
-    def step(self):
-        self.run.step()
-
     def progress(self) -> Progress:
         run, total = self.run, self.run.train.epochs
         text = f"Epoch {run.epoch}/{total}"
@@ -128,8 +118,6 @@ class DistillPairRun:
             curves["hard labels"] = _val_curve(run.hard_history)
         return Progress(run.epoch / total, text, curves)
 
-    def result(self):
-        return self.run.result()
 
 
 def _distill_name(config: dict) -> str:

@@ -30,14 +30,11 @@ import torch
 from torch import nn
 
 from kdcore.data import Dataset
-from kdcore.runs import Progress, RunContext, RunKind, RunSpec, register_kind
+from kdcore.runs import pct as _pct, EngineRun, Progress, RunContext, RunKind, RunSpec, register_kind
 
 EXACT_LIMIT = 20_000                           # "exact" costs one Hessian-vector product per parameter
 SENSITIVITY_LEVELS = (0.5, 0.8, 0.9, 0.95, 0.99)
 
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
 
 
 # ---------------------------------------------------------------- model sources
@@ -302,7 +299,7 @@ def iterative_config(analysis: RunSpec, criterion: str, target: float, step: flo
             "criterion": criterion, "target": float(target), "step": float(step), "epochs": int(epochs)}
 
 
-class PruneIterativeRun:
+class PruneIterativeRun(EngineRun):
     def __init__(self, config: dict, ctx: RunContext):
         from kdcore import pruning as P
         a: PruneAnalysis = ctx.result_of(RunSpec.from_dict(config["analysis"]))
@@ -313,13 +310,6 @@ class PruneIterativeRun:
         criterion = P.criterion_from_name(config["criterion"], X, y, a.method, 100, seed)
         self.crit = config["criterion"]
         self.run = P.IterativePruning(copy.deepcopy(a.model), criterion, X, y, ds.X_val, ds.y_val, self.cfg, seed=seed)
-
-    @property
-    def done(self) -> bool:
-        return self.run.done
-
-    def step(self):
-        self.run.step()
 
     def progress(self) -> Progress:
         run = self.run
@@ -562,7 +552,7 @@ def pipeline_config(teacher_spec, source: dict, sparsity: float, quant, finetune
             "kd": kd.to_dict(), "source_recipe": source_recipe}
 
 
-class PipelineJob:
+class PipelineJob(EngineRun):
     """`tradeoffs.PipelineRun` as a job: the pruning at once, one fine-tuning epoch per step."""
 
     def __init__(self, config: dict, ctx: RunContext):
@@ -578,13 +568,6 @@ class PipelineJob:
                                KDConfig(**config["kd"]), seed=int(config["seed"]),
                                source_recipe=config.get("source_recipe", ""))
         self.epochs = ft["epochs"] if ft else 0
-
-    @property
-    def done(self) -> bool:
-        return self.run.done
-
-    def step(self):
-        self.run.step()
 
     def progress(self) -> Progress:
         n = self.run.epochs_run

@@ -17,7 +17,7 @@ single-member student). One `step()` is one epoch of the three students (`Ensemb
 from __future__ import annotations
 
 from kdcore.runkinds import TeacherRun, _pct
-from kdcore.runs import Progress, RunContext, RunKind, RunSpec, register_kind
+from kdcore.runs import EngineRun, Progress, RunContext, RunKind, RunSpec, register_kind
 
 
 def ensemble_config(specs, method: str) -> dict:
@@ -116,7 +116,7 @@ register_kind(RunKind("ensemble", "Ensemble", EnsembleBuildRun, describe=_ensemb
 
 # ---------------------------------------------------------------- one student from the ensemble
 
-class EnsembleDistillJob:
+class EnsembleDistillJob(EngineRun):
     """`EnsembleDistillRun` as a job: three students, one epoch of each per step."""
 
     def __init__(self, config: dict, ctx: RunContext):
@@ -130,13 +130,6 @@ class EnsembleDistillJob:
                                       TrainConfig(**config["train"]), KDConfig(**config["kd"]),
                                       seed=config["seed"], single_index=config.get("single_index", 0))
 
-    @property
-    def done(self) -> bool:
-        return self.run.done
-
-    def step(self):
-        self.run.step()
-
     def progress(self) -> Progress:
         run, total = self.run, self.run.train.epochs
         curves = {name: [r["val_acc"] for r in records] for name, records in run.curves().items()}
@@ -147,8 +140,6 @@ class EnsembleDistillJob:
                      f"scratch {_pct(curves['scratch'][-1])}")
         return Progress(run.epoch / total, text, curves)
 
-    def result(self):
-        return self.run.result()
 
 
 def _ensemble_distill_name(config: dict) -> str:

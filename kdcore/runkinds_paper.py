@@ -17,11 +17,8 @@ from __future__ import annotations
 import copy
 import threading
 
-from kdcore.runs import Progress, RunContext, RunKind, RunSpec, register_kind
+from kdcore.runs import pct as _pct, EngineRun, Progress, RunContext, RunKind, RunSpec, register_kind
 
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
 
 
 def _val(history) -> list[float]:
@@ -171,19 +168,12 @@ register_kind(RunKind(
 
 # ---------------------------------------------------------------- transfer sets: omitted class, losses
 
-class _PairJob:
+class _PairJob(EngineRun):
     """A run over a `DistillRun`-like object with `epoch`, `done`, `step()`, `result()`; its result is
     None when stopped before the first epoch (nothing was learned)."""
 
     names: tuple[str, ...] = ()
     label = ""
-
-    @property
-    def done(self) -> bool:
-        return self.run.done
-
-    def step(self):
-        self.run.step()
 
     def _histories(self) -> dict:
         raise NotImplementedError

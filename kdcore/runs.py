@@ -58,6 +58,27 @@ class Run(Protocol):
     def result(self) -> Any: ...
 
 
+class EngineRun:
+    """Base of a kind's run that wraps an engine object with step()/done/result() (`self.run`):
+    the kind adds only its `progress()` (and builds `self.run` in `__init__`)."""
+    run: Any
+
+    @property
+    def done(self) -> bool:
+        return self.run.done
+
+    def step(self):
+        self.run.step()
+
+    def result(self):
+        return self.run.result()
+
+
+def pct(x: float) -> str:
+    """A fraction as a percentage for progress texts: 0.9123 -> "91.2 %"."""
+    return f"{100 * x:.1f} %"
+
+
 def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 

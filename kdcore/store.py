@@ -279,6 +279,10 @@ class RunStore:
         q += " ORDER BY w.added DESC, r.created DESC"
         return [self._row(r, r["wname"]) for r in self._con.execute(q, args).fetchall()]
 
+    def has_result(self, run_id: str) -> bool:
+        row = self._con.execute("SELECT result IS NOT NULL AS stored FROM runs WHERE id=?", (run_id,)).fetchone()
+        return bool(row and row["stored"])
+
     def encoded(self, run_id: str) -> tuple[object, dict]:
         """A stored result as it is on disk: (JSON document, tensors). Raises ArtifactUnreadable."""
         row = self._con.execute("SELECT result, name FROM runs WHERE id=?", (run_id,)).fetchone()

@@ -199,7 +199,7 @@ def test_ensembles_page_keeps_finished_members_after_a_stop(digits, tiny_ensembl
     store.link("stoptest1", rec.id)
     at = open_page("pages/ensembles.py", session={"ws": "stoptest1"})
     assert not at.exception, at.exception
-    assert any("2 of 3 members" in w.value for w in at.warning)
+    assert any("2 of 3 members" in w.value for w in at.warning), [e.value for e in [*at.warning, *at.info, *at.error]]
     assert at.dataframe[0].value.shape[0] == 2 + 2   # two members, the two combinations
     roles = [r.role for r in at.session_state["session_models"].values()]
     assert roles.count("ensemble") == 1

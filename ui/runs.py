@@ -73,7 +73,7 @@ def _load(run_id: str, finished: float | None):
 def result(run_id: str):
     """The stored result of an ended run (None with a message if it cannot be read)."""
     rec = store().get(run_id)
-    if rec is None or rec.started is None:   # None too for a run stopped while queued: it stored nothing
+    if rec is None or not store().has_result(run_id):   # e.g. a run stopped while queued stored nothing
         return None
     try:
         return _load(run_id, rec.finished)
