@@ -118,10 +118,10 @@ def test_sequences_page_distills_and_redraws_without_new_runs(open_page, wait_fo
     assert not at.exception
     assert at.title[0].value == "Sequences"
     # tiny settings: a small teacher and students, few epochs
-    at.number_input(key="seq_t_epochs").set_value(2)
-    at.select_slider(key="seq_t_width").set_value(16)
-    at.number_input(key="seq_s_epochs").set_value(2)
-    at.number_input(key="seq_s_n").set_value(30)
+    at.number_input(key="seq_t_epochs_events").set_value(2)
+    at.select_slider(key="seq_t_width_events").set_value(16)
+    at.number_input(key="seq_s_epochs_events").set_value(2)
+    at.number_input(key="seq_s_n_events").set_value(30)
     at.button(key="seq_distill_btn").click().run()
     assert not at.exception, at.exception
     at = wait_for_runs(at)
