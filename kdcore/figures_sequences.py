@@ -49,13 +49,12 @@ def soft_targets_heatmap(probs: np.ndarray, inputs: Sequence[str], class_names: 
     if actual_next is not None:
         fig.add_trace(go.Scatter(
             x=xs, y=[names[int(c)] for c in actual_next], mode="markers", name="the symbol that came next",
-            marker=dict(symbol="circle-open", size=14, color="#E45756", line=dict(width=2)),
+            marker=dict(symbol="circle-open", size=14, color="#E45756", line=dict(width=2)), showlegend=False,
             hovertemplate="step %{x}<br>came next: %{y}<extra></extra>"))
-    fig.update_xaxes(title_text="step · input symbol", type="category", tickangle=-45 if len(xs) > 14 else 0)
+    fig.update_xaxes(title_text="step · input symbol", type="category", tickangle=-45, automargin=True)
     fig.update_yaxes(title_text="next symbol", type="category", autorange="reversed")
-    fig = _layout(fig, title or f"Soft targets of the {model_name} at T = {temperature:g}, one test sequence",
-                  height=380 + 14 * max(len(names) - 8, 0))
-    return _legend_below(fig, y=-0.35 if len(xs) > 14 else -0.25)
+    return _layout(fig, title or f"Soft targets of the {model_name} at T = {temperature:g}, one test sequence",
+                   height=400 + 14 * max(len(names) - 8, 0))
 
 
 def accuracy_per_position_chart(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],

@@ -20,9 +20,13 @@ import dataclasses
 from kdcore.runs import Progress, RunContext, RunKind, RunSpec, register_kind
 
 
+CURVE_NAMES = {"labels_only": "labels only", "hard_labels": "hard labels"}   # the lab's names (figures.COLORS)
+
+
 def _progress(p) -> Progress:
-    """The engine's RunProgress as the protocol's Progress."""
-    return Progress(float(p.fraction), str(p.text), {k: [float(x) for x in v] for k, v in p.curves.items()},
+    """The engine's RunProgress as the protocol's Progress (live series named as on the other pages)."""
+    return Progress(float(p.fraction), str(p.text),
+                    {CURVE_NAMES.get(k, k): [float(x) for x in v] for k, v in p.curves.items()},
                     getattr(p, "unit", "epoch"))
 
 

@@ -138,3 +138,30 @@ def test_sequences_page_distills_and_redraws_without_new_runs(open_page, wait_fo
     assert not at.exception, at.exception
     assert len(RunStore().workspace_runs(at.session_state["ws"])) == n_runs
     assert any("T = 5" in (getattr(c, "proto", None) and c.proto.spec or "") for c in at.get("plotly_chart"))
+
+
+def test_groups_and_chunker_sections_and_bad_settings(open_page, wait_for_runs):
+    at = open_page(PAGE)
+    # too few sessions for the campaigns: an error beside the settings, the button disabled, no traceback
+    at.slider(key="seq_g_campaigns").set_value(8)
+    at.number_input(key="seq_g_sessions").set_value(50).run()
+    assert not at.exception
+    assert any("at least 80" in e.value for e in at.error)
+    assert at.button(key="seq_groups_btn").disabled
+    # tiny runs of both sections
+    at.slider(key="seq_g_campaigns").set_value(2)
+    at.number_input(key="seq_g_sessions").set_value(60)
+    at.number_input(key="seq_g_epochs").set_value(1)
+    at.number_input(key="seq_g_s_epochs").set_value(1)
+    at.number_input(key="seq_c_epochs").set_value(2)
+    at.run()
+    assert not at.error
+    at.button(key="seq_groups_btn").click().run()
+    at.button(key="seq_chunker_btn").click().run()
+    at = wait_for_runs(at)
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert "2 per-campaign models" in labels and "One distilled student" in labels, labels
+    texts = [e.value for e in list(at.success) + list(at.warning) + list(at.info)]
+    assert any(t.startswith("One distilled student of") for t in texts), texts
+    assert any(t.startswith("The chunker's share of the predictions fell") for t in texts), texts
