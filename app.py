@@ -23,6 +23,7 @@ PAGES = {
         st.Page("pages/specialists.py", title="Specialists", icon=":material/category:"),
         st.Page("pages/transfer_set.py", title="Transfer sets", icon=":material/swap_horiz:"),
         st.Page("pages/hinton_mnist.py", title="Hinton MNIST", icon=":material/history_edu:"),
+        st.Page("pages/sequences.py", title="Sequences", icon=":material/timeline:"),
     ],
     "Compression": [
         st.Page("pages/prune.py", title="Prune", icon=":material/content_cut:"),

@@ -20,6 +20,7 @@ COLORS = {
     "distilled": "#F58518",
     "scratch": "#54A24B",
     "hard labels": "#72B7B2",
+    "labels only": "#54A24B",   # the sequence students' name for "scratch"
     "pruned": "#B279A2",
     "quantized": "#E45756",
     "other": "#9D755D",

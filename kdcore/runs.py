@@ -35,6 +35,7 @@ KIND_MODULES = (
     "kdcore.runkinds_ensemble",
     "kdcore.runkinds_paper",
     "kdcore.runkinds_compress",
+    "kdcore.runkinds_seq",
 )
 
 
