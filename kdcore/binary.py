@@ -295,3 +295,14 @@ def latency_comparison(model: BinaryMLP, X: torch.Tensor, batch_sizes: Sequence[
             out.append(BinaryLatency(bs, _median_ms(lambda: xnor(xn)), _median_ms(lambda: model(xb)),
                                      _median_ms(lambda: float_mlp(xb)), torch.get_num_threads()))
     return out
+
+
+def binary_record(model: BinaryMLP, dataset: Dataset, recipe: str, name: str = "binary MLP"):
+    """A `ModelRecord` of a trained BinaryMLP, sized by `binary_model_bits` (role "binary")."""
+    from kdcore.metrics import evaluate
+    from kdcore.registry import ModelRecord
+    metrics = evaluate(model, dataset.X_test, dataset.y_test)
+    metrics["bytes"] = -(-binary_model_bits(model) // 8)
+    metrics["encoding"] = "1-bit weights and activations"
+    return ModelRecord(name, "binary", model, metrics, recipe, dataset.name, dataset.seed,
+                       extra={"bits": 1, "encoding": metrics["encoding"]})

@@ -170,3 +170,17 @@ def low_rank_sweep(model: nn.Module, dataset: Dataset, configs: Sequence[LowRank
         if on_point is not None and on_point(p):
             break
     return points
+
+
+def low_rank_record(point: LowRankPoint, source_name: str, source_recipe: str, dataset: Dataset,
+                    finetune_epochs: int = 0):
+    """A `ModelRecord` of a factorized model for the Trade-offs frontier (role "low rank")."""
+    from kdcore.registry import ModelRecord
+    metrics = evaluate(point.model, dataset.X_test, dataset.y_test)
+    metrics["encoding"] = "dense"
+    tail = f", fine-tuned {finetune_epochs} epochs" if finetune_epochs else ""
+    return ModelRecord(f"low rank ({point.config.describe()}) of {source_name}", "low rank", point.model, metrics,
+                       f"{source_recipe}; then each Linear as two of rank {'/'.join(str(l.rank) for l in point.layers)}"
+                       f" from its truncated SVD{tail}", dataset.name, dataset.seed,
+                       extra={"lowrank": point.config.to_dict(), "source": source_name, "bits": 32,
+                              "encoding": "dense"})
