@@ -222,9 +222,13 @@ class XnorMLP:
         """Σ_j h_j w_j for h, w ∈ ±1: n − 2·popcount(h XOR w)."""
         return n - 2 * popcount(h_bits[:, None, :] ^ w[None]).sum(-1).astype(np.int64)
 
-    def preactivations(self, x: np.ndarray) -> list[np.ndarray]:
-        """The integer pre-activations of every layer (for tests), then the logits last."""
+    def preactivations(self, x: np.ndarray, chunk: int = 256) -> list[np.ndarray]:
+        """The integer pre-activations of every layer (for tests), then the logits last.
+        Batches are processed `chunk` rows at a time (the XOR tensor is rows × units × words)."""
         x = np.asarray(x, np.float32).reshape(len(x), -1)
+        if len(x) > chunk:
+            parts = [self.preactivations(x[i:i + chunk], chunk) for i in range(0, len(x), chunk)]
+            return [np.concatenate(layer) for layer in zip(*parts)]
         x_int = np.clip(np.round((x - self.lo) * self.scale), 0, self.levels).astype(np.int64)
         out = []
         a = self._first_layer(x_int, self.w_bits[0])

@@ -275,7 +275,7 @@ class LossFamilyRun:
                                                                                th.shape[1]), seed).state_dict())
             if method == "hints":
                 weight = self.hint_weight
-                kw.update(loss="kd", extra_loss=lambda m, idx, yb: weight * m.hint_term(th[idx]))
+                kw.update(loss="kd", extra_loss=lambda m, idx, yb: weight * m.hint_term(th[idx.cpu()].to(idx.device)))
             else:
                 self._hint_stage(model, seed)
                 kw.update(loss="kd")

@@ -89,4 +89,4 @@ def test_clip_latent_weights():
     with torch.no_grad():
         model.out_layer.weight.mul_(5)
     clip_latent_weights(model)
-    assert float(model.out_layer.weight.abs().max()) == 1.0
+    assert float(model.out_layer.weight.detach().abs().max()) == 1.0
