@@ -56,6 +56,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--t", type=int, nargs="+", default=[6, 8, 10, 12])
     ap.add_argument("--json", default="")
+    ap.add_argument("--dataset", default="digits", choices=["digits", "mnist"],
+                    help="mnist: Weightless and the binary MLP only, on short schedules (needs --data-root)")
+    ap.add_argument("--data-root", default=None, help="folder with MNIST/raw/*.gz (default $KDLAB_DATA)")
     ap.add_argument("--only", nargs="+", default=["weightless", "binary", "lowrank", "losses"],
                     help="sections to run (the frontier needs all four)")
     args = ap.parse_args()
@@ -64,6 +67,9 @@ def main() -> None:
     print(f"# bench.compression_families · {date.today()} · {platform.machine()} · torch {torch.__version__} · "
           f"{args.threads} thread(s)\n")
     out: dict = {}
+    if args.dataset == "mnist":
+        mnist_main(args, out)
+        return
     ds = load_dataset("digits", 0)
     spec = default_teacher_spec("digits")
     teacher = TeacherCache().get_or_train(spec, ds)
@@ -211,6 +217,56 @@ def frontier_section(frontier, out) -> None:
                   "test acc (%)": 100 * f["acc"], "frontier": "yes" if i in front else ""}
                  for i, f in sorted(enumerate(frontier), key=lambda x: x[1]["bytes"])]) + "\n")
     out["frontier"] = [{**f, "on_frontier": i in front} for i, f in enumerate(frontier)]
+
+
+def mnist_main(args, out: dict) -> None:
+    """MNIST, short schedules: the default MNIST teacher (800-800, 5 epochs), Weightless at 95 %
+    sparsity (2 epochs of retraining after pruning, 1 after each layer), binary MLPs 3 epochs."""
+    t_start = time.perf_counter()
+    ds = load_dataset("mnist", 0, data_root=args.data_root)
+    spec = default_teacher_spec("mnist")
+    t0 = time.perf_counter()
+    teacher = TeacherCache().get_or_train(spec, ds)
+    tm = teacher.metrics
+    print(f"MNIST teacher {spec.model.describe()}: {100 * tm['accuracy']:.2f} % ({time.perf_counter() - t0:.0f} s, "
+          f"cached after the first run)\n")
+    t0 = time.perf_counter()
+    rows, fp_rows = [], []
+    for t in args.t:
+        cfg = WeightlessConfig(sparsity=0.95, n_clusters=16, t=t, k=3, prune_epochs=2, retrain_epochs=1,
+                               batch_size=128, lr=1e-3)
+        res = WeightlessRun(cfg, ds, teacher.model, teacher.logits["train"], seed=0).run()
+        fp = res.fp_summary()
+        fp_rows.append({"t": t, "pruned positions": fp["pruned positions"], "FP measured": fp["measured"],
+                        "FP theory V/2^t": fp["theory"]})
+        if not rows:
+            for b, pq in sorted(res.prune_quantize.items(), reverse=True):
+                rows.append({"model": f"pruned 95 % + {b}-bit PTQ ({pq['encoding']})", "bytes": pq["bytes"],
+                             "× vs float32": tm["bytes"] / pq["bytes"], "test acc (%)": 100 * pq["accuracy"]})
+            rows.append({"model": "pruned 95 %, retrained (float32 values)", "bytes": "",
+                         "× vs float32": "", "test acc (%)": 100 * res.stages[1].accuracy})
+        rows.append({"model": f"Weightless t = {t}", "bytes": res.bytes, "× vs float32": res.ratio_vs_float32,
+                     "test acc (%)": 100 * res.metrics["accuracy"]})
+    print(f"## MNIST Weightless ({time.perf_counter() - t0:.0f} s)\n")
+    print(table(fp_rows) + "\n")
+    print(table(rows) + "\n")
+    out["mnist_weightless"] = {"fp": fp_rows, "sizes": rows}
+    t0 = time.perf_counter()
+    bin_rows = []
+    for how, tl in (("labels", None), ("KD (T = 4, α = 0.9)", teacher.logits["train"])):
+        m, _ = binary.train_binary_mlp(ds, (512, 512), TrainConfig(epochs=3, batch_size=128, lr=3e-3), 0,
+                                       teacher_logits=tl)
+        bin_rows.append({"binary MLP 512-512, 3 epochs": how,
+                         "test error (%)": 100 - 100 * evaluate(m, ds.X_test, ds.y_test)["accuracy"]})
+    lat = binary.latency_comparison(m, ds.X_test)
+    print(f"## MNIST binary MLP ({time.perf_counter() - t0:.0f} s; size {format_bytes(binary.binary_model_bits(m) / 8)})\n")
+    print(table(bin_rows) + "\n")
+    print(table([l.row() for l in lat]) + "\n")
+    out["mnist_binary"] = {"rows": bin_rows, "latency": [l.row() for l in lat]}
+    print(f"Total {time.perf_counter() - t_start:.0f} s.")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1, default=str)
 
 
 if __name__ == "__main__":
