@@ -9,7 +9,7 @@ use it just the same.
 
 from kdcore.data import Dataset, DatasetUnavailable, DATASETS, load_dataset
 from kdcore.models import ModelConfig, build_model, param_count, model_bytes
-from kdcore.losses import soften, kd_loss, soft_target_loss, logit_matching_loss
+from kdcore.losses import soften, kd_loss, soft_target_loss, logit_matching_loss, dkd_loss, hint_loss
 from kdcore.train import TrainConfig, EpochLog, History, fit, predict_logits
 from kdcore.metrics import evaluate, accuracy, agreement, mean_kl, confusion_matrix
 from kdcore.teachers import TeacherCache, TrainedTeacher, default_cache_dir
@@ -18,7 +18,7 @@ from kdcore.distill import KDConfig, DistillResult, distill_and_compare
 __all__ = [
     "Dataset", "DatasetUnavailable", "DATASETS", "load_dataset",
     "ModelConfig", "build_model", "param_count", "model_bytes",
-    "soften", "kd_loss", "soft_target_loss", "logit_matching_loss",
+    "soften", "kd_loss", "soft_target_loss", "logit_matching_loss", "dkd_loss", "hint_loss",
     "TrainConfig", "EpochLog", "History", "fit", "predict_logits",
     "evaluate", "accuracy", "agreement", "mean_kl", "confusion_matrix",
     "TeacherCache", "TrainedTeacher", "default_cache_dir",

@@ -10,7 +10,10 @@ training after that epoch (the model keeps what it learned so far). A
 `threading.Event` can be passed as `stop` for the same purpose from elsewhere.
 
 The loss is `kd_loss` when teacher logits are given (computed once for the
-transfer set by the caller, never per batch), else cross-entropy.
+transfer set by the caller, never per batch), else cross-entropy. `loss="dkd"`
+trains on decoupled KD (`dkd_loss`, weights `dkd_weights`) plus (1 − alpha)·CE;
+`extra_loss(model, batch_indices, labels)` adds a term per batch (FitNets hints,
+the class-distance term: see kdcore.loss_families).
 
 Device: a Trainer trains where `device` says (default: where the model already
 is, the CPU for every model kdcore builds). It moves the model and the data
@@ -33,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdcore.device import model_device, resolve_device
-from kdcore.losses import IGNORE_LABEL, kd_loss, logit_matching_loss
+from kdcore.losses import IGNORE_LABEL, dkd_loss, kd_loss, logit_matching_loss
 
 
 @dataclass(frozen=True)
@@ -156,9 +159,12 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 class Trainer:
     """One model, one optimizer, one seeded batch order; `run_epoch()` trains one epoch.
 
-    loss: "ce" (labels only), "kd" (`kd_loss` with temperature and alpha) or
-    "logits" (logit matching, `logit_matching_loss`, plus (1-alpha) CE on labels).
+    loss: "ce" (labels only), "kd" (`kd_loss` with temperature and alpha),
+    "logits" (logit matching, `logit_matching_loss`, plus (1-alpha) CE on labels) or
+    "dkd" (alpha · `dkd_loss` with `dkd_weights` = (TCKD weight, NCKD weight), plus (1-alpha) CE).
     Labels of -1 mark unlabelled transfer examples (soft targets only).
+    extra_loss(model, idx, yb): a term added to every batch's loss (idx: the batch's row
+    indices into X, on the device; yb its labels), e.g. a hint or class-distance term.
     """
 
     def __init__(self, model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
@@ -166,13 +172,14 @@ class Trainer:
                  alpha: float = 0.0, loss: str | None = None, X_val: torch.Tensor | None = None,
                  y_val: torch.Tensor | None = None, name: str = "",
                  after_step: Callable[[nn.Module], None] | None = None,
-                 device: str | torch.device | None = None):
+                 device: str | torch.device | None = None, dkd_weights: tuple[float, float] = (1.0, 8.0),
+                 extra_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         if len(X) != len(y):
             raise ValueError(f"{len(X)} inputs but {len(y)} labels")
         if teacher_logits is not None and len(teacher_logits) != len(X):
             raise ValueError("teacher logits must be given for every training example")
         self.loss_kind = loss or ("kd" if teacher_logits is not None else "ce")
-        if self.loss_kind in ("kd", "logits") and teacher_logits is None:
+        if self.loss_kind in ("kd", "logits", "dkd") and teacher_logits is None:
             raise ValueError(f"loss {self.loss_kind!r} needs teacher logits")
         self._labelled = (y != IGNORE_LABEL).cpu()   # on the CPU: skipping a batch needs no device sync
         if self.loss_kind == "ce" and not bool(self._labelled.any()):
@@ -184,6 +191,7 @@ class Trainer:
         self.X, self.y, self.config = X.to(dev), y.to(dev), config
         self.teacher_logits = teacher_logits.detach().to(dev) if teacher_logits is not None else None
         self.temperature, self.alpha = temperature, alpha
+        self.dkd_weights, self.extra_loss = tuple(dkd_weights), extra_loss
         self.X_val = X_val.to(dev) if X_val is not None else None
         # validation logits come back on the CPU (predict_logits): their labels stay there
         self.y_val, self.name = (y_val.cpu() if y_val is not None else None), name
@@ -214,6 +222,12 @@ class Trainer:
             return kd_loss(logits, tb, yb, self.temperature, self.alpha)
         if self.loss_kind == "logits":
             soft = logit_matching_loss(logits, tb)
+            if self.alpha >= 1.0 or not has_labels:
+                return soft
+            hard = F.cross_entropy(logits, yb, ignore_index=IGNORE_LABEL)
+            return self.alpha * soft + (1 - self.alpha) * hard
+        if self.loss_kind == "dkd":
+            soft = dkd_loss(logits, tb, yb, self.temperature, *self.dkd_weights)
             if self.alpha >= 1.0 or not has_labels:
                 return soft
             hard = F.cross_entropy(logits, yb, ignore_index=IGNORE_LABEL)
@@ -259,6 +273,8 @@ class Trainer:
                 group["lr"] = self._lr()
             logits = model(xb)
             loss = self._loss(logits, yb, tb, n_lab_batch > 0)
+            if self.extra_loss is not None:
+                loss = loss + self.extra_loss(model, idx, yb)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -290,11 +306,12 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
         loss: str | None = None, X_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
         callbacks: Iterable[Callable[[EpochLog], bool | None]] = (), stop=None, name: str = "",
         after_step: Callable[[nn.Module], None] | None = None,
-        device: str | torch.device | None = None) -> History:
+        device: str | torch.device | None = None, dkd_weights: tuple[float, float] = (1.0, 8.0),
+        extra_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> History:
     """Train `model` in place for `config.epochs` epochs (or until a callback or `stop` says so).
     With a `device` the model is moved there and stays there: `.cpu()` it when done."""
     trainer = Trainer(model, X, y, config, seed, teacher_logits, temperature, alpha, loss,
-                      X_val, y_val, name, after_step, device)
+                      X_val, y_val, name, after_step, device, dkd_weights, extra_loss)
     history = History()
     for _ in range(config.epochs):
         log = trainer.run_epoch()
