@@ -58,7 +58,7 @@ async def press_and_wait(page, out: dict, phase: str, alpha: str):
                                  .to_be_visible(timeout=600_000))
     while not done.done():
         try:
-            text = await page.locator("[data-testid='stProgress']").all_inner_texts()
+            text = await page.get_by_text(QUEUE_TEXT).all_inner_texts()
             for t in text:
                 for m in QUEUE_TEXT.findall(t):
                     seen.add(m)

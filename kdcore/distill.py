@@ -26,6 +26,7 @@ from kdcore.device import cpu_model
 from kdcore.losses import IGNORE_LABEL
 from kdcore.metrics import confusion_matrix, evaluate
 from kdcore.models import ModelConfig, build_model
+from kdcore.runs import drive
 from kdcore.train import EpochLog, History, TrainConfig, Trainer, predict_logits, seeded_model
 
 
@@ -239,9 +240,6 @@ def distill_and_compare(dataset: Dataset, teacher_logits: dict[str, torch.Tensor
     `stop` may be a threading.Event. See `DistillRun` for the details (and `device`).
     """
     run = DistillRun(dataset, teacher_logits, teacher_metrics, student, train, kd, seed, device)
-    while not run.done:
-        log_d, log_s = run.step()
-        wants_stop = [bool(cb(log_d, log_s)) for cb in callbacks]
-        if any(wants_stop) or (stop is not None and stop.is_set()):
-            break
-    return run.result()
+    callbacks = list(callbacks)
+    return drive(run, on_step=lambda logs: any([bool(cb(*logs)) for cb in callbacks]) or
+                 (stop is not None and stop.is_set()))[0]

@@ -45,6 +45,7 @@ from kdcore.distill import DistillResult, DistillRun, KDConfig, transfer_labels
 from kdcore.figures import COLORS, _layout
 from kdcore.metrics import accuracy, agreement, evaluate, mean_kl
 from kdcore.models import ModelConfig, model_bytes, param_count
+from kdcore.runs import drive
 from kdcore.teachers import TeacherCache, TeacherSpec, TrainedTeacher
 from kdcore.train import EpochLog, History, TrainConfig, Trainer, predict_logits
 
@@ -326,10 +327,7 @@ class EnsembleDistillRun:
 def distill_from_ensemble(dataset: Dataset, ensemble: Ensemble, student: ModelConfig, train: TrainConfig,
                           kd: KDConfig, seed: int = 0, single_index: int = 0) -> EnsembleDistillResult:
     """Run `EnsembleDistillRun` to the end."""
-    run = EnsembleDistillRun(dataset, ensemble, student, train, kd, seed, single_index)
-    while not run.done:
-        run.step()
-    return run.result()
+    return drive(EnsembleDistillRun(dataset, ensemble, student, train, kd, seed, single_index))[0]
 
 
 # ---- figures ----

@@ -429,7 +429,8 @@ class JobRunner:
                     ((job.ended or time.time()) - job.started if job.started else 0.0)
                 eta = elapsed * (1 - job.fraction) / job.fraction if job.status == "running" and \
                     job.fraction > 0.02 else None
-                waiting = [self._jobs[n].name for n in job.needs if n in self._jobs and self._jobs[n].status in ACTIVE]
+                waiting = [f"{self._jobs[n].name} ({100 * self._jobs[n].fraction:.0f} %)" for n in job.needs
+                           if n in self._jobs and self._jobs[n].status in ACTIVE]
                 return JobView(job.id, job.spec.kind, job.name, job.status, job.fraction, job.text, job.curves,
                                job.error, ahead, running, elapsed, eta, len(job.watchers), waiting,
                                job.version)
@@ -439,15 +440,16 @@ class JobRunner:
         return JobView(rec.id, rec.kind, rec.display_name, rec.status, 1.0 if rec.status == "finished" else 0.0,
                        "", rec.history, rec.error, elapsed=rec.seconds or 0.0)
 
-    def wait_change(self, run_id: str, version: int, timeout: float) -> JobView | None:
-        """Block until the run's state moves past `version` (progress, start, end) or `timeout`
-        seconds pass; return its view. A watcher sees the end of a run the moment it happens."""
+    def wait_status(self, run_id: str, status: str, timeout: float) -> JobView | None:
+        """Block until the run's status is no longer `status` (it started, or ended) or `timeout`
+        seconds pass; return its view. A watcher sees the end of a run the moment it happens,
+        while progress ticks (several a second) wake nobody."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
                 job = self._jobs.get(run_id)
                 left = deadline - time.monotonic()
-                if job is None or job.version != version or job.status not in ACTIVE or left <= 0:
+                if job is None or job.status != status or left <= 0:
                     break
                 self._changed.wait(left)
         return self.view(run_id)

@@ -33,6 +33,7 @@ from kdcore.metrics import evaluate
 from kdcore.models import ModelConfig, build_model
 from kdcore.teachers import TeacherSpec
 from kdcore.train import TrainConfig, Trainer, fit, predict_logits, seeded_model
+from kdcore.runs import drive
 
 LOSS_FAMILIES = {
     "labels": {"name": "labels only (cross-entropy)", "formula": "CE(y, softmax(s))",
@@ -294,9 +295,7 @@ class LossFamilyRun:
         return row
 
     def run(self) -> LossFamilyResult:
-        while not self.done:
-            self.step()
-        return self.result()
+        return drive(self)[0]
 
     def result(self) -> LossFamilyResult:
         cq = {}

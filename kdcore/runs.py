@@ -192,22 +192,27 @@ class RunContext:
 
 
 def drive(run: Run, on_progress: Callable[[Progress], None] | None = None,
-          should_stop: Callable[[], bool] | None = None) -> tuple[Any, str]:
-    """Step `run` until it is done or `should_stop()` says so; return (result, status).
+          should_stop: Callable[[], bool] | None = None,
+          on_step: Callable[[Any], bool | None] | None = None) -> tuple[Any, str]:
+    """Step `run` until it is done or asked to stop; return (result, status).
 
-    status is "finished" or "stopped"; a stopped run's result is what it learned so far.
-    Exceptions from the run propagate (the job runner stores them as a failed run).
+    on_progress(run.progress()) after each step (the job runner's live view); on_step(what step()
+    returned) after each step, which may return True to stop there (an engine function's callbacks);
+    should_stop() before each step (a Stop button). status is "finished" or "stopped"; a stopped
+    run's result is what it learned so far. Exceptions from the run propagate (the job runner
+    stores them as a failed run).
     """
     stopped = False
     while not run.done:
         if should_stop is not None and should_stop():
             stopped = True
             break
-        run.step()
+        out = run.step()
         if on_progress is not None:
             on_progress(run.progress())
-    if not stopped and should_stop is not None and not run.done:
-        stopped = True
+        if on_step is not None and on_step(out):
+            stopped = not run.done
+            break
     return run.result(), ("stopped" if stopped else "finished")
 
 

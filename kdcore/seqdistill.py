@@ -50,6 +50,7 @@ from kdcore.losses import IGNORE_LABEL, sequence_kd_loss, soften
 from kdcore.models import format_bytes, model_bytes, param_count
 from kdcore.sequences import PAD, SeqDataset, SeqSplit, SeqTaskConfig, make_sequence_dataset
 from kdcore.train import GLOBAL_RNG_LOCK, EpochLog, TrainConfig, make_optimizer, scheduled_lr, seeded_model
+from kdcore.runs import drive
 
 SEQ_MODEL_KINDS = {
     "gru": "GRU (recurrent)",
@@ -410,10 +411,7 @@ class SeqTeacherRun:
 
 def train_seq_teacher(config: SeqTeacherConfig = SeqTeacherConfig(), seed: int = 0) -> SeqTeacherResult:
     """Run `SeqTeacherRun` to the end."""
-    run = SeqTeacherRun(config, seed)
-    while not run.done:
-        run.step()
-    return run.result()
+    return drive(SeqTeacherRun(config, seed))[0]
 
 
 # ---------------------------------------------------------------- the three students
@@ -569,7 +567,4 @@ def sequence_presets() -> dict[str, tuple[SeqTeacherConfig, SeqDistillConfig]]:
 
 def distill_sequences(config: SeqDistillConfig, teacher: SeqTeacherResult, seed: int = 0) -> SeqDistillResult:
     """Run `SeqDistillRun` to the end."""
-    run = SeqDistillRun(config, teacher, seed)
-    while not run.done:
-        run.step()
-    return run.result()
+    return drive(SeqDistillRun(config, teacher, seed))[0]

@@ -28,6 +28,7 @@ from kdcore.seqdistill import (RunProgress, SeqModel, SeqModelConfig, SeqTrainer
                                predict_sequence_logits, sequence_metrics)
 from kdcore.sequences import SeqTaskConfig, make_sequence_dataset
 from kdcore.train import EpochLog, TrainConfig
+from kdcore.runs import drive
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,4 @@ class GroupsIntoOneRun:
 
 def groups_into_one(config: GroupsIntoOneConfig = GroupsIntoOneConfig(), seed: int = 0) -> GroupsIntoOneResult:
     """Run `GroupsIntoOneRun` to the end."""
-    run = GroupsIntoOneRun(config, seed)
-    while not run.done:
-        run.step()
-    return run.result()
+    return drive(GroupsIntoOneRun(config, seed))[0]

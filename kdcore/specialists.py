@@ -56,6 +56,7 @@ from torch import nn
 from kdcore.data import Dataset
 from kdcore.figures import COLORS, _layout
 from kdcore.models import ModelConfig, build_model
+from kdcore.runs import drive
 from kdcore.train import EpochLog, History, TrainConfig, Trainer, predict_logits, seeded_model
 
 INITS = ("generalist", "scratch")
@@ -274,10 +275,7 @@ class SpecialistRun:
 
 def train_specialists(dataset: Dataset, generalist: nn.Module, generalist_logits: dict[str, torch.Tensor],
                       model_cfg: ModelConfig, config: SpecialistConfig) -> "SpecialistResult":
-    run = SpecialistRun(dataset, generalist, generalist_logits, model_cfg, config)
-    while not run.done:
-        run.step()
-    return run.result()
+    return drive(SpecialistRun(dataset, generalist, generalist_logits, model_cfg, config))[0]
 
 
 # ---- 3. combination ----

@@ -44,6 +44,7 @@ from kdcore.metrics import evaluate
 from kdcore.models import model_bytes
 from kdcore.quantize import QuantConfig, model_size, quantize_model
 from kdcore.train import TrainConfig, Trainer
+from kdcore.runs import drive
 
 HEADER_BITS = 8 * 32      # per encoded layer: n_keys, m, t, k, seed, V, rows, cols as 32-bit integers
 CENTROID_BITS = 32        # each cluster centre is a float32
@@ -492,9 +493,7 @@ class WeightlessRun:
         return self.stages[-1]
 
     def run(self) -> "WeightlessResult":
-        while not self.done:
-            self.step()
-        return self.result()
+        return drive(self)[0]
 
     def result(self) -> WeightlessResult:
         ds = self.dataset

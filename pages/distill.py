@@ -93,15 +93,16 @@ if teacher is not None:
         f"**{teacher_ui.teacher_name(teacher)}**: {100 * teacher.metrics['accuracy']:.1f} % test accuracy, "
         f"{teacher.metrics['params']:,} parameters ({format_bytes(teacher.metrics['bytes'])})"
         + (" · loaded from the cache" if teacher.from_cache else ""))
-else:
-    with teacher_status.container():
-        if not teacher_ui.watch_training(spec, key="distill"):
-            st.info("No teacher with these settings yet: **Train teacher**, or press **Distill** "
-                    "and it is trained first.")
-
 st.divider()
 run_id = runs.current(SLOT, "distill", ds.name, ds.seed)
 v = runs.view(run_id)
+if teacher is None:
+    with teacher_status.container():
+        if v is not None and v.active and v.waiting_for:   # its progress shows in the students' box below
+            st.info("The teacher is training first; its progress is shown below.")
+        elif not teacher_ui.watch_training(spec, key="distill"):
+            st.info("No teacher with these settings yet: **Train teacher**, or press **Distill** "
+                    "and it is trained first.")
 if v is not None and v.active:
     runs.watch(run_id, key="distill", label="Distilling",
                chart=lambda c: figures.live_curves(c, "Validation accuracy of the two students, live"))
