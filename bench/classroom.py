@@ -24,7 +24,7 @@ import statistics
 import tempfile
 import time
 
-from bench.serve import CHROMIUM, CHROMIUM_ARGS, Server
+from bench.serve import CHROMIUM, CHROMIUM_ARGS, Server, chromium_cpu_seconds
 
 QUEUE_TEXT = re.compile(r"(Queued: [^·]*?ahead of yours|Waiting for [^…]*…|shared with \d+ other sessions?)")
 
@@ -88,9 +88,10 @@ async def run(n: int, vary: bool) -> None:
                     raise next(t.exception() for t in tasks if t.done() and t.exception())
                 await asyncio.sleep(0.2)
             print(f"{n} sessions on the Distill page; server memory {server.rss_mb():.0f} MB. Pressing Distill…")
+            cpu = (server.cpu_seconds(), chromium_cpu_seconds(), time.perf_counter())
             start.set()
             await asyncio.gather(*tasks)
-            report("cold cache", outs, "cold", server)
+            report("cold cache", outs, "cold", server, cpu)
             # warm: the teacher is cached; each session asks for new students (α one step lower)
             for o in outs:
                 await o["page"].reload()
@@ -98,18 +99,24 @@ async def run(n: int, vary: bool) -> None:
                 slider = o["page"].get_by_role("slider", name="α (weight of the soft targets)")
                 await slider.focus()
                 await o["page"].keyboard.press("ArrowLeft")
+            await asyncio.sleep(3)
+            cpu = (server.cpu_seconds(), chromium_cpu_seconds(), time.perf_counter())
             await asyncio.gather(*[press_and_wait(o["page"], o, "warm", "0.85") for o in outs])
-            report("warm cache", outs, "warm", server)
+            report("warm cache", outs, "warm", server, cpu)
             await browser.close()
 
 
-def report(title: str, outs: list[dict], phase: str, server: Server) -> None:
+def report(title: str, outs: list[dict], phase: str, server: Server, cpu: tuple) -> None:
+    wall = time.perf_counter() - cpu[2]
+    server_cpu, browser_cpu = server.cpu_seconds() - cpu[0], chromium_cpu_seconds() - cpu[1]
     waits = [o[phase] for o in outs if phase in o]
     exceptions = sum(o.get(f"{phase}_exception", 0) for o in outs) + sum(len(o["errors"]) for o in outs)
     print(f"\n== {title}: {len(waits)}/{len(outs)} sessions got results, {exceptions} exceptions")
     print(f"   wait click -> results: median {statistics.median(waits):.1f} s, max {max(waits):.1f} s, "
           f"min {min(waits):.1f} s")
     print(f"   server memory (Streamlit + workers): {server.rss_mb():.0f} MB")
+    print(f"   CPU time over these {wall:.0f} s: server (Streamlit + workers) {server_cpu:.0f} s, "
+          f"the {len(outs)} browsers {browser_cpu:.0f} s (2 cores give {2 * wall:.0f} s)")
     for i, o in enumerate(outs):
         print(f"   session {i:2d}: {o.get(phase, float('nan')):5.1f} s  saw: {'; '.join(o.get(f'{phase}_seen', [])) or '-'}")
 

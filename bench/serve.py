@@ -116,5 +116,21 @@ class Server:
         self.stop()
 
 
+def chromium_cpu_seconds() -> float:
+    """CPU seconds used so far by every Chromium process on this machine (the benchmark's browsers)."""
+    total = 0
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            if b"chromium" not in (p / "cmdline").read_bytes():
+                continue
+            fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / TICKS
+
+
 def chromium(pw):
     return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

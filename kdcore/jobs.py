@@ -32,7 +32,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdcore.runs import RunContext, RunSpec, Throttle, drive, kind
+from kdcore.runs import RunContext, RunSpec, Throttle, drive, kind, kinds
 from kdcore.store import ACTIVE, RunStore, dataset_fingerprint
 
 PROGRESS_INTERVAL = 0.2   # seconds between progress messages of one run (a live chart needs no more)
@@ -95,6 +95,11 @@ def _worker_loop(inbox, outbox, stop_event, store_root: str, cache_root: str | N
     from kdcore.teachers import TeacherCache
     store = RunStore(store_root)
     ctx = RunContext(store, TeacherCache(cache_root) if cache_root else None)
+    kinds()                     # import every kind's module now, not in the first user's run
+    try:
+        ctx.dataset("digits", 0)   # the default dataset: loaded before anyone waits for it
+    except Exception:
+        pass
     outbox.put(("ready", None))
     while True:
         msg = inbox.get()
