@@ -93,7 +93,7 @@ def test_binary_mlp_kind(ctx, digits, digits_teacher):
     kd, _ = train_binary_mlp(digits, (32,), train, 0, teacher_logits=digits_teacher.logits["train"])
     assert status == "finished" and res.complete
     assert same_weights(res.labels, labels) and same_weights(res.kd, kd)
-    assert len(res.latency) == 2 and res.bytes < res.float_bytes / 20
+    assert len(res.latency) == 2 and res.bytes < res.float_bytes / 10
     back = roundtrip(res, ctx)
     assert same_weights(back.kd, kd) and back.latency[0].xnor_ms == res.latency[0].xnor_ms
 
@@ -153,7 +153,7 @@ def test_losses_page(digits_teacher, open_page, wait_for_runs):
     at.run()
     wait_for_runs(at)
     assert not at.exception, at.exception
-    text = " ".join(m.value for m in at.markdown) + " ".join(s.value for s in at.success + at.info)
+    text = " ".join(m.value for m in at.markdown) + " ".join(s.value for s in [*at.success, *at.info])
     assert "Hinton, Vinyals & Dean 2015" in text
     assert any("±" in str(v) for df in at.dataframe for v in df.value.to_numpy().ravel())
     assert len(at.get("plotly_chart")) >= 1
@@ -163,17 +163,17 @@ def test_losses_page(digits_teacher, open_page, wait_for_runs):
 def test_tradeoffs_more_compression(digits_teacher, open_page, wait_for_runs):
     at = open_page("pages/tradeoffs.py")
     assert not at.exception, at.exception
-    at.multiselect(key="tradeoffs_bin_hidden").set_value([16])
+    at.select_slider(key="tradeoffs_bin_width").set_value(16)
+    at.slider(key="tradeoffs_bin_depth").set_value(1)
     at.number_input(key="tradeoffs_bin_epochs").set_value(1)
     at.toggle(key="tradeoffs_bin_latency").set_value(False)
     _button(at, "Train binary MLPs").click()
     at.run()
     wait_for_runs(at)
     assert not at.exception, at.exception
-    models = at.session_state["session_models"]
-    binary = [r for r in models.values() if r.role == "binary"]
-    assert len(binary) == 2
-    from kdcore import tradeoffs as tr
-    names = [p.name for p in tr.tradeoff_points(models.values(), None)]
-    assert all(r.name in names for r in binary)
-    assert any("binary MLP" in str(v) for df in at.dataframe for v in df.value.to_numpy().ravel())
+    binary = [r.name for r in at.session_state["session_models"].values() if r.role == "binary"]
+    assert sorted(binary) == ["binary MLP 16 (KD, seed 0)", "binary MLP 16 (labels only, seed 0)"]
+    models = next(df.value for df in at.dataframe if "on size frontier" in df.value.columns)
+    listed = models[models["model"].isin(binary)]
+    assert len(listed) == 2 and listed["on size frontier"].any()   # the smallest models of the session
+    assert any("with KD against" in m.value for m in at.markdown)
