@@ -177,3 +177,23 @@ def test_tradeoffs_more_compression(digits_teacher, open_page, wait_for_runs):
     listed = models[models["model"].isin(binary)]
     assert len(listed) == 2 and listed["on size frontier"].any()   # the smallest models of the session
     assert any("with KD against" in m.value for m in at.markdown)
+
+    # Weightless and low rank of the teacher (the default source), tiny settings
+    at.select_slider(key="tradeoffs_wl_sparsity").set_value(0.9)
+    at.slider(key="tradeoffs_wl_t").set_value(8)
+    at.number_input(key="tradeoffs_wl_prune_epochs").set_value(0)
+    at.number_input(key="tradeoffs_wl_epochs").set_value(0)
+    _button(at, "Encode (Weightless)").click()
+    at.run()
+    wait_for_runs(at)
+    assert not at.exception, at.exception
+    at.multiselect(key="tradeoffs_lr_ranks").set_value([4])
+    at.multiselect(key="tradeoffs_lr_energy").set_value([])
+    at.number_input(key="tradeoffs_lr_epochs").set_value(0)
+    _button(at, "Factorize").click()
+    at.run()
+    wait_for_runs(at)
+    assert not at.exception, at.exception
+    roles = {r.role for r in at.session_state["session_models"].values()}
+    assert {"weightless", "low rank", "binary"} <= roles
+    assert any("496" in c.value for c in at.caption) and any("V/2^t" in s.value for s in at.success)
