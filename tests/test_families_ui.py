@@ -197,3 +197,11 @@ def test_tradeoffs_more_compression(digits_teacher, open_page, wait_for_runs):
     roles = {r.role for r in at.session_state["session_models"].values()}
     assert {"weightless", "low rank", "binary"} <= roles
     assert any("496" in c.value for c in at.caption) and any("V/2^t" in s.value for s in at.success)
+
+
+def test_codec_stores_each_numpy_array_once_and_as_itself():
+    # each array becomes a temporary tensor: its id must not be taken for the next array's
+    arrays = [np.arange(5, dtype=np.int64), np.ones(3, np.float32), np.linspace(0, 1, 4)]
+    doc, tensors = codec.encode(arrays)
+    back = codec.decode(doc, tensors)
+    assert len(tensors) == 3 and all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(arrays, back))
