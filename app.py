@@ -24,6 +24,7 @@ PAGES = {
         st.Page("pages/transfer_set.py", title="Transfer sets", icon=":material/swap_horiz:"),
         st.Page("pages/hinton_mnist.py", title="Hinton MNIST", icon=":material/history_edu:"),
         st.Page("pages/sequences.py", title="Sequences", icon=":material/timeline:"),
+        st.Page("pages/losses.py", title="Losses", icon=":material/functions:"),
     ],
     "Compression": [
         st.Page("pages/prune.py", title="Prune", icon=":material/content_cut:"),

@@ -55,6 +55,7 @@ class _Encoder:
     def __init__(self):
         self.tensors: dict[str, torch.Tensor] = {}
         self._seen: dict[int, str] = {}   # id of a tensor or module -> its name (stored once)
+        self._alive: list = []            # what _seen names stays alive, so no id is reused by another object
 
     def _tensor(self, t: torch.Tensor) -> str:
         name = self._seen.get(id(t))
@@ -62,6 +63,7 @@ class _Encoder:
             name = f"t{len(self.tensors)}"
             self.tensors[name] = t.detach().cpu().contiguous().clone()
             self._seen[id(t)] = name
+            self._alive.append(t)   # a numpy array's temporary tensor would free its id for the next one
         return name
 
     def encode(self, obj):

@@ -57,14 +57,14 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "v
 
 
 def live_curves(curves: Mapping[str, Sequence[float]], title: str = "Validation accuracy, live",
-                y_title: str = "validation accuracy (%)", percent: bool = True) -> go.Figure:
+                y_title: str = "validation accuracy (%)", percent: bool = True, x_title: str = "epoch") -> go.Figure:
     """A light chart of a running job's series (one value per epoch per model), sent a few times
     a second while it trains: lines only, no per-point hover."""
     fig = go.Figure()
     for name, ys in curves.items():
         fig.add_trace(go.Scatter(x=list(range(1, len(ys) + 1)), y=[100 * y if percent else y for y in ys],
                                  mode="lines", name=name, line=dict(color=COLORS.get(name, None))))
-    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_xaxes(title_text=x_title, rangemode="tozero")
     fig.update_yaxes(title_text=y_title)
     return _layout(fig, title, height=280)
 
@@ -153,3 +153,44 @@ def decision_boundary(models: Mapping[str, "torch.nn.Module"], X, y, class_names
     fig.update_xaxes(title_text="x₁")
     fig.update_yaxes(title_text="x₂", col=1)
     return _layout(fig, title, height=380)
+
+
+def mean_std_bars(rows: Sequence[Mapping], title: str = "Test accuracy per loss, mean ± std over seeds",
+                  x_title: str = "loss") -> go.Figure:
+    """Bars of mean test accuracy with ± one standard deviation as error bars.
+
+    rows: dicts with 'method', 'test accuracy mean (%)', 'std (points)', 'seeds'
+    (e.g. `LossFamilyResult.table()`)."""
+    names = [r["method"] for r in rows]
+    means = [r["test accuracy mean (%)"] for r in rows]
+    stds = [r["std (points)"] for r in rows]
+    seeds = [r["seeds"] for r in rows]
+    fig = go.Figure(go.Bar(
+        x=names, y=means, error_y=dict(type="data", array=stds, visible=True),
+        text=[f"{m:.1f} ± {s:.1f}" for m, s in zip(means, stds)], textposition="outside",
+        marker_color=COLORS["distilled"], customdata=np.array([stds, seeds]).T if rows else None,
+        hovertemplate="%{x}<br>%{y:.2f} % ± %{customdata[0]:.2f} (%{customdata[1]} seeds)<extra></extra>"))
+    lo = max(0.0, min(means, default=0.0) - max(stds, default=0.0) - 10)
+    fig.update_yaxes(title_text="test accuracy (%), mean ± std over seeds", range=[lo, 100.5 + (100 - lo) * 0.12])
+    fig.update_xaxes(title_text=x_title)
+    return _layout(fig, title)
+
+
+def low_rank_figure(rows: Sequence[Mapping], title: str = "Low rank: test accuracy against size") -> go.Figure:
+    """Accuracy before and after fine-tuning against size, one point per rank setting.
+
+    rows: dicts with 'setting', 'size (bytes)', 'accuracy before fine-tuning (%)',
+    'accuracy after fine-tuning (%)' (`LowRankPoint.row()`)."""
+    rows = sorted(rows, key=lambda r: r["size (bytes)"])
+    fig = go.Figure()
+    for col, name, color in (("accuracy before fine-tuning (%)", "before fine-tuning", COLORS["scratch"]),
+                             ("accuracy after fine-tuning (%)", "after fine-tuning", COLORS["distilled"])):
+        ys = [r[col] for r in rows]
+        if all(np.isnan(y) for y in ys):
+            continue
+        fig.add_trace(go.Scatter(x=[r["size (bytes)"] for r in rows], y=ys, mode="lines+markers", name=name,
+                                 line=dict(color=color), text=[r["setting"] for r in rows],
+                                 hovertemplate="%{text}<br>%{x:,} bytes<br>%{y:.2f} %<extra></extra>"))
+    fig.update_xaxes(title_text="size (bytes, float32)", type="log")
+    fig.update_yaxes(title_text="test accuracy (%)")
+    return _layout(fig, title)

@@ -309,3 +309,36 @@ class LossFamilyRun:
                     "class distance": self.class_distance.to_dict()}
         return LossFamilyResult(list(self.rows), self.teacher_metrics,
                                 self.cd_teacher[2] if self.cd_teacher else None, cq, settings)
+
+
+def verdict(table: Sequence[dict]) -> str:
+    """One honest sentence on a `LossFamilyResult.table()`: is anything better than plain KD,
+    beyond the seed-to-seed spread (the root of the sum of the two variances)?"""
+    if not table:
+        return "Nothing has finished yet."
+    by = {r["key"]: r for r in table}
+    n = min(r["seeds"] for r in table)
+    if "kd" not in by:
+        best = max(table, key=lambda r: r["test accuracy mean (%)"])
+        return (f"{best['method']} is best of those tried ({best['test accuracy mean (%)']:.1f} %); "
+                "add plain KD to compare with it.")
+    kd = by["kd"]
+    others = [r for r in table if r["key"] != "kd"]
+    if not others:
+        return f"Only plain KD was run ({kd['test accuracy mean (%)']:.1f} %): add other losses to compare."
+    best = max(others, key=lambda r: r["test accuracy mean (%)"])
+    diff = best["test accuracy mean (%)"] - kd["test accuracy mean (%)"]
+    spread = math.hypot(best["std (points)"], kd["std (points)"])
+    if diff > 0 and n < 2:
+        out = (f"{best['method']} is {diff:.1f} points ahead of plain KD on a single seed, which says little: "
+               "run more seeds before believing it.")
+    elif diff > spread:
+        out = (f"{best['method']} beats plain KD by {diff:.1f} points ({best['test accuracy mean (%)']:.1f} % against "
+               f"{kd['test accuracy mean (%)']:.1f} %), more than the seed-to-seed spread ({spread:.1f}).")
+    else:
+        out = (f"Plain KD is as good as anything tried here: the best alternative, {best['method']}, is "
+               f"{diff:+.1f} points from it, within the seed-to-seed spread ({spread:.1f} points, {n} seeds).")
+    labels = by.get("labels")
+    if labels is not None and labels["test accuracy mean (%)"] >= kd["test accuracy mean (%)"]:
+        out += " Plain KD is also no better than labels alone in this setting."
+    return out

@@ -36,6 +36,7 @@ KIND_MODULES = (
     "kdcore.runkinds_paper",
     "kdcore.runkinds_compress",
     "kdcore.runkinds_seq",
+    "kdcore.runkinds_families",
 )
 
 

@@ -51,8 +51,9 @@ st.markdown(
 | **Transfer sets** | few labels, a class left out of the transfer set, soft targets vs logit matching |
 | **Hinton MNIST** | the paper's MNIST experiment (784-1200-1200-10 teacher, 784-800-800-10 student, T = 20) |
 | **Sequences** | a recurrent teacher and small students distilled at every step (user sessions, the Reber grammar), per-campaign models into one, and the 1991 chunker where distillation began |
+| **Losses** | labels only, KD, decoupled KD, FitNets hints and a class-distance teacher on one student, mean ± std over seeds: is anything better than plain KD? |
 | **Prune** | Optimal Brain Damage: saliency ½·h_ii·θ² from the Hessian's diagonal, against magnitude and random pruning |
-| **Trade-offs** | every model of the session, accuracy against size and latency, quantization to 8/4/2/1 bits |
+| **Trade-offs** | every model of the session, accuracy against size and latency, quantization to 8/4/2/1 bits, and more compression: Weightless (Bloomier filters), binary MLPs with an XNOR forward, low rank |
 
 Choose a dataset and a seed in the sidebar. *digits* is built in and runs anywhere in seconds.
 """

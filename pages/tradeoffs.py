@@ -13,6 +13,10 @@ import torch
 
 from kdcore import figures
 from kdcore import runkinds_compress as rc
+from kdcore import runkinds_families as rf
+from kdcore.binary import binary_record
+from kdcore.lowrank import LowRankConfig, low_rank_record
+from kdcore.weightless import WeightlessConfig, weightless_record
 from kdcore import tradeoffs as tr
 from kdcore.distill import KDConfig
 from kdcore.models import format_bytes
@@ -30,6 +34,7 @@ LATENCY = "tradeoffs_latency"        # (record name, id(model)) -> {batch size: 
 SWEEP_ADD = "tradeoffs_sweep_added"  # sweep run id -> add its students to section 1?
 BITS = "tradeoffs_panels"            # (dataset, seed) -> a PTQ panel computed here (model made by no run)
 SLOT_SWEEP, SLOT_BITS, SLOT_PIPE = "tradeoffs_sweep", "tradeoffs_bits", "tradeoffs_pipe"
+SLOT_WL, SLOT_BIN, SLOT_LR = "tradeoffs_weightless", "tradeoffs_binary", "tradeoffs_lowrank"
 
 ds = state.dataset()
 key = (ds.name, ds.seed)
@@ -145,6 +150,32 @@ if pipe is not None:
                                                 ds)):
         register_once(rec.name, rec.model, lambda rec=rec, i=i: with_run(rec, pipe_spec.to_dict(),
                                                                           ["stages", i, "model"]))
+wl_id, wl_view, wl = ended(SLOT_WL, "weightless")
+if wl is not None:
+    wl_spec = runs.store().get(wl_id).spec
+    wl_about = wl_spec.config["about"]
+    register_once(f"{wl.config.describe()} of {wl_about['name']}", wl.model,
+                  lambda: with_run(weightless_record(wl, wl_about["name"], wl_about["recipe"], ds), wl_spec.to_dict(),
+                                   ["model"]))
+bin_id, bin_view, bin_pair = ended(SLOT_BIN, "binary_mlp")
+if bin_pair is not None:
+    bin_spec = runs.store().get(bin_id).spec
+    shape = "-".join(map(str, bin_pair.hidden))
+    for role, how in (("kd", f"KD from {teacher_name_of(bin_spec.config)}"), ("labels", "labels only")):
+        bname = f"binary MLP {shape} ({how.split(' from')[0]}, seed {bin_spec.config['seed']})"
+        register_once(bname, getattr(bin_pair, role),
+                      lambda role=role, how=how, bname=bname: with_run(
+                          binary_record(getattr(bin_pair, role), ds, f"±1 weights and activations, {shape}, "
+                                        f"{bin_pair.epochs} epochs, {how}", bname), bin_spec.to_dict(), [role]))
+lr_id, lr_view, lr_sweep = ended(SLOT_LR, "low_rank")
+if lr_sweep is not None:
+    lr_spec = runs.store().get(lr_id).spec
+    lr_about = lr_spec.config["about"]
+    for i, p in enumerate(lr_sweep.points):
+        register_once(f"low rank ({p.config.describe()}) of {lr_about['name']}", p.model,
+                      lambda p=p, i=i: with_run(low_rank_record(p, lr_about["name"], lr_about["recipe"], ds,
+                                                                lr_sweep.finetune_epochs),
+                                                lr_spec.to_dict(), ["points", i, "model"]))
 records = state.models(ds)
 
 # ---------------------------------------------------------------- 1 · all models
@@ -371,3 +402,170 @@ else:
             f"{format_bytes(pipe_source.bytes)}. Both are now points in section 1.")
     elif pipe_view is not None:
         runs.explain_end(pipe_view, "pipeline")
+
+# ---------------------------------------------------------------- 5 · more compression
+more_active = any(v is not None for v in (wl_view, bin_view, lr_view))
+with st.expander("More compression: Weightless, binary, low rank", expanded=more_active,
+                 icon=":material/compress:"):
+    st.markdown("Three more ways to shrink a network, each run as a job; their models join section 1's "
+                "frontier. **Weightless** (Reagen et al. 2017) prunes, clusters the survivors and stores each layer's "
+                "cluster indices in a Bloomier filter; **binary** MLPs (Hubara et al. 2016) keep ±1 weights and "
+                "activations; **low rank** replaces each Linear layer by two from its truncated SVD.")
+    rebuildable = [r for r in state.models(ds).values() if r.role != "binary" and rc.record_source(r) is not None]
+    rb_names = [r.name for r in rebuildable]
+    t_index = next((i for i, r in enumerate(rebuildable) if r.role == "teacher"), 0)
+    tab_wl, tab_bin, tab_lr = st.tabs(["Weightless", "Binary MLP", "Low rank"])
+
+    with tab_wl:
+        with st.form(f"tradeoffs_wl_form_{ds.name}"):
+            c1, c2, c3 = st.columns([3, 1, 1])
+            wl_source_name = c1.selectbox("Model", rb_names, index=t_index, key="tradeoffs_wl_model",
+                                          help="A model made by a run (the job rebuilds it); the teacher by default.")
+            wl_sparsity = c2.select_slider("Sparsity", [0.5, 0.7, 0.8, 0.9, 0.95, 0.98], value=0.9,
+                                           key="tradeoffs_wl_sparsity", format_func=lambda s: f"{100 * s:g} %")
+            wl_clusters = c3.selectbox("Clusters V", [4, 8, 16, 32, 64], index=2, key="tradeoffs_wl_clusters")
+            c1, c2, c3, c4 = st.columns(4)
+            wl_t = c1.slider("Bits per cell t", 4, 16, 10, key="tradeoffs_wl_t",
+                             help="Spurious weights at pruned positions: V / 2^t of them.")
+            wl_k = c2.selectbox("Hash functions k", [2, 3, 4], index=1, key="tradeoffs_wl_k")
+            wl_prune_epochs = c3.number_input("Retrain after pruning (epochs)", 0, 100, 10,
+                                              key="tradeoffs_wl_prune_epochs")
+            wl_epochs = c4.number_input("Retrain after each layer (epochs)", 0, 100, 5, key="tradeoffs_wl_epochs")
+            wl_pressed = st.form_submit_button("Encode (Weightless)", icon=":material/filter_alt:")
+        if wl_pressed:
+            if wl_clusters > 2 ** wl_t:
+                st.error(f"{wl_clusters} cluster indices do not fit in t = {wl_t} bits.")
+            elif wl_source_name is not None:
+                src = state.models(ds)[wl_source_name]
+                wl_cfg = WeightlessConfig(sparsity=float(wl_sparsity), n_clusters=int(wl_clusters), t=int(wl_t),
+                                          k=int(wl_k), prune_epochs=int(wl_prune_epochs),
+                                          retrain_epochs=int(wl_epochs))
+                cfg = rf.weightless_config(teacher.spec, wl_cfg, ds.seed, rc.record_source(src))
+                cfg["about"] = about(src)
+                runs.submit(RunSpec("weightless", cfg), slot=SLOT_WL)
+                st.rerun()
+        if wl_view is not None and wl_view.active:
+            runs.watch(wl_id, key="tradeoffs_wl", label="Weightless: prune, then encode layer by layer",
+                       chart=lambda c: figures.live_curves(c, "Test accuracy after each stage, live",
+                                                           y_title="test accuracy (%)", x_title="stage"))
+        elif wl is not None:
+            if not wl.finished:
+                st.warning(f"The encoding was stopped after {len(wl.layers)} layer(s); the layers not encoded are "
+                           "counted as pruned float32 layers.")
+            fp = wl.fp_summary()
+            pq4 = wl.prune_quantize.get(4)
+            st.success(f"{wl.config.describe()} of **{wl_about['name']}**: {format_bytes(wl.bytes)} "
+                       f"({wl.ratio_vs_float32:.1f} × smaller than float32), test accuracy "
+                       f"{100 * wl.metrics['accuracy']:.1f} % (the source: {100 * wl_about['accuracy']:.1f} %). "
+                       f"Spurious weights: {100 * fp['measured']:.2f} % of the pruned positions, theory V/2^t "
+                       f"{100 * fp['theory']:.2f} %."
+                       + (f" The same pruned model at 4 bits: {format_bytes(pq4['bytes'])}, "
+                          f"{100 * pq4['accuracy']:.1f} %." if pq4 else ""))
+            st.caption("The paper reports up to 496 × over float32 and 1.51 × over Deep Compression on its networks: "
+                       "those numbers are theirs. The ratios here are measured on this model in this session, with "
+                       "every bit counted (filter cells, float32 centroids, a header per layer, float32 biases).")
+            st.markdown("**Per layer**: false-positive rate measured against the theory V/2^t, sizes in bits.")
+            csv_table.show(pd.DataFrame([l.row() for l in wl.layers]), key="tradeoffs_csv_wl_layers",
+                           file_name=f"weightless_layers_{ds.name}_seed{ds.seed}.csv",
+                           formats={"FP measured": "%.4f", "FP theory V/2^t": "%.4f", "ratio": "%.1f"})
+            st.markdown("**Accuracy** after each stage: pruning, encoding each layer, retraining the later ones.")
+            st.dataframe(pd.DataFrame([s.row() for s in wl.stages]), hide_index=True, width="stretch",
+                         column_config={"test accuracy (%)": st.column_config.NumberColumn(format="%.2f")})
+            st.markdown("**Against prune + quantize** (the same pruned model, post-training quantized):")
+            st.dataframe(pd.DataFrame(wl.summary_rows()), hide_index=True, width="stretch",
+                         column_config={"test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
+                                        "ratio vs float32": st.column_config.NumberColumn(format="%.1f")})
+        elif wl_view is not None:
+            runs.explain_end(wl_view, "Weightless encoding")
+
+    with tab_bin:
+        with st.form(f"tradeoffs_bin_form_{ds.name}"):
+            c1, c2, c3, c4 = st.columns(4)
+            bin_width = c1.select_slider("Hidden width", [16, 32, 64, 128, 256, 512, 1024], value=256,
+                                         key="tradeoffs_bin_width")
+            bin_depth = c2.slider("Hidden layers", 1, 3, 2, key="tradeoffs_bin_depth")
+            bin_epochs = c3.number_input("Epochs", 1, 300, 20, key="tradeoffs_bin_epochs")
+            bin_latency = c4.toggle("Measure XNOR latency", value=True, key="tradeoffs_bin_latency")
+            bin_pressed = st.form_submit_button("Train binary MLPs", icon=":material/exposure:")
+        if bin_pressed:
+            cfg = rf.binary_config(teacher.spec, [int(bin_width)] * int(bin_depth),
+                                   TrainConfig(epochs=int(bin_epochs), batch_size=64, lr=3e-3), ds.seed,
+                                   kd_default.temperature, kd_default.alpha, bool(bin_latency))
+            runs.submit(RunSpec("binary_mlp", cfg), slot=SLOT_BIN)
+            st.rerun()
+        if bin_view is not None and bin_view.active:
+            runs.watch(bin_id, key="tradeoffs_bin", label="Binary MLPs: labels and KD, same initialization",
+                       chart=lambda c: figures.live_curves(c, "Binary MLPs: validation accuracy, live"))
+        elif bin_pair is not None:
+            if not bin_pair.complete:
+                st.warning(f"Stopped after {bin_pair.kd_history.epochs_run} of {bin_pair.epochs} epochs.")
+            gain = bin_pair.kd_metrics["accuracy"] - bin_pair.labels_metrics["accuracy"]
+            st.markdown(f"Binary MLP {shape}, {bin_pair.epochs} epochs: **{100 * bin_pair.kd_metrics['accuracy']:.1f} %** "
+                        f"with KD against {100 * bin_pair.labels_metrics['accuracy']:.1f} % on the labels alone "
+                        f"({100 * gain:+.1f} points, one seed), {format_bytes(bin_pair.bytes)} against "
+                        f"{format_bytes(bin_pair.float_bytes)} for a float32 MLP of the same shape.")
+            st.dataframe(pd.DataFrame([
+                {"model": f"binary MLP {shape}, {how}", "test accuracy (%)": 100 * m["accuracy"],
+                 "size": format_bytes(m["bytes"]), "bytes": m["bytes"]}
+                for how, m in (("KD", bin_pair.kd_metrics), ("labels only", bin_pair.labels_metrics))]
+                + [{"model": f"float32 MLP {shape} (size only)", "test accuracy (%)": float("nan"),
+                    "size": format_bytes(bin_pair.float_bytes), "bytes": bin_pair.float_bytes}]),
+                hide_index=True, width="stretch",
+                column_config={"test accuracy (%)": st.column_config.NumberColumn(format="%.2f")})
+            if bin_pair.latency:
+                st.dataframe(pd.DataFrame([l.row() for l in bin_pair.latency]), hide_index=True, width="stretch")
+                slower = [l for l in bin_pair.latency if l.xnor_ms > l.float_mlp_ms]
+                if slower:
+                    st.info("On this CPU the XNOR-popcount forward (numpy) is **slower** than torch's float MLP "
+                            "at batch " + ", ".join(f"{l.batch_size} ({l.xnor_ms:.3f} against {l.float_mlp_ms:.3f} ms)"
+                                                    for l in slower)
+                            + ": the bits save memory here, not time. A speed-up needs fused bit kernels.")
+                else:
+                    st.success("On this CPU the XNOR-popcount forward is faster than torch's float MLP at every "
+                               "batch size measured.")
+        elif bin_view is not None:
+            runs.explain_end(bin_view, "binary MLP training")
+
+    with tab_lr:
+        with st.form(f"tradeoffs_lr_form_{ds.name}"):
+            c1, c2 = st.columns([3, 2])
+            lr_source_name = c1.selectbox("Model", rb_names, index=t_index, key="tradeoffs_lr_model")
+            lr_ranks = c2.multiselect("Ranks", [1, 2, 4, 8, 16, 32, 64, 128], default=[4, 8, 16, 32, 64],
+                                      key="tradeoffs_lr_ranks")
+            c1, c2 = st.columns(2)
+            lr_energies = c1.multiselect("Energy fractions", [0.5, 0.8, 0.9, 0.95, 0.99], default=[0.9],
+                                         key="tradeoffs_lr_energy", format_func=lambda e: f"{100 * e:g} %",
+                                         help="Per layer the smallest rank keeping this share of Σ s².")
+            lr_epochs = c2.number_input("Fine-tune epochs (KD; 0 = none)", 0, 100, 5, key="tradeoffs_lr_epochs")
+            lr_pressed = st.form_submit_button("Factorize", icon=":material/view_week:")
+        if lr_pressed:
+            settings = ([LowRankConfig(rank=int(r), energy=None) for r in sorted(lr_ranks)]
+                        + [LowRankConfig(energy=float(e)) for e in sorted(lr_energies)])
+            if not settings:
+                st.error("Choose at least one rank or energy fraction.")
+            elif lr_source_name is not None:
+                src = state.models(ds)[lr_source_name]
+                ft = TrainConfig(epochs=int(lr_epochs), batch_size=64, lr=1e-3) if lr_epochs else None
+                cfg = rf.low_rank_config(teacher.spec, settings, ft, ds.seed, rc.record_source(src),
+                                         kd_default.temperature, kd_default.alpha)
+                cfg["about"] = about(src)
+                runs.submit(RunSpec("low_rank", cfg), slot=SLOT_LR)
+                st.rerun()
+        if lr_view is not None and lr_view.active:
+            runs.watch(lr_id, key="tradeoffs_lr", label="Low rank: factorize, then fine-tune",
+                       chart=lambda c: figures.live_curves(c, "Test accuracy per setting, live",
+                                                           y_title="test accuracy (%)", x_title="setting"))
+        elif lr_sweep is not None:
+            if not lr_sweep.complete:
+                st.warning(f"Stopped after {len(lr_sweep.points)} setting(s).")
+            lr_rows = [p.row() for p in lr_sweep.points]
+            st.plotly_chart(figures.low_rank_figure(lr_rows, f"Low rank of {lr_about['name']}: test accuracy "
+                                                    "against size"), width="stretch")
+            csv_table.show(pd.DataFrame(lr_rows), key="tradeoffs_csv_lr",
+                           file_name=f"low_rank_{ds.name}_seed{ds.seed}.csv",
+                           formats={"accuracy before fine-tuning (%)": "%.2f",
+                                    "accuracy after fine-tuning (%)": "%.2f"})
+            st.caption(f"The source: {100 * lr_sweep.source_accuracy:.1f} %, {format_bytes(lr_sweep.source_bytes)} "
+                       "(float32). A layer is factorized only where two factors hold fewer weights.")
+        elif lr_view is not None:
+            runs.explain_end(lr_view, "low-rank sweep")
