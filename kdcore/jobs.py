@@ -445,6 +445,18 @@ class JobRunner:
         return JobView(rec.id, rec.kind, rec.display_name, rec.status, 1.0 if rec.status == "finished" else 0.0,
                        "", rec.history, rec.error, elapsed=rec.seconds or 0.0)
 
+    def wait_end(self, run_id: str, timeout: float) -> JobView | None:
+        """Block until the run has ended or `timeout` seconds pass (no polling); return its view."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                job = self._jobs.get(run_id)
+                left = deadline - time.monotonic()
+                if job is None or job.status not in ACTIVE or left <= 0:
+                    break
+                self._changed.wait(left)
+        return self.view(run_id)
+
     def wait_status(self, run_id: str, status: str, timeout: float) -> JobView | None:
         """Block until the run's status is no longer `status` (it started, or ended) or `timeout`
         seconds pass; return its view. A watcher sees the end of a run the moment it happens,

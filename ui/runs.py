@@ -19,13 +19,15 @@ import os
 import streamlit as st
 
 from kdcore.jobs import JobRunner, JobView
-from kdcore.runs import RunContext, RunSpec
+from kdcore.runs import RunContext, RunSpec, kind
 from kdcore.store import ArtifactUnreadable, RunStore
 from ui import state
 
 DISTILL_SLOT = "distill"   # the Distill page's current run, which Temperature and Prune also read
-REFRESH_SECONDS = 0.5     # the live views' refresh period: progress and chart twice a second
-WAIT_SECONDS = 0.45       # within it, a refresh waits this long for the run to start or end
+REFRESH_SECONDS = 1.0     # the live views' refresh period: progress once a second
+SUBMIT_WAIT_SECONDS = 3.0  # a submitting page waits this long for its run to end before it shows
+                           # a live view: short runs (a distillation, a sweep on digits) go straight
+                           # to their results, with no refresh in between
 
 
 @st.cache_resource(show_spinner=False)
@@ -43,12 +45,19 @@ def _context() -> RunContext:
     return RunContext(store(), state.teacher_cache())
 
 
-def submit(spec: RunSpec, slot: str | None = None, name: str | None = None) -> str:
-    """Queue `spec` for this workspace; with `slot`, it becomes that page slot's current run."""
+def submit(spec: RunSpec, slot: str | None = None, name: str | None = None,
+           wait: float = SUBMIT_WAIT_SECONDS) -> str:
+    """Queue `spec` for this workspace; with `slot`, it becomes that page slot's current run.
+
+    Then wait up to `wait` seconds (a spinner, no polling) for it to end, so that a short run's
+    page draws its results in this very script run; a longer one is then watched live."""
     run_id = runner().submit(spec, state.workspace(), name)
     if slot is not None:
         cfg = spec.config
         state.set_current_run(slot, cfg.get("dataset"), cfg.get("data_seed"), run_id)
+    if wait > 0:
+        with st.spinner(f"{kind(spec.kind).title}: training…", show_time=True):
+            runner().wait_end(run_id, wait)
     return run_id
 
 
@@ -141,11 +150,6 @@ def watch(run_id: str, key: str, label: str, chart=None, on_end: str = "app") ->
             if cached is None or cached[0] != stamp:
                 cached = st.session_state[f"{key}_figure"] = (stamp, chart(v.curves))
             st.plotly_chart(cached[1], width="stretch", key=f"{key}_chart")
-        # what is drawn is on its way to the browser; now wait (without spinning) for the run to start
-        # or end, so that its end is seen at once, not at the next refresh
-        after = runner().wait_status(run_id, v.status, WAIT_SECONDS)
-        if after is None or not after.active:
-            st.rerun(scope=on_end)
 
     _live()
 
