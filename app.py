@@ -37,7 +37,7 @@ PAGES = {
 
 runs.runner()   # the job runner's workers start with the server's first visit, not its first run
 
-page = st.navigation({k: v for k, v in PAGES.items() if v})
+page = st.navigation({k: v for k, v in PAGES.items() if v}, expanded=True)   # every page in view, Runs too
 sidebar.show(key="sidebar")
 try:
     page.run()

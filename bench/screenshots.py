@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["", "distill", "temperature", "sweep", "ensembles", "specialists", "transfer_set",
-         "hinton_mnist", "prune", "tradeoffs"]
+         "hinton_mnist", "sequences", "losses", "prune", "tradeoffs", "runs"]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 
@@ -56,8 +56,9 @@ def main(argv=None):
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 2200})
+            ws = ""   # the first page's workspace, kept in every later address (its runs are listed)
             for name in PAGES:
-                page.goto(f"{url}/{name}", timeout=180_000)
+                page.goto(f"{url}/{name}{ws}", timeout=180_000)
                 page.wait_for_timeout(1500)
                 expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=180_000)
                 if name == "distill":
@@ -65,6 +66,7 @@ def main(argv=None):
                     expect(page.get_by_text(re.compile("points better|points worse|made no difference"))
                            .first).to_be_visible(timeout=180_000)
                     page.wait_for_timeout(2000)
+                    ws = "?ws=" + re.search(r"ws=([A-Za-z0-9_-]+)", page.url).group(1)
                 shot = out / f"page-{name or 'home'}.png"
                 page.screenshot(path=str(shot))
                 print(shot, flush=True)

@@ -56,8 +56,9 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "KDLAB_CACHE": str(cache_dir), **(env or {})}
-        if "KDLAB_EXECUTOR" not in (env or {}):
-            full_env.pop("KDLAB_EXECUTOR", None)   # the app's own default: worker processes
+        for name in ("KDLAB_EXECUTOR", "KDLAB_SUBMIT_WAIT"):   # the app's own defaults
+            if name not in (env or {}):
+                full_env.pop(name, None)
         self.log = open(Path(cache_dir) / "server.log", "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(cwd / "app.py"), "--server.headless", "true",

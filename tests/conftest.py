@@ -28,6 +28,9 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 # The app's job runner runs its workers as threads in tests (no process start-up per AppTest);
 # the browser tests start a real server, which uses worker processes as a user's does.
 os.environ.setdefault("KDLAB_EXECUTOR", "threads")
+# AppTests look at a page's states one script run at a time (a run watched live, then its result):
+# the page does not wait for short runs there. The browser tests use the app's default (3 s).
+os.environ.setdefault("KDLAB_SUBMIT_WAIT", "0")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -38,6 +38,7 @@ def server(private_dirs):
     port = free_port()
     env = {**os.environ, "KDLAB_CACHE": str(private_dirs["cache"]), "KDLAB_DATA": str(private_dirs["data"])}
     env.pop("KDLAB_EXECUTOR", None)   # the served app's own job runner: worker processes
+    env.pop("KDLAB_SUBMIT_WAIT", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],

@@ -25,7 +25,7 @@ from ui import state
 
 DISTILL_SLOT = "distill"   # the Distill page's current run, which Temperature and Prune also read
 REFRESH_SECONDS = float(os.environ.get("KDLAB_REFRESH", 1.0))   # the live views' refresh period (s)
-SUBMIT_WAIT_SECONDS = 3.0  # a submitting page waits this long for its run to end before it shows
+SUBMIT_WAIT_SECONDS = float(os.environ.get("KDLAB_SUBMIT_WAIT", 3.0))  # a submitting page waits this long for its run to end before it shows
                            # a live view: short runs (a distillation, a sweep on digits) go straight
                            # to their results, with no refresh in between
 
