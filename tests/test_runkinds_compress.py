@@ -16,6 +16,7 @@ from kdcore.models import ModelConfig
 from kdcore.quantize import QuantConfig
 from kdcore.runkinds import distill_config
 from kdcore.runs import RunContext, RunSpec, drive, kind
+from runtools import roundtrip, run_spec, stop_after
 from kdcore.store import RunStore
 from kdcore.teachers import TeacherCache
 from kdcore.train import TrainConfig
@@ -27,36 +28,6 @@ TINY = TrainConfig(epochs=2, lr=1e-2)
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory, private_dirs, digits_teacher):
     return RunContext(RunStore(tmp_path_factory.mktemp("runs")), TeacherCache(private_dirs["cache"] / "teachers"))
-
-
-def run_spec(spec: RunSpec, ctx, should_stop=None):
-    """Make and drive a run of `spec` (its requirements first), store it like the runner; the result."""
-    for req in kind(spec.kind).requires(spec.config):
-        if ctx.store.find_finished(req.key) is None:
-            run_spec(req, ctx)
-    run = kind(spec.kind).make(spec.config, ctx)
-    result, status = drive(run, should_stop=should_stop)
-    rec = ctx.store.create(spec, spec.kind)
-    ctx.store.save_result(rec.id, result, status, 0.0)
-    return result, status
-
-
-def stop_after(n):
-    calls = []
-
-    def should_stop():
-        calls.append(1)
-        return len(calls) > n
-    return should_stop
-
-
-def roundtrip(result, ctx):
-    doc, tensors = codec.encode(result)
-    back = codec.decode(doc, tensors, ctx)
-    d2, t2 = codec.encode(back)
-    assert type(d2) is type(doc)
-    assert tensors.keys() == t2.keys() and all(torch.equal(tensors[k], t2[k]) for k in tensors)
-    return back
 
 
 @pytest.fixture(scope="module")
