@@ -6,7 +6,6 @@ import streamlit as st
 from kdcore import figures
 from kdcore.distill import DistillResult
 from kdcore.models import ModelConfig, format_bytes
-from kdcore.registry import ModelRecord
 from kdcore.runkinds import distill_config
 from kdcore.runs import RunSpec
 from kdcore.teachers import TeacherSpec
@@ -19,22 +18,6 @@ SLOT = runs.DISTILL_SLOT             # the page's current distillation run, per 
 FIGURES = "distill_figures"          # (run id, view) -> built figure
 
 ds = state.dataset()
-
-
-def register_models(result: DistillResult, run_name: str) -> None:
-    """List both students among this session's models (for Prune, Temperature and Trade-offs)."""
-    s, kd = result.student_config, result.kd
-    recipe = (f"{s.describe()}, {result.train_config.epochs} epochs, "
-              f"{100 * kd.labelled_fraction:g} % labels")
-    for role, model, metrics, how in [
-        ("distilled", result.distilled, result.distilled_metrics,
-         f"distilled at T={kd.temperature:g}, α={kd.alpha:g}; {recipe}"),
-        ("scratch", result.scratch, result.scratch_metrics, f"labels only; {recipe}"),
-    ]:
-        state.register(ModelRecord(f"{role} {s.describe()} (seed {result.seed})", role, model, metrics, how,
-                                   ds.name, ds.seed, extra={"kd": kd.to_dict(), "student": s.to_dict(),
-                                                            "run": run_name,
-                                                            "run_spec": runs.store().get(run_id).spec.to_dict()}))
 
 
 teacher_ui.warn_if_stopped(ds)
@@ -126,7 +109,7 @@ def figure(view: tuple, build):
     return cache[key]
 
 
-register_models(result, v.name)
+runs.register_distill_models(ds, run_id, result)
 st.subheader("3 · Results")
 gain_pts = 100 * result.gain
 summary = result.summary()

@@ -31,6 +31,7 @@ METHOD_LABELS = {"gauss_newton": "Gauss–Newton (fast)", "exact": "exact Hessia
                  "hutchinson": "Hutchinson estimate"}
 
 ds = state.dataset()
+runs.register_workspace_students(ds)   # a reload keeps the Distill page's students in the lists
 
 
 def register(label: str, n_prunable: int, model, criterion: str, target: float, how: str, run_spec: dict,

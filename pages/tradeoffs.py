@@ -37,6 +37,7 @@ SLOT_SWEEP, SLOT_BITS, SLOT_PIPE = "tradeoffs_sweep", "tradeoffs_bits", "tradeof
 SLOT_WL, SLOT_BIN, SLOT_LR = "tradeoffs_weightless", "tradeoffs_binary", "tradeoffs_lowrank"
 
 ds = state.dataset()
+runs.register_workspace_students(ds)   # a reload keeps the Distill page's students in the lists
 key = (ds.name, ds.seed)
 latencies: dict = st.session_state.setdefault(LATENCY, {})
 panels: dict = st.session_state.setdefault(BITS, {})

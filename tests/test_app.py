@@ -145,3 +145,19 @@ def test_runs_page_lists_compares_renames_and_deletes(digits_teacher, settle):
     next(b for b in at.button if b.label == "Delete").click().run()
     assert not at.exception
     assert distills[1] not in {r.id for r in RunStore().workspace_runs(ws)}
+
+
+def test_after_a_reload_trade_offs_lists_the_distill_pages_students(digits_teacher, settle):
+    at = app()
+    at.switch_page("pages/distill.py").run()
+    at.number_input(key="student_digits_epochs").set_value(2)
+    click(at, "Distill")
+    settle(at)
+    ws = at.session_state["ws"]
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)   # a reload: a new session
+    fresh.session_state["ws"] = ws
+    fresh.run()
+    fresh.switch_page("pages/tradeoffs.py").run()
+    assert not fresh.exception, [e.value for e in fresh.exception]
+    roles = {r.role for r in fresh.session_state["session_models"].values()}
+    assert {"distilled", "scratch"} <= roles

@@ -103,6 +103,35 @@ def distill_result(ds):
         return None
 
 
+def register_distill_models(ds, run_id: str, result=None) -> None:
+    """List a distillation's students among this session's models (Prune, Temperature and
+    Trade-offs pick from them), with the run that made them (a worker can rebuild them from it)."""
+    from kdcore.registry import ModelRecord
+    result = result if result is not None else distill_result(ds)
+    if result is None:
+        return
+    rec = store().get(run_id)
+    s, kd = result.student_config, result.kd
+    recipe = f"{s.describe()}, {result.train_config.epochs} epochs, {100 * kd.labelled_fraction:g} % labels"
+    for role, model, metrics, how in [
+        ("distilled", result.distilled, result.distilled_metrics,
+         f"distilled at T={kd.temperature:g}, α={kd.alpha:g}; {recipe}"),
+        ("scratch", result.scratch, result.scratch_metrics, f"labels only; {recipe}"),
+    ]:
+        state.register(ModelRecord(f"{role} {s.describe()} (seed {result.seed})", role, model, metrics, how,
+                                   ds.name, ds.seed, extra={"kd": kd.to_dict(), "student": s.to_dict(),
+                                                            "run": rec.display_name if rec else "",
+                                                            "run_spec": rec.spec.to_dict() if rec else None}))
+
+
+def register_workspace_students(ds) -> None:
+    """After a reload the session's model list is empty: list the students of the Distill page's
+    stored run of this dataset again, so that pages choosing among models find them."""
+    run_id = current(DISTILL_SLOT, "distill", ds.name, ds.seed)
+    if run_id is not None:
+        register_distill_models(ds, run_id)
+
+
 def _fmt_seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
