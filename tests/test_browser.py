@@ -104,6 +104,10 @@ def test_stop_keeps_the_partial_students(server, page):
     page.goto(f"{server}/distill", timeout=120_000)
     expect(page.get_by_role("button", name="Distill")).to_be_visible(timeout=120_000)
     page.get_by_label("Epochs").nth(1).fill("300")
+    # the widest student (800 units): 300 epochs take long enough to be stopped half-way (the default
+    # student's 300 epochs end within the few seconds a page waits for a short run)
+    page.get_by_role("slider", name="Hidden width").nth(1).focus()
+    page.keyboard.press("End")
     page.get_by_role("button", name="Distill").click()
     expect(page.get_by_text(re.compile(r"Epoch \d+/300")).first).to_be_visible(timeout=120_000)
     # the students' Stop (key "distill_stop"); a rerun can leave a hidden stale copy in the page
