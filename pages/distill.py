@@ -82,7 +82,8 @@ v = runs.view(run_id)
 if teacher is None:
     with teacher_status.container():
         if v is not None and v.active and v.waiting_for:   # its progress shows in the students' box below
-            st.info("The teacher is training first; its progress is shown below.")
+            st.info("The teacher trains first (its progress is shown below, with the students'); "
+                    "it is listed here once it is done.")
         elif not teacher_ui.watch_training(spec, key="distill"):
             st.info("No teacher with these settings yet: **Train teacher**, or press **Distill** "
                     "and it is trained first.")
