@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import streamlit as st
 
@@ -25,6 +26,7 @@ from ui import state
 
 DISTILL_SLOT = "distill"   # the Distill page's current run, which Temperature and Prune also read
 REFRESH_SECONDS = float(os.environ.get("KDLAB_REFRESH", 1.0))   # the live views' refresh period (s)
+CHART_SECONDS = 3.0       # a live chart is redrawn at most this often (the progress bar every refresh)
 SUBMIT_WAIT_SECONDS = float(os.environ.get("KDLAB_SUBMIT_WAIT", 3.0))  # a submitting page waits this long for its run to end before it shows
                            # a live view: short runs (a distillation, a sweep on digits) go straight
                            # to their results, with no refresh in between
@@ -173,11 +175,13 @@ def watch(run_id: str, key: str, label: str, chart=None, on_end: str = "app") ->
             st.caption("Other sessions are watching this run too: it goes on for them, and its "
                        "result will still be listed in your runs.")
         if chart is not None and v.curves and any(v.curves.values()):
-            # built again only when a new point arrived (a figure costs ~25 ms to build)
+            # built again only when a new point arrived, and at most every CHART_SECONDS: an unchanged
+            # figure is not drawn again by the browser (a redraw costs it far more than the server)
             stamp = (run_id, tuple(len(c) for c in v.curves.values()))
             cached = st.session_state.get(f"{key}_figure")
-            if cached is None or cached[0] != stamp:
-                cached = st.session_state[f"{key}_figure"] = (stamp, chart(v.curves))
+            now = time.monotonic()
+            if cached is None or cached[0][0] != run_id or (cached[0] != stamp and now - cached[2] >= CHART_SECONDS):
+                cached = st.session_state[f"{key}_figure"] = (stamp, chart(v.curves), now)
             st.plotly_chart(cached[1], width="stretch", key=f"{key}_chart")
 
     _live()
