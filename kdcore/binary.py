@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdcore.data import Dataset
-from kdcore.train import EpochLog, History, TrainConfig, Trainer, seeded_model
+from kdcore.train import EpochLog, History, TrainConfig, Trainer, fit, seeded_model
 
 INPUT_BITS = 8            # the first layer reads the input as 8-bit integers (bit planes in the XNOR forward)
 
@@ -149,15 +149,8 @@ def train_binary_mlp(dataset: Dataset, hidden: Sequence[int], train: TrainConfig
     y = dataset.y_train if y is None else y
     kw = dict(teacher_logits=teacher_logits, temperature=temperature, alpha=alpha) if teacher_logits is not None \
         else dict(loss="ce")
-    trainer = Trainer(model, dataset.X_train, y, train, seed, X_val=dataset.X_val, y_val=dataset.y_val,
-                      name="binary", after_step=clip_latent_weights, **kw)
-    history = History()
-    for _ in range(train.epochs):
-        log = trainer.run_epoch()
-        history.logs.append(log)
-        if any([bool(cb(log)) for cb in callbacks]):
-            history.stopped_early = log.epoch < train.epochs
-            break
+    history = fit(model, dataset.X_train, y, train, seed, X_val=dataset.X_val, y_val=dataset.y_val,
+                  callbacks=callbacks, name="binary", after_step=clip_latent_weights, **kw)
     return model.eval(), history
 
 

@@ -26,7 +26,7 @@ from torch import nn
 from kdcore.data import Dataset
 from kdcore.metrics import evaluate
 from kdcore.models import model_bytes, param_count
-from kdcore.train import EpochLog, History, TrainConfig, Trainer
+from kdcore.train import EpochLog, History, TrainConfig, Trainer, fit
 
 
 @dataclass(frozen=True)
@@ -119,17 +119,8 @@ def finetune_low_rank(model: nn.Module, dataset: Dataset, train: TrainConfig, se
     """Fine-tune a factorized model in place (KD from the training split's teacher logits, else labels)."""
     kw = dict(teacher_logits=teacher_logits, temperature=temperature, alpha=alpha) if teacher_logits is not None \
         else dict(loss="ce")
-    trainer = Trainer(model, dataset.X_train, dataset.y_train, train, seed, X_val=dataset.X_val,
-                      y_val=dataset.y_val, name="low rank", **kw)
-    history = History()
-    for _ in range(train.epochs):
-        log = trainer.run_epoch()
-        history.logs.append(log)
-        if any([bool(cb(log)) for cb in callbacks]):
-            history.stopped_early = log.epoch < train.epochs
-            break
-    model.eval()
-    return history
+    return fit(model, dataset.X_train, dataset.y_train, train, seed, X_val=dataset.X_val, y_val=dataset.y_val,
+               callbacks=callbacks, name="low rank", **kw)
 
 
 @dataclass
