@@ -35,6 +35,7 @@ from pathlib import Path
 from kdcore.runs import RunContext, RunSpec, Throttle, drive, kind, kinds
 from kdcore.store import ACTIVE, RunStore, dataset_fingerprint
 
+UNSTARTED = "stopped before it started"   # the error of a run stopped while still queued
 PROGRESS_INTERVAL = 0.2   # seconds between progress messages of one run (a live chart needs no more)
 
 
@@ -246,8 +247,9 @@ class JobRunner:
         self._served: dict[str, int] = {}
         self._seq = itertools.count()
         holder: list = []
-        cache = str(cache_root) if cache_root else None
-        self._slots = self.executor.start(self.workers, holder, self.store.root, cache, self.torch_threads)
+        self._cache_root = str(cache_root) if cache_root else None
+        self._slots = self.executor.start(self.workers, holder, self.store.root, self._cache_root,
+                                          self.torch_threads)
         self._outbox = holder[0]
         self._closed = False
         self._collector = threading.Thread(target=self._collect, name="kdlab-runner", daemon=True)
@@ -403,8 +405,7 @@ class JobRunner:
                         self._end(job, "failed", "its worker process ended unexpectedly (out of memory?)")
                         self.store.set_status(job.id, "failed", job.error)
                     holder: list = []
-                    cache = None
-                    new = self.executor.start(1, holder, self.store.root, cache, self.torch_threads)[0]
+                    new = self.executor.start(1, holder, self.store.root, self._cache_root, self.torch_threads)[0]
                     # the new slot posts to its own outbox: forward it into ours
                     threading.Thread(target=_forward, args=(holder[0], self._outbox), daemon=True).start()
                     self._slots[i] = new
@@ -483,7 +484,7 @@ class JobRunner:
                 return "detached"
             if job.status == "queued":
                 self._queue.remove(job.id)
-                self._end(job, "stopped", "stopped before it started")
+                self._end(job, "stopped", UNSTARTED)
                 self.store.set_status(job.id, "stopped", job.error)
                 self._dispatch()
                 return "stopping"

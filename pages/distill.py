@@ -93,7 +93,7 @@ if v is not None and v.active:
     st.stop()
 if v is not None:
     runs.explain_end(v, "distillation")
-result: DistillResult | None = runs.result(run_id) if v is not None and v.status in ("finished", "stopped") else None
+result: DistillResult | None = runs.result(run_id)
 
 if result is None:
     st.info("Press **Distill** to train the two students. On *digits* at the default settings it "

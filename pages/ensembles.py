@@ -17,6 +17,7 @@ from kdcore.registry import ModelRecord
 from kdcore.runkinds_ensemble import ensemble_config, ensemble_distill_config
 from kdcore.runs import RunSpec
 from kdcore.train import TrainConfig
+from kdcore.jobs import UNSTARTED
 from ui import runs, state
 from ui import student as student_ui
 
@@ -25,7 +26,6 @@ DISTILL_SLOT = "ensemble_distill"       # the page's current ensemble -> student
 REGISTERED = "ensemble_registered"      # run ids whose models are already listed in this session
 METHOD_LABELS = {"arithmetic": "arithmetic mean of probabilities", "geometric": "geometric mean (renormalized)"}
 
-UNSTARTED = "stopped before it started"   # the runner's error of a run stopped while queued
 
 ds = state.dataset()
 
@@ -133,10 +133,7 @@ if bv is not None and bv.active:
 ensemble: Ensemble | None = None
 if bv is not None:
     runs.explain_end(bv, "ensemble training")
-    if bv.status == "stopped" and bv.error == UNSTARTED:   # stopped while queued: nothing was trained
-        st.info(f"The last ensemble training was {bv.error}.")
-    elif bv.status in ("finished", "stopped"):
-        ensemble = runs.result(build_id)
+    ensemble = runs.result(build_id)
     if bv.status == "stopped" and bv.error != UNSTARTED:
         if ensemble is not None:
             st.warning(f"Ensemble training stopped: {ensemble.n_members} of {ensemble.planned} members were "
@@ -158,10 +155,7 @@ res: EnsembleDistillResult | None = None
 if dv is not None and not distilling and ensemble is not None:
     if runs.store().get(distill_id).config["ensemble"] == runs.store().get(build_id).config:
         runs.explain_end(dv, "distillation")
-        if dv.status == "stopped" and dv.error == UNSTARTED:   # stopped while queued: nothing was trained
-            st.info(f"The last distillation was {dv.error}.")
-        elif dv.status in ("finished", "stopped"):
-            res = runs.result(distill_id)
+        res = runs.result(distill_id)
 if res is not None:
     register_once(distill_id, lambda: register_distilled(res))
     if res.stopped_early:

@@ -90,7 +90,7 @@ if v is not None:
     if v.status == "failed" and "out of memory" in (v.error or "") and \
             runs.store().get(run_id).config.get("device") == "cuda":
         st.info("Close other programs using the GPU, or switch *Train on the GPU* off to run on the CPU.")
-res: HintonResult | None = runs.result(run_id) if v is not None and v.status in ("finished", "stopped") else None
+res: HintonResult | None = runs.result(run_id)
 if v is not None and v.status == "stopped":
     if res is None:
         st.warning("The experiment was stopped before its teacher finished training; nothing was kept "

@@ -71,7 +71,7 @@ def ended_result(run_id: str | None, what: str):
     if v is None or v.active:
         return v, None
     runs.explain_end(v, what)
-    return v, (runs.result(run_id) if v.status in ("finished", "stopped") else None)
+    return v, runs.result(run_id)
 
 
 st.title("Prune")

@@ -69,7 +69,7 @@ if v is not None and v.active:
     st.stop()
 if v is not None:
     runs.explain_end(v, "specialists' training")
-result: SpecialistResult | None = runs.result(run_id) if v is not None and v.status in ("finished", "stopped") else None
+result: SpecialistResult | None = runs.result(run_id)
 if result is None:
     if v is not None and v.status == "stopped":
         st.warning("Training was stopped before it started; nothing was kept.")

@@ -29,7 +29,6 @@ MAX_STUDENTS = 400
 RAY_AVAILABLE = importlib.util.find_spec("ray") is not None
 BACKENDS = {"in-process": "in-process", "Ray": "ray"}
 
-UNSTARTED = "stopped before it started"   # the runner's error of a run stopped while queued
 
 ds = state.dataset()
 
@@ -108,10 +107,7 @@ if v is not None and v.active:
     st.stop()
 if v is not None:
     runs.explain_end(v, "sweep")
-    if v.status == "stopped" and v.error == UNSTARTED:   # stopped while queued: nothing was trained
-        st.info(f"The last sweep was {v.error}.")
-res: SweepResult | None = runs.result(run_id) if v is not None and (
-    v.status == "finished" or (v.status == "stopped" and v.error != UNSTARTED)) else None
+res: SweepResult | None = runs.result(run_id)
 
 if res is None:
     st.info("Press **Run sweep**. On *digits* the default 5 × 5 grid (25 students, 30 epochs) trains "

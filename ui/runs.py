@@ -19,7 +19,7 @@ import time
 
 import streamlit as st
 
-from kdcore.jobs import JobRunner, JobView
+from kdcore.jobs import UNSTARTED, JobRunner, JobView
 from kdcore.runs import RunContext, RunSpec, kind
 from kdcore.store import ArtifactUnreadable, RunStore
 from ui import state
@@ -81,10 +81,11 @@ def _load(run_id: str, finished: float | None):
     return store().load_result(run_id, _context())
 
 
-def result(run_id: str):
-    """The stored result of an ended run (None with a message if it cannot be read)."""
-    rec = store().get(run_id)
-    if rec is None or not store().has_result(run_id):   # e.g. a run stopped while queued stored nothing
+def result(run_id: str | None):
+    """The stored result of an ended run; None for no run, a run still going, one that failed or was
+    stopped before it started (nothing stored), or one that cannot be read (with a message)."""
+    rec = store().get(run_id) if run_id else None
+    if rec is None or rec.status not in ("finished", "stopped") or not store().has_result(run_id):
         return None
     try:
         return _load(run_id, rec.finished)
@@ -187,9 +188,13 @@ def watch(run_id: str, key: str, label: str, chart=None, on_end: str = "app") ->
     _live()
 
 
+
+
 def explain_end(v: JobView, what: str) -> None:
-    """Say how a run that is not finished ended (stopped, failed, interrupted)."""
-    if v.status == "failed":
+    """Say how a run that is not finished ended (stopped before it started, failed, interrupted)."""
+    if v.status == "stopped" and v.error == UNSTARTED:
+        st.info(f"The last {what} was stopped before it started: nothing was trained.")
+    elif v.status == "failed":
         st.error(f"**The {what} failed.** {v.error or ''}")
     elif v.status == "interrupted":
         st.warning(f"The {what} was interrupted by a server restart and is queued again.")
