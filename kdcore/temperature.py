@@ -287,7 +287,8 @@ def _figure(data: list[dict], layout: dict, title: str, height: int = 360) -> Fi
 
 
 def _vline(x: float, color: str = "#888", dash: str = "dot") -> dict:
-    """A vertical line at x in axis units (on a log axis pass log10 of the value, as plotly wants)."""
+    """A vertical line at x in data units: plotly places shapes in data units on a log axis too
+    (unlike annotations, which want log10 of the value there)."""
     return dict(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1,
                 line=dict(color=color, dash=dash, width=1.5))
 
@@ -343,9 +344,12 @@ def probability_bars(class_names: Sequence[str], series: Sequence[tuple[str, np.
                      range=[max(np.log10(lo) - 0.5, -30.0), 0.05], exponentformat="power")
     else:
         yaxis = dict(title=dict(text="probability"), range=[0, 1.02])
+    # the legend goes below the classes: above the plot it printed over the title once a third
+    # series (the distilled student) made it wrap
     layout = dict(barmode="group", xaxis=dict(title=dict(text="class"), type="category"), yaxis=yaxis,
-                  legend=dict(orientation="h", y=1.02, x=1.0, xanchor="right", yanchor="bottom"))
-    return _figure(data, layout, title, height=360)
+                  legend=dict(orientation="h", y=-0.22, x=0.0, xanchor="left", yanchor="top"),
+                  margin=dict(l=60, r=20, t=50, b=40 + 22 * len(series)))
+    return _figure(data, layout, title, height=380 + 22 * max(len(series) - 2, 0))
 
 
 def entropy_curve(temperatures: np.ndarray, entropies: np.ndarray, top_probs: np.ndarray,
@@ -373,7 +377,7 @@ def entropy_curve(temperatures: np.ndarray, entropies: np.ndarray, top_probs: np
         yaxis=dict(title=dict(text="entropy (nats)"), range=[0, max_h * 1.05]),
         yaxis2=dict(title=dict(text="top-class probability"), overlaying="y", side="right", range=[0, 1.05],
                     showgrid=False),
-        shapes=[_vline(np.log10(t)), _hline(max_h)],
+        shapes=[_vline(t), _hline(max_h)],
         annotations=[dict(x=1, xref="paper", xanchor="right", y=max_h, yref="y", yanchor="bottom",
                           text=f"log {n_classes} = {max_h:.2f} nats (uniform)", showarrow=False,
                           font=dict(size=11, color="#666"))],
@@ -429,7 +433,7 @@ def gradient_ratio_figure(story: GradientStory, temperature: float, title: str) 
     ymax = float(max(1.1, min(np.nanmax(story.ratio) * 1.05, 5.0)))
     layout = dict(xaxis=dict(type="log", title=dict(text="temperature T (log scale)")),
                   yaxis=dict(title=dict(text="ratio / cosine (1 = identical gradients)"), range=[0, ymax]),
-                  shapes=[_vline(np.log10(t)), _hline(1.0, color="#444")])
+                  shapes=[_vline(t), _hline(1.0, color="#444")])
     return _figure(data, layout, title, height=360)
 
 
@@ -452,10 +456,10 @@ def gradient_magnitude_figure(story: GradientStory, temperature: float, hard_nor
                          line=dict(color="white", width=1.5)),
              hovertemplate="T = %{x:g}<br>‖gradient‖ %{y:.3g}<extra></extra>"),
     ]
-    shapes = [_vline(np.log10(t))]
+    shapes = [_vline(t)]
     annotations = []
     if hard_norm is not None and hard_norm > 0:
-        shapes.append(_hline(np.log10(hard_norm), color=COLORS["scratch"]))
+        shapes.append(_hline(hard_norm, color=COLORS["scratch"]))
         annotations.append(dict(x=0, xref="paper", xanchor="left", y=np.log10(hard_norm), yref="y",
                                 yanchor="bottom", showarrow=False, font=dict(size=11, color=COLORS["scratch"]),
                                 text=f"labels' gradient ‖softmax(z) − y‖ = {hard_norm:.3g}"))
