@@ -62,7 +62,7 @@ def sweep_heatmap(cells, width: int, metric: str = "test_acc", title: str | None
             fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5, line=style,
                           xref="x", yref="y")
     if best is not None and best[0] in Ts and best[1] in As:
-        fig.add_annotation(x=_fmt_t(best[0]), y=f"α={best[1]:g}", text="★ best", showarrow=False,
+        fig.add_annotation(x=_fmt_t(best[0]), y=f"α={best[1]:g}", text="★ best (val.)", showarrow=False,
                            yshift=14, font=dict(color="white", size=12))
     fig.update_xaxes(title_text="temperature T", type="category")
     fig.update_yaxes(title_text="α (weight of the soft targets)", type="category")

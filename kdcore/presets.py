@@ -7,6 +7,8 @@ really helps, not the first ones that came to mind.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kdcore.distill import KDConfig
 from kdcore.models import ModelConfig
 from kdcore.teachers import TeacherSpec
@@ -59,3 +61,23 @@ def default_student(dataset: str) -> tuple[ModelConfig, TrainConfig]:
 
 def default_kd(dataset: str) -> KDConfig:
     return KD_DEFAULTS.get(dataset, KDConfig(temperature=4.0, alpha=0.9, labelled_fraction=0.1))
+
+
+@dataclass(frozen=True)
+class DistillPreset:
+    """Settings of the Distill page's student widgets, offered as one button."""
+    name: str            # the button's label
+    dataset: str         # the dataset it was measured on (the button shows only there)
+    width: int           # student hidden width
+    depth: int           # student hidden layers
+    epochs: int          # student training epochs
+    temperature: float   # T of the soft targets
+    alpha: float         # weight of the soft term
+    fraction: float      # labelled share of the transfer set
+    note: str = ""       # what it shows, with the measurement behind it (docs/results.md)
+
+
+# Where soft targets at T > 1 beat both the labels-only student and the teacher's-hard-labels
+# control (5 seeds, docs/results.md, `python -m bench.dark_knowledge`).
+DARK_KNOWLEDGE = DistillPreset("Dark knowledge", "digits", width=16, depth=1, epochs=30, temperature=4.0,
+                               alpha=0.9, fraction=1.0)

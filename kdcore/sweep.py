@@ -55,6 +55,9 @@ from kdcore.train import (EpochLog, History, TrainConfig, Trainer, jitter_images
 
 # ---------------------------------------------------------------- specs and configs
 
+MAX_WIDTH = 4096           # widest student a sweep trains (wider ones take minutes and gigabytes)
+MAX_TEMPERATURE = 1000.0   # hottest T (beyond it every soft target is uniform to float precision)
+
 @dataclass(frozen=True)
 class StudentSpec:
     """One student of a sweep: the hyperparameters that vary across the grid."""
@@ -90,12 +93,16 @@ class SweepConfig:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         if not self.temperatures or not self.alphas or not self.widths:
             raise ValueError("a sweep needs at least one temperature, one alpha and one width")
-        if any(not t > 0 for t in self.temperatures):
-            raise ValueError("temperatures must be positive")
+        if any(not 0 < t <= MAX_TEMPERATURE for t in self.temperatures):   # also refuses inf and NaN
+            raise ValueError(f"temperatures must be positive and at most {MAX_TEMPERATURE:g} "
+                             "(an infinite T makes every soft target uniform and the loss NaN)")
         if any(not 0.0 <= a <= 1.0 for a in self.alphas):
             raise ValueError("alpha values must be between 0 and 1")
         if any(w < 1 for w in self.widths) or self.depth < 1:
             raise ValueError("widths and depth must be at least 1")
+        if any(w > MAX_WIDTH for w in self.widths):
+            raise ValueError(f"student widths must be at most {MAX_WIDTH} (a student that wide is bigger "
+                             "than the teacher, and it trains for minutes)")
         if self.seeds_per_cell < 1:
             raise ValueError("at least one seed per cell")
         if not 0.0 < self.labelled_fraction <= 1.0:
@@ -356,8 +363,9 @@ class BatchedKD(_StudentGroup):
         train_loss = (total_loss / max(n_batches, 1)).tolist()
         train_acc = (correct / n_lab.clamp_min(1)).tolist()
         logs = []
+        epoch = self.epoch + 1   # read once: self.epoch reads the first history, which grows in this loop
         for j, s in enumerate(self.students):
-            log = EpochLog(self.epoch + 1, cfg.epochs, train_loss[j], train_acc[j], val_loss[j], val_acc[j],
+            log = EpochLog(epoch, cfg.epochs, train_loss[j], train_acc[j], val_loss[j], val_acc[j],
                            seconds / k, s.label())
             self.histories[j].logs.append(log)
             logs.append(log)
@@ -461,6 +469,19 @@ class SweepResult:
 
     def records(self) -> list[dict]:
         return [s.record() for s in self.students]
+
+    @property
+    def epochs_run(self) -> int:
+        """The most epochs any student ran (the configured number unless the sweep was stopped)."""
+        return max((s.epochs_run for s in self.students), default=0)
+
+    def epochs_text(self) -> str:
+        """'30 epochs', or '2 of 300 epochs (stopped)' (the students of a stopped grid may differ)."""
+        from kdcore.text import plural
+        n, planned = self.epochs_run, self.config.train.epochs
+        if self.stopped_early and n < planned:
+            return f"{n} of {plural(planned, 'epoch')} (stopped)"
+        return plural(planned, "epoch")
 
     def find(self, width: int, temperature: float, alpha: float) -> list[StudentResult]:
         """The students (one per seed) of a cell."""

@@ -17,7 +17,9 @@ from kdcore.registry import ModelRecord
 from kdcore.runkinds_sweep import sweep_config
 from kdcore.runs import RunSpec
 from kdcore.sweep import SweepConfig, SweepResult, column_label
+from kdcore.sweep import MAX_TEMPERATURE, MAX_WIDTH
 from kdcore.teachers import TeacherSpec
+from kdcore.text import format_seconds
 from kdcore.train import TrainConfig
 from ui import runs, state
 from ui import table as csv_table
@@ -57,12 +59,14 @@ kd_default = default_kd(ds.name)
 with st.form(f"sweep_form_{ds.name}"):
     c1, c2, c3 = st.columns(3)
     t_text = c1.text_input("Temperatures T", "1, 2, 4, 8, 16", key="sweep_T",
-                           help="Comma-separated; columns of the heatmap.")
+                           help="Comma-separated, each above 0 and at most "
+                                f"{MAX_TEMPERATURE:g}; columns of the heatmap.")
     a_text = c2.text_input("α values", "0.1, 0.3, 0.5, 0.7, 0.9", key="sweep_alpha",
                            help="Weight of the soft targets, between 0 and 1; rows of the heatmap.")
     w_text = c3.text_input("Student widths", ", ".join(str(h) for h in student_default.hidden[:1]),
                            key="sweep_widths",
-                           help="Hidden units of the student MLP; one batched model per width.")
+                           help="Hidden units of the student MLP, 1 to "
+                                f"{MAX_WIDTH}; one batched model per width.")
     c1, c2, c3, c4 = st.columns(4)
     n_seeds = c1.number_input("Seeds per cell", 1, 10, 1, key="sweep_seeds",
                               help="Students per cell (different initialization, batch order and "
@@ -129,10 +133,11 @@ cfg = res.config
 cells = res.cells()
 best = res.best_cell()
 best_key = (float(best["T"]), float(best["alpha"]))
-st.caption(f"{len(res.students)} students · {cfg.train.epochs} epochs · {100 * cfg.labelled_fraction:g} % "
+run_rec = runs.store().get(run_id)
+run_seconds = run_rec.seconds if run_rec is not None and run_rec.seconds else res.seconds
+st.caption(f"{len(res.students)} students · {res.epochs_text()} · {100 * cfg.labelled_fraction:g} % "
            f"labelled · seeds {', '.join(map(str, cfg.seeds))} · backend {res.backend} · "
-           f"trained in {res.seconds:.1f} s"
-           + (" · stopped early" if res.stopped_early else ""))
+           f"ran {format_seconds(run_seconds)}")
 st.markdown(f"**Best cell** (highest mean validation accuracy): width {int(best['width'])}, "
             f"T = {best['T']:g}, α = {best['alpha']:g} — test accuracy {best['test_acc_mean']:.1f} %"
             + (f" ± {best['test_acc_std']:.1f}" if best["seeds"] > 1 else "")
@@ -180,6 +185,10 @@ for i, width in enumerate(widths):
                             temperatures=cfg.temperatures, alphas=cfg.alphas)
         st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points",
                         key=f"sweep_heat_{width}_{metric}")
+st.caption("★ marks the best cell **by mean validation accuracy** (the validation split chooses; the test "
+           "split only reports), drawn on this map of "
+           + ("test accuracy" if metric == "test_acc" else "agreement with the teacher")
+           + ": on the test map another cell may be a little higher. The dashed frame is the cell shown below.")
 
 if st.session_state.get("sweep_cell") not in by_label:
     st.session_state["sweep_cell"] = labels[best_full]
@@ -215,7 +224,7 @@ if model is not None:
     state.register(ModelRecord(f"sweep best {labels[best_full]} (seed {best_student.spec.seed})", "distilled",
                                net.eval(), best_student.metrics,
                                f"best of a {len(cfg.temperatures)}×{len(cfg.alphas)} sweep, "
-                               f"{cfg.train.epochs} epochs, {100 * cfg.labelled_fraction:g} % labels",
+                               f"{res.epochs_text()}, {100 * cfg.labelled_fraction:g} % labels",
                                ds.name, ds.seed, extra={"spec": best_student.spec.label()}))
 
 st.subheader("Table")

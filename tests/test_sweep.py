@@ -155,9 +155,25 @@ def test_non_batchable_students_fall_back_to_trainer(digits, digits_teacher):
 
 def test_bad_grids_are_refused():
     for bad in [dict(temperatures=()), dict(temperatures=(0.0,)), dict(alphas=(1.5,)), dict(widths=(0,)),
-                dict(seeds_per_cell=0), dict(temperatures=(2.0, 2.0))]:
+                dict(seeds_per_cell=0), dict(temperatures=(2.0, 2.0)),
+                # issue 13: T = inf made NaN students reported at chance; widths had no upper bound
+                dict(temperatures=(float("inf"),)), dict(temperatures=(float("nan"),)),
+                dict(alphas=(float("nan"),)), dict(widths=(10 ** 12,)), dict(widths=(4097,))]:
         with pytest.raises(ValueError):
             SweepConfig(**bad)
+    with pytest.raises(ValueError, match="4096"):
+        SweepConfig(widths=(100_000,))
+    SweepConfig(widths=(4096,), temperatures=(1000.0,))   # the bounds themselves are fine
+
+
+def test_every_student_of_a_batched_group_logs_epochs_1_to_n(digits, digits_teacher):
+    """Issue 13: all but the first student logged epochs 2..n+1 (the epoch was read while appending)."""
+    specs = [StudentSpec(8, 2.0, 0.5, 0), StudentSpec(8, 4.0, 0.9, 0), StudentSpec(8, 4.0, 0.9, 1)]
+    batched = BatchedKD(digits, digits_teacher.logits, ModelConfig(hidden=(8,)), TINY, specs, 0.1)
+    while not batched.done:
+        batched.step()
+    assert [[log.epoch for log in h.logs] for h in batched.histories] == [[1, 2]] * 3
+    assert [[r["epoch"] for r in s.history] for s in batched.result()] == [[1, 2]] * 3
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,
@@ -212,6 +228,14 @@ def test_sweep_page_runs_a_tiny_grid(digits_teacher, open_page, wait_for_runs):
     at.run()
     assert not at.exception
     assert any("temperature" in e.value.lower() for e in at.error)
+    # issue 13: T = inf and unbounded widths get a message, not NaN students or an allocator error
+    for t_text, w_text, words in (("inf", "8", "at most 1000"), ("2", "1000000000000", "at most 4096")):
+        at.text_input(key="sweep_T").set_value(t_text)
+        at.text_input(key="sweep_widths").set_value(w_text)
+        next(b for b in at.button if b.label == "Run sweep").click()
+        at.run()
+        assert not at.exception
+        assert any(words in e.value for e in at.error), [e.value for e in at.error]
 
 
 def test_sweep_page_stop_keeps_what_was_learned(digits_teacher, open_page, wait_for_runs):
@@ -242,3 +266,10 @@ def test_sweep_page_stop_keeps_what_was_learned(digits_teacher, open_page, wait_
     res = runs.store().load_result(run_id, RunContext())
     assert res.stopped_early and all(0 < s.epochs_run < 300 for s in res.students)
     assert any("Best cell" in m.value for m in at.markdown)   # the stopped students are drawn as they are
+    # issue 13: the caption and the Trade-offs recipe say how many epochs ran, and a real time
+    n = res.students[0].epochs_run
+    caption = next(c.value for c in at.caption if "students ·" in c.value)
+    assert f"{n} of 300 epochs" in caption and "· 300 epochs" not in caption, caption
+    assert "trained in 0.0 s" not in caption
+    rec = next(r for r in at.session_state["session_models"].values() if r.name.startswith("sweep best"))
+    assert f"{n} of 300 epochs (stopped)" in rec.recipe and ", 300 epochs" not in rec.recipe, rec.recipe
