@@ -55,7 +55,7 @@ from kdcore.train import (EpochLog, History, TrainConfig, Trainer, jitter_images
 
 # ---------------------------------------------------------------- specs and configs
 
-MAX_WIDTH = 4096           # widest student a sweep trains (wider ones take minutes and gigabytes)
+from kdcore.inputs import MAX_WIDTH   # widest student a sweep trains (4096: wider ones take minutes and gigabytes)
 MAX_TEMPERATURE = 1000.0   # hottest T (beyond it every soft target is uniform to float precision)
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import plotly.graph_objects as go
 import torch
 
 from kdcore.data import Dataset
-from kdcore.distill import DistillResult, DistillRun, KDConfig, transfer_labels
+from kdcore.distill import DistillResult, DistillRun, KDConfig, describe_outcome, transfer_labels
 from kdcore.figures import COLORS, _layout
 from kdcore.losses import IGNORE_LABEL
 from kdcore.metrics import evaluate
@@ -56,10 +56,21 @@ class FractionPoint:
     epochs_run: int            # epochs actually run (fewer when stopped)
     stopped: bool = False      # True if this run was stopped before its last epoch
     result: DistillResult | None = None   # the full result (students, histories)
+    hard: dict | None = None   # test metrics of the control on the teacher's argmax labels (None: stored before it)
 
     @property
     def gain(self) -> float:
         return self.distilled["accuracy"] - self.scratch["accuracy"]
+
+    @property
+    def gain_from_teacher_labels(self) -> float | None:
+        """Hard-label control minus labels only: what the teacher's argmax labels alone buy."""
+        return None if self.hard is None else self.hard["accuracy"] - self.scratch["accuracy"]
+
+    @property
+    def gain_from_soft_targets(self) -> float | None:
+        """Distilled minus hard-label control: what the soft targets add beyond the teacher's labels."""
+        return None if self.hard is None else self.distilled["accuracy"] - self.hard["accuracy"]
 
 
 class FractionCurve:
@@ -102,7 +113,7 @@ class FractionCurve:
     def _add(self, run: DistillRun) -> FractionPoint:
         res = run.result()
         point = FractionPoint(run.kd.labelled_fraction, res.n_labelled, res.distilled_metrics,
-                              res.scratch_metrics, run.epoch, stopped=not run.done, result=res)
+                              res.scratch_metrics, run.epoch, stopped=not run.done, result=res, hard=res.hard_metrics)
         self.points.append(point)
         return point
 
@@ -113,7 +124,7 @@ class FractionCurve:
         if self.current is None:
             kd = dataclasses.replace(self.kd, labelled_fraction=self.current_fraction)
             self.current = DistillRun(self.dataset, self.teacher_logits, self.teacher_metrics,
-                                      self.student, self.train, kd, self.seed)
+                                      self.student, self.train, kd, self.seed, control=True)
         logs = self.current.step()
         if self.current.done:
             self._add(self.current)
@@ -143,16 +154,22 @@ def fraction_curve(dataset: Dataset, teacher_logits: dict[str, torch.Tensor], te
 
 
 def fraction_figure(points: Sequence[FractionPoint], title: str | None = None) -> go.Figure:
-    """Test accuracy of the two students against the labelled fraction (log axis)."""
+    """Test accuracy of the students against the labelled fraction (log axis): distilled, labels only and
+    (when the points have it) the teacher's-hard-labels control."""
     fig = go.Figure()
     xs = [100 * p.fraction for p in points]
-    for role, label in [("distilled", "soft targets on all + labels"), ("scratch", "labels only")]:
+    roles = [("distilled", "soft targets on all + labels"), ("scratch", "labels only")]
+    if points and all(p.hard is not None for p in points):
+        roles.append(("hard", "teacher's hard labels on all (control)"))
+    for role, label in roles:
         ys = [100 * getattr(p, role)["accuracy"] for p in points]
         hover = [f"{label}<br>{100 * p.fraction:g} % labelled ({p.n_labelled} labels)<br>"
                  f"test accuracy {y:.2f} %" + (" (stopped early)" if p.stopped else "")
                  for p, y in zip(points, ys)]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label,
-                                 line=dict(color=COLORS[role]), hovertext=hover, hoverinfo="text"))
+                                 line=dict(color=COLORS["hard labels" if role == "hard" else role],
+                                           dash="dash" if role == "hard" else None),
+                                 hovertext=hover, hoverinfo="text"))
     fig.update_xaxes(title_text="labelled share of the transfer set (%, log scale)", type="log")
     fig.update_yaxes(title_text="test accuracy (%)")
     return _layout(fig, title or "Students against the share of labelled examples")
@@ -257,12 +274,35 @@ class OmittedResult:
     n_transfer: int                    # transfer-set size without the class
     teacher_class_accuracy: float      # the teacher's accuracy on the class's test examples
     stopped: bool = False
+    # the teacher's-hard-labels control (cross-entropy on the teacher's argmax over the same transfer set);
+    # None in results stored before it existed
+    hard_test_logits: torch.Tensor | None = None
+    auto_bias_hard: float | None = None
 
     def evaluate_bias(self, bias: float, which: str = "distilled") -> dict:
-        logits = self.distilled_test_logits if which == "distilled" else self.scratch_test_logits
+        logits = {"distilled": self.distilled_test_logits, "scratch": self.scratch_test_logits,
+                  "hard": self.hard_test_logits}[which]
         c = bias_curve(logits, self.y_test, self.omitted, [bias])
         return {"bias": bias, "accuracy": float(c.accuracy[0]), "class_accuracy": float(c.class_accuracy[0]),
                 "errors": int(c.errors[0]), "class_errors": int(c.class_errors[0])}
+
+    def summary(self) -> str:
+        """What the soft targets did for the class no student saw, against both controls (at b = 0 and
+        at each student's own automatic bias), then the overall split of the gain."""
+        c = self.class_name
+        d0, s0 = self.evaluate_bias(0.0), self.evaluate_bias(0.0, "scratch")
+        da, sa = self.evaluate_bias(self.auto_bias), self.evaluate_bias(self.auto_bias_scratch, "scratch")
+        s = (f"No {c} in the transfer set: the distilled student gets {100 * d0['class_accuracy']:.1f} % of the "
+             f"test {c}s right ({100 * da['class_accuracy']:.1f} % with its automatic bias), the labels-only "
+             f"student {100 * s0['class_accuracy']:.1f} % ({100 * sa['class_accuracy']:.1f} %)")
+        if self.hard_test_logits is not None:
+            h0, ha = self.evaluate_bias(0.0, "hard"), self.evaluate_bias(self.auto_bias_hard, "hard")
+            s += (f" and the teacher's hard labels {100 * h0['class_accuracy']:.1f} % "
+                  f"({100 * ha['class_accuracy']:.1f} %): the teacher's argmax never says {c} on this transfer set, "
+                  f"only its soft targets do")
+        s += ". " + describe_outcome(self.distilled.distilled_metrics, self.distilled.scratch_metrics, None,
+                                     self.distilled.hard_metrics, alpha=self.distilled.kd.alpha)
+        return s
 
 
 class OmittedClassRun:
@@ -274,7 +314,7 @@ class OmittedClassRun:
         self.teacher_logits = teacher_logits
         reduced, logits = without_class(dataset, teacher_logits, omitted)
         self.n_transfer = len(reduced.y_train)
-        self.run = DistillRun(reduced, logits, teacher_metrics, student, train, kd, seed)
+        self.run = DistillRun(reduced, logits, teacher_metrics, student, train, kd, seed, control=True)
 
     @property
     def done(self) -> bool:
@@ -294,10 +334,14 @@ class OmittedClassRun:
         share = teacher_share(self.teacher_logits["val"], c)
         is_c = ds.y_test == c
         t_cls = float((self.teacher_logits["test"][is_c].argmax(1) == c).float().mean()) if is_c.any() else float("nan")
+        hard = {}
+        if res.hard is not None:
+            hard = {"hard_test_logits": predict_logits(res.hard, ds.X_test),
+                    "auto_bias_hard": auto_bias(predict_logits(res.hard, ds.X_val), c, share)}
         return OmittedResult(c, ds.class_names[c], res, ld, ls, ds.y_test,
                              auto_bias(predict_logits(res.distilled, ds.X_val), c, share),
                              auto_bias(predict_logits(res.scratch, ds.X_val), c, share),
-                             self.n_transfer, t_cls, stopped=not self.run.done)
+                             self.n_transfer, t_cls, stopped=not self.run.done, **hard)
 
 
 def bias_figure(result: OmittedResult, bias: float, lo: float, hi: float, n: int = 121) -> go.Figure:
@@ -326,6 +370,8 @@ LOSSES = {
     "logits": "logit matching (MSE) + labels",
     "hard": "labels only",
 }
+# one colour per loss, in the bars and in the curves alike
+LOSS_COLORS = {"soft": COLORS["distilled"], "logits": COLORS["quantized"], "hard": COLORS["scratch"]}
 
 
 @dataclass
@@ -397,7 +443,7 @@ def loss_bars(result: LossComparison, teacher_accuracy: float | None = None) -> 
     """Test accuracy of the three students (and the teacher as a line)."""
     names = list(result.metrics)
     acc = [100 * result.metrics[k]["accuracy"] for k in names]
-    colors = {"soft": COLORS["distilled"], "logits": COLORS["quantized"], "hard": COLORS["scratch"]}
+    colors = LOSS_COLORS
     fig = go.Figure(go.Bar(
         x=[LOSSES[k] for k in names], y=acc, text=[f"{a:.1f}%" for a in acc], textposition="outside",
         marker_color=[colors[k] for k in names],
@@ -407,7 +453,7 @@ def loss_bars(result: LossComparison, teacher_accuracy: float | None = None) -> 
     if teacher_accuracy is not None:
         fig.add_hline(y=100 * teacher_accuracy, line=dict(color=COLORS["teacher"], dash="dash"),
                       annotation_text=f"teacher {100 * teacher_accuracy:.1f} %")
-    lo = max(0.0, min(acc + ([100 * teacher_accuracy] if teacher_accuracy else [])) - 10)
-    fig.update_yaxes(title_text="test accuracy (%)", range=[lo, 104])
+    # from 0: an axis starting near the lowest bar (it was ~73 %) makes small gaps look huge
+    fig.update_yaxes(title_text="test accuracy (%)", range=[0, 108])
     fig.update_xaxes(title_text="student's training loss")
     return _layout(fig, "Soft targets vs logit matching vs labels alone")

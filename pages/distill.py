@@ -9,10 +9,12 @@ from kdcore.models import ModelConfig, format_bytes
 from kdcore.runkinds import distill_config
 from kdcore.runs import RunSpec
 from kdcore.teachers import TeacherSpec
+from kdcore.text import plural
 from kdcore.train import TrainConfig
 from ui import runs, state
 from ui import student as student_ui
 from ui import teacher as teacher_ui
+from ui.fmt import delta
 
 SLOT = runs.DISTILL_SLOT             # the page's current distillation run, per dataset and seed
 FIGURES = "distill_figures"          # (run id, view) -> built figure
@@ -117,19 +119,21 @@ summary = result.summary()
 if result.stopped_early:
     st.warning(f"Distillation stopped after epoch {result.distilled_history.epochs_run} of "
                f"{result.train_config.epochs}; the results below are those of the students as they were then.")
-    summary += f" (stopped after {result.distilled_history.epochs_run} of {result.train_config.epochs} epochs)"
-(st.success if gain_pts >= 0.5 else st.warning if gain_pts <= -0.5 else st.info)(summary)
+    summary += f" (stopped after {result.distilled_history.epochs_run} of {plural(result.train_config.epochs, 'epoch')})"
+labels_only_run = result.kd.alpha == 0   # no weight on the soft targets: not a distillation
+(st.info if labels_only_run else st.success if gain_pts >= 0.5 else st.warning if gain_pts <= -0.5 else st.info)(summary)
 kd = result.kd
 st.caption(f"Student {result.student_config.describe()} · T = {kd.temperature:g}, α = {kd.alpha:g} · "
            f"{result.n_labelled} labelled training examples ({100 * kd.labelled_fraction:g} %) · "
-           f"{result.train_config.epochs} epochs · seed {result.seed}. One run: differences of a point "
+           f"{plural(result.train_config.epochs, 'epoch')} · seed {result.seed}. One run: differences of a point "
            f"or two can be noise; docs/results.md gives the 5-seed means.")
 
 tm, dm, sm, hm = result.teacher_metrics, result.distilled_metrics, result.scratch_metrics, result.hard_metrics
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Teacher", f"{100 * tm['accuracy']:.1f} %", help="test accuracy")
 c1.caption(f"{tm['params']:,} parameters · {format_bytes(tm['bytes'])}")
-c2.metric("Distilled student", f"{100 * dm['accuracy']:.1f} %", f"{gain_pts:+.1f} pts vs scratch")
+c2.metric("Student at α = 0 (labels only)" if labels_only_run else "Distilled student", f"{100 * dm['accuracy']:.1f} %",
+          **delta(gain_pts, "vs scratch"))
 c2.caption(f"{dm['params']:,} parameters · {format_bytes(dm['bytes'])} · "
            f"agrees with the teacher on {100 * dm['agreement']:.1f} %")
 c3.metric("Scratch student", f"{100 * sm['accuracy']:.1f} %", help="same student, labels only")
@@ -137,7 +141,7 @@ c3.caption(f"{sm['params']:,} parameters · {format_bytes(sm['bytes'])} · "
            f"agrees with the teacher on {100 * sm['agreement']:.1f} %")
 if hm is not None:   # runs stored before the control existed have none
     c4.metric("Teacher's hard labels", f"{100 * hm['accuracy']:.1f} %",
-              f"{100 * result.gain_from_teacher_labels:+.1f} pts vs scratch",
+              **delta(100 * result.gain_from_teacher_labels, "vs scratch"),
               help="The control: the same student, initialization and batches, trained with cross-entropy "
                    "on the teacher's argmax over the whole transfer set. Distilled minus this one is what "
                    "the soft targets add beyond the teacher's labels.")

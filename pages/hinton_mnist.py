@@ -14,6 +14,7 @@ from kdcore.runkinds_paper import hinton_config
 from kdcore.runs import RunSpec
 from kdcore.transfer import bias_curve
 from ui import runs, state
+from ui.fmt import delta
 
 SLOT = "hinton"                 # the page's current Hinton MNIST run, per seed
 SCHEDULES = {"cpu": "CPU (short)", "full": "full (long)", "tiny": "tiny (seconds, small nets: a smoke test)"}
@@ -152,10 +153,10 @@ if res.omitted_test_logits is not None:
     curve = bias_curve(res.omitted_test_logits, res.y_test, c, grid)
     now = bias_curve(res.omitted_test_logits, res.y_test, c, [bias])
     m1, m2 = st.columns(2)
-    m1.metric("Test errors", int(now.errors[0]), f"{int(now.errors[0]) - res.errors['omitted']:+d} vs b = 0",
-              delta_color="inverse")
+    m1.metric("Test errors", int(now.errors[0]),
+              **delta(int(now.errors[0]) - res.errors['omitted'], "vs b = 0", 0, inverse=True, unit=""))
     m2.metric(f"… of which on {c}s", int(now.class_errors[0]),
-              f"{int(now.class_errors[0]) - res.errors['omitted_on_class']:+d} vs b = 0", delta_color="inverse")
+              **delta(int(now.class_errors[0]) - res.errors['omitted_on_class'], "vs b = 0", 0, inverse=True, unit=""))
     bf = go.Figure([
         go.Scatter(x=grid, y=curve.errors, name="all errors", line=dict(color=COLORS["distilled"]),
                    hovertemplate="b = %{x:.1f}<br>%{y} errors<extra></extra>"),

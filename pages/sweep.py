@@ -17,6 +17,7 @@ from kdcore.registry import ModelRecord
 from kdcore.runkinds_sweep import sweep_config
 from kdcore.runs import RunSpec
 from kdcore.sweep import SweepConfig, SweepResult, column_label
+from kdcore.inputs import parse_values
 from kdcore.sweep import MAX_TEMPERATURE, MAX_WIDTH
 from kdcore.teachers import TeacherSpec
 from kdcore.text import format_seconds
@@ -33,17 +34,6 @@ BACKENDS = {"in-process": "in-process", "Ray": "ray"}
 
 
 ds = state.dataset()
-
-
-def parse_values(text: str, kind, what: str) -> tuple:
-    """'1, 2, 4' -> (1.0, 2.0, 4.0); a readable ValueError otherwise."""
-    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
-    if not parts:
-        raise ValueError(f"give at least one {what} value")
-    try:
-        return tuple(kind(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"the {what} values must be numbers separated by commas (got “{text}”)") from None
 
 
 st.title("Sweep")
@@ -87,9 +77,9 @@ with st.form(f"sweep_form_{ds.name}"):
 if run_pressed:
     try:
         config = SweepConfig(
-            temperatures=parse_values(t_text, float, "temperature"),
+            temperatures=parse_values(t_text, float, "temperature", hi=MAX_TEMPERATURE),
             alphas=parse_values(a_text, float, "α"),
-            widths=parse_values(w_text, int, "width"),
+            widths=parse_values(w_text, int, "width", 1, MAX_WIDTH),
             depth=len(student_default.hidden), seeds_per_cell=int(n_seeds), base_seed=ds.seed,
             labelled_fraction=float(fraction),
             train=TrainConfig(**{**train_default.to_dict(), "epochs": int(epochs)}))
