@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from kdcore import figures
+from kdcore import viz
 from kdcore import runkinds_compress as rc
 from kdcore import runkinds_families as rf
 from kdcore.binary import binary_record
@@ -196,10 +196,10 @@ if len(points) < 3:
     st.info("Few models so far: run the **size sweep** below, distill a student on the *Distill* page, "
             "or quantize a model in section 3; each new model appears here.")
 
-axis = st.radio("Accuracy against", list(tr.AXES), horizontal=True, key="tradeoffs_axis",
+axis = st.radio("Accuracy against", list(viz.tradeoffs.AXES), horizontal=True, key="tradeoffs_axis",
                 format_func={"bytes": "size (bytes)", "latency_b1_ms": "latency, batch 1",
                              "latency_b256_ms": "latency, batch 256"}.get)
-st.plotly_chart(tr.frontier_figure(points, axis), width="stretch")
+st.plotly_chart(viz.tradeoffs.frontier_figure(points, axis), width="stretch")
 threads = next(iter(next(iter(by_name.values())).values())).threads if by_name else torch.get_num_threads()
 st.caption(f"Latency: median of repeated forward passes on this machine's CPU ({threads} thread(s)), "
            "inference mode, after warm-up; measured once per model. Quantized models here hold "
@@ -241,7 +241,7 @@ if sweep_pressed:
 
 if sweep_view is not None and sweep_view.active:
     runs.watch(sweep_id, key="tradeoffs_sweep", label="Size sweep: distilled and scratch students",
-               chart=lambda c: figures.live_curves(c, "Test accuracy of each finished width, live",
+               chart=lambda c: viz.common.live_curves(c, "Test accuracy of each finished width, live",
                                                    y_title="test accuracy (%)"))
 elif sweep is None:
     if sweep_view is not None:
@@ -253,7 +253,7 @@ else:
         st.warning(f"The size sweep was stopped after {len(sweep.points)} of {len(sweep.widths)} widths; "
                    "the finished students are kept.")
     (st.success if any(p.gain >= 0.005 for p in sweep.points) else st.info)(sweep.summary())
-    st.plotly_chart(tr.sweep_figure(sweep.points, sweep.teacher_metrics), width="stretch")
+    st.plotly_chart(viz.tradeoffs.sweep_figure(sweep.points, sweep.teacher_metrics), width="stretch")
     sweep_table = pd.DataFrame([p.row() for p in sweep.points])
     csv_table.show(sweep_table, key="tradeoffs_csv_sweep", file_name=f"size_sweep_{ds.name}_seed{ds.seed}.csv",
                    label="Download the sweep (CSV)",
@@ -321,7 +321,7 @@ if key in panels:
     panel = panels[key]
 elif bits_view is not None and bits_view.active:
     runs.watch(bits_id, key="tradeoffs_bits", label="Quantization panel (PTQ, then quantization-aware distillation)",
-               chart=lambda c: figures.live_curves(c, "Test accuracy per bit width done, live",
+               chart=lambda c: viz.common.live_curves(c, "Test accuracy per bit width done, live",
                                                    y_title="test accuracy (%)"))
 elif run_panel is not None:
     c = bits_spec.config
@@ -336,7 +336,7 @@ if panel is None:
         st.info("Choose a model and press **Quantize**. PTQ is instant; QAT distills once per bit width.")
 else:
     src, rows = panel["source"], panel["rows"]
-    st.plotly_chart(tr.bits_figure(rows, f"Test accuracy against bits: {src.name} ({panel['quant']})"),
+    st.plotly_chart(viz.tradeoffs.bits_figure(rows, f"Test accuracy against bits: {src.name} ({panel['quant']})"),
                     width="stretch")
     float_acc = src.accuracy
     lines = []
@@ -392,7 +392,7 @@ else:
         st.rerun()
     if pipe_view is not None and pipe_view.active:
         runs.watch(pipe_id, key="tradeoffs_pipe", label="Pruning, fine-tuning and quantizing",
-                   chart=lambda c: figures.live_curves(c, "Fine-tuning the pruned model: validation accuracy, live"))
+                   chart=lambda c: viz.common.live_curves(c, "Fine-tuning the pruned model: validation accuracy, live"))
     elif pipe is not None:
         if not pipe.complete:
             st.warning(f"The fine-tuning was stopped after {pipe.epochs_run} epochs; the stages below are those "
@@ -447,7 +447,7 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
                 st.rerun()
         if wl_view is not None and wl_view.active:
             runs.watch(wl_id, key="tradeoffs_wl", label="Weightless: prune, then encode layer by layer",
-                       chart=lambda c: figures.live_curves(c, "Test accuracy after each stage, live",
+                       chart=lambda c: viz.common.live_curves(c, "Test accuracy after each stage, live",
                                                            y_title="test accuracy (%)", x_title="stage"))
         elif wl is not None:
             if not wl.finished:
@@ -496,7 +496,7 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
             st.rerun()
         if bin_view is not None and bin_view.active:
             runs.watch(bin_id, key="tradeoffs_bin", label="Binary MLPs: labels and KD, same initialization",
-                       chart=lambda c: figures.live_curves(c, "Binary MLPs: validation accuracy, live"))
+                       chart=lambda c: viz.common.live_curves(c, "Binary MLPs: validation accuracy, live"))
         elif bin_pair is not None:
             if not bin_pair.complete:
                 st.warning(f"Stopped after {bin_pair.kd_history.epochs_run} of {bin_pair.epochs} epochs.")
@@ -554,13 +554,13 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
                 st.rerun()
         if lr_view is not None and lr_view.active:
             runs.watch(lr_id, key="tradeoffs_lr", label="Low rank: factorize, then fine-tune",
-                       chart=lambda c: figures.live_curves(c, "Test accuracy per setting, live",
+                       chart=lambda c: viz.common.live_curves(c, "Test accuracy per setting, live",
                                                            y_title="test accuracy (%)", x_title="setting"))
         elif lr_sweep is not None:
             if not lr_sweep.complete:
                 st.warning(f"Stopped after {len(lr_sweep.points)} setting(s).")
             lr_rows = [p.row() for p in lr_sweep.points]
-            st.plotly_chart(figures.low_rank_figure(lr_rows, f"Low rank of {lr_about['name']}: test accuracy "
+            st.plotly_chart(viz.tradeoffs.low_rank_figure(lr_rows, f"Low rank of {lr_about['name']}: test accuracy "
                                                     "against size"), width="stretch")
             csv_table.show(pd.DataFrame(lr_rows), key="tradeoffs_csv_lr",
                            file_name=f"low_rank_{ds.name}_seed{ds.seed}.csv",

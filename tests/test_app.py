@@ -72,7 +72,7 @@ def test_missing_dataset_is_a_message_not_a_traceback(tmp_path, monkeypatch):
 
 def test_two_dimensional_data_shows_decision_regions(settle):
     from kdcore.data import load_dataset
-    from kdcore.figures import decision_boundary
+    from kdcore.viz.common import decision_boundary
     from kdcore.models import ModelConfig, build_model
     ds = load_dataset("moons", 0)
     model = build_model(ModelConfig(hidden=(8,)), ds.input_shape, ds.n_classes)

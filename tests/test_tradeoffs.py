@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from kdcore import tradeoffs as tr
+from kdcore import viz
 from kdcore.distill import KDConfig
 from kdcore.models import ModelConfig, build_model, model_bytes
 from kdcore.quantize import QuantConfig, model_size
@@ -92,7 +93,7 @@ def test_ptq_and_qat_rows(digits, digits_teacher):
                       on_bits=lambda r: calls.append(r.bits))
     assert [r.bits for r in qat] == calls == [32, 1] and all(r.method == "QAT" for r in qat)
     assert all(len(torch.unique(row)) == 2 for row in qat[1].model[1].weight)
-    fig = tr.bits_figure(ptq + qat)
+    fig = viz.tradeoffs.bits_figure(ptq + qat)
     assert len(fig.data) == 2 and fig.layout.xaxis.title.text
 
 
@@ -121,10 +122,10 @@ def test_points_summary_and_frontier_figure():
     text = " ".join(lines)
     assert "2-bit distilled is 94 × smaller than the teacher" in text and "loses 1.3 points" in text
     assert "1 of the 3 models are dominated" in text
-    fig = tr.frontier_figure(pts, "bytes")
+    fig = viz.tradeoffs.frontier_figure(pts, "bytes")
     assert fig.layout.xaxis.type == "log" and fig.data[-1].name == "Pareto frontier"
     assert "size" in fig.layout.xaxis.title.text
-    fig_lat = tr.frontier_figure(pts, "latency_b256_ms")   # only the measured point is drawn
+    fig_lat = viz.tradeoffs.frontier_figure(pts, "latency_b256_ms")   # only the measured point is drawn
     assert sum(len(t.x) for t in fig_lat.data if t.mode == "markers") == 1
 
 
