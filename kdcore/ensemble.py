@@ -196,9 +196,6 @@ class EnsembleBuild:
     def next_spec(self) -> TeacherSpec:
         return self.specs[len(self.members)]
 
-    def is_cached(self, spec: TeacherSpec) -> bool:
-        return self.cache.get(spec, self.dataset) is not None
-
     def step(self, callbacks: Iterable[Callable[[EpochLog], bool | None]] = (), stop=None) -> TrainedTeacher:
         """Train (or load) the next member. A member whose training was stopped is not kept."""
         member = self.cache.get_or_train(self.next_spec(), self.dataset, callbacks, stop)

@@ -31,6 +31,7 @@ from torch import nn
 from kdcore.data import Dataset
 from kdcore.distill import DistillRun, KDConfig
 from kdcore.metrics import evaluate
+from kdcore import pruning
 from kdcore.models import ModelConfig, format_bytes
 from kdcore.quantize import FLOAT_BITS, QuantConfig, model_size, qat_distill, quantize_model
 from kdcore.registry import ModelRecord
@@ -384,32 +385,6 @@ def qat_rows(model: nn.Module, ds: Dataset, teacher_train_logits: torch.Tensor, 
 
 # ---------------------------------------------------------------- distill → prune → quantize
 
-class PruningUnavailable(RuntimeError):
-    """kdcore.pruning is not there (or lacks the functions the pipeline needs)."""
-
-
-def _pruning():
-    try:
-        from kdcore import pruning
-    except ImportError as err:
-        raise PruningUnavailable("The pruning module (kdcore.pruning) is not available in this build, so the "
-                                 f"distill → prune → quantize pipeline cannot run ({err}).") from err
-    missing = [n for n in ("prunable_parameters", "MagnitudeScore", "masks_for_sparsity", "apply_masks",
-                           "sparsity") if not hasattr(pruning, n)]
-    if missing:
-        raise PruningUnavailable(f"kdcore.pruning lacks {', '.join(missing)}: the pipeline cannot run.")
-    return pruning
-
-
-def pruning_unavailable_reason() -> str | None:
-    """None when the distill → prune → quantize pipeline can run, else why not (for the page)."""
-    try:
-        _pruning()
-    except PruningUnavailable as err:
-        return str(err)
-    return None
-
-
 @dataclass
 class PipelineStage:
     stage: str             # "pruned" or "pruned + quantized"
@@ -433,7 +408,6 @@ class PipelineRun:
                  sparsity: float, quant: QuantConfig, finetune: TrainConfig | None, kd: KDConfig,
                  seed: int = 0, source_recipe: str = ""):
         from kdcore.quantize import QATDistillRun
-        pruning = self.pruning = _pruning()
         if not 0.0 <= sparsity < 1.0:
             raise ValueError("the sparsity must be in [0, 1)")
         self.ds, self.teacher_logits, self.sparsity, self.quant = ds, teacher_logits, sparsity, quant
@@ -462,7 +436,7 @@ class PipelineRun:
     def stages(self) -> list[PipelineStage]:
         if self._stages is not None:
             return self._stages
-        pruning, pruned, sparsity, quant, ds = self.pruning, self.pruned, self.sparsity, self.quant, self.ds
+        pruned, sparsity, quant, ds = self.pruned, self.sparsity, self.quant, self.ds
         how = f"magnitude-pruned to {100 * sparsity:g} % sparsity (global)"
         if self.tuning is not None:
             self.tuning.finish()

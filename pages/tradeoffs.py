@@ -362,47 +362,43 @@ st.header("4 · Pipeline: distill → prune → quantize")
 st.markdown("Take a (distilled) student, remove its smallest weights (global magnitude pruning), "
             "fine-tune it by distillation with the pruned weights held at zero, then quantize it. "
             "A pruned model is stored sparsely: the cheaper of *values + indices* and *bitmask + values*.")
-pruning_error = tr.pruning_unavailable_reason()
-if pruning_error:
-    st.warning(pruning_error)
-else:
-    pipe_sources = [r for r in state.models(ds).values()
-                    if r.role in ("distilled", "scratch", "teacher") and rc.record_source(r) is not None]
-    pipe_names = [r.name for r in pipe_sources]
-    with st.form(f"tradeoffs_pipe_form_{ds.name}"):
-        c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
-        pipe_source_name = c1.selectbox(
-            "Model", pipe_names, key="tradeoffs_pipe_model",
-            index=next((i for i, r in enumerate(pipe_sources) if r.role == "distilled"), 0),
-            help="Models made by a run (the pipeline runs as a job, which rebuilds its model from that run).")
-        pipe_sparsity = c2.select_slider("Sparsity", [0.5, 0.6, 0.7, 0.8, 0.9, 0.95], value=0.8,
-                                         key="tradeoffs_pipe_sparsity", format_func=lambda s: f"{100 * s:g} %")
-        pipe_bits = c3.selectbox("Bits", list(QUANT_BITS), index=1, key="tradeoffs_pipe_bits")
-        pipe_epochs = c4.number_input("Fine-tune epochs (0 = none)", 0, 200, 10, key="tradeoffs_pipe_epochs")
-        pipe_pressed = st.form_submit_button("Prune and quantize", icon=":material/content_cut:")
-    if pipe_pressed and pipe_source_name is not None:
-        source = state.models(ds)[pipe_source_name]
-        quant = QuantConfig(int(pipe_bits), "channel", "mse")
-        finetune = (TrainConfig(**{**student_train.to_dict(), "epochs": int(pipe_epochs), "lr": 3e-3})
-                    if pipe_epochs else None)
-        cfg = rc.pipeline_config(teacher.spec, rc.record_source(source), float(pipe_sparsity), quant, finetune,
-                                 kd_default, ds.seed, source_recipe=source.recipe)
-        cfg["about"] = about(source)
-        runs.submit(RunSpec("prune_quantize", cfg), slot=SLOT_PIPE)
-        st.rerun()
-    if pipe_view is not None and pipe_view.active:
-        runs.watch(pipe_id, key="tradeoffs_pipe", label="Pruning, fine-tuning and quantizing",
-                   chart=lambda c: viz.common.live_curves(c, "Fine-tuning the pruned model: validation accuracy, live"))
-    elif pipe is not None:
-        if not pipe.complete:
-            st.warning(f"The fine-tuning was stopped after {pipe.epochs_run} epochs; the stages below are those "
-                       "of the model as it was then.")
-        st.success(" ".join(
-            f"{s.stage.capitalize()}: {100 * s.metrics['accuracy']:.1f} %, {format_bytes(s.metrics['bytes'])} "
-            f"({s.metrics['encoding']})." for s in pipe.stages) + f" The source: {100 * pipe_source.accuracy:.1f} %, "
-            f"{format_bytes(pipe_source.bytes)}. Both are now points in section 1.")
-    elif pipe_view is not None:
-        runs.explain_end(pipe_view, "pipeline")
+pipe_sources = [r for r in state.models(ds).values()
+                if r.role in ("distilled", "scratch", "teacher") and rc.record_source(r) is not None]
+pipe_names = [r.name for r in pipe_sources]
+with st.form(f"tradeoffs_pipe_form_{ds.name}"):
+    c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
+    pipe_source_name = c1.selectbox(
+        "Model", pipe_names, key="tradeoffs_pipe_model",
+        index=next((i for i, r in enumerate(pipe_sources) if r.role == "distilled"), 0),
+        help="Models made by a run (the pipeline runs as a job, which rebuilds its model from that run).")
+    pipe_sparsity = c2.select_slider("Sparsity", [0.5, 0.6, 0.7, 0.8, 0.9, 0.95], value=0.8,
+                                     key="tradeoffs_pipe_sparsity", format_func=lambda s: f"{100 * s:g} %")
+    pipe_bits = c3.selectbox("Bits", list(QUANT_BITS), index=1, key="tradeoffs_pipe_bits")
+    pipe_epochs = c4.number_input("Fine-tune epochs (0 = none)", 0, 200, 10, key="tradeoffs_pipe_epochs")
+    pipe_pressed = st.form_submit_button("Prune and quantize", icon=":material/content_cut:")
+if pipe_pressed and pipe_source_name is not None:
+    source = state.models(ds)[pipe_source_name]
+    quant = QuantConfig(int(pipe_bits), "channel", "mse")
+    finetune = (TrainConfig(**{**student_train.to_dict(), "epochs": int(pipe_epochs), "lr": 3e-3})
+                if pipe_epochs else None)
+    cfg = rc.pipeline_config(teacher.spec, rc.record_source(source), float(pipe_sparsity), quant, finetune,
+                             kd_default, ds.seed, source_recipe=source.recipe)
+    cfg["about"] = about(source)
+    runs.submit(RunSpec("prune_quantize", cfg), slot=SLOT_PIPE)
+    st.rerun()
+if pipe_view is not None and pipe_view.active:
+    runs.watch(pipe_id, key="tradeoffs_pipe", label="Pruning, fine-tuning and quantizing",
+               chart=lambda c: viz.common.live_curves(c, "Fine-tuning the pruned model: validation accuracy, live"))
+elif pipe is not None:
+    if not pipe.complete:
+        st.warning(f"The fine-tuning was stopped after {pipe.epochs_run} epochs; the stages below are those "
+                   "of the model as it was then.")
+    st.success(" ".join(
+        f"{s.stage.capitalize()}: {100 * s.metrics['accuracy']:.1f} %, {format_bytes(s.metrics['bytes'])} "
+        f"({s.metrics['encoding']})." for s in pipe.stages) + f" The source: {100 * pipe_source.accuracy:.1f} %, "
+        f"{format_bytes(pipe_source.bytes)}. Both are now points in section 1.")
+elif pipe_view is not None:
+    runs.explain_end(pipe_view, "pipeline")
 
 # ---------------------------------------------------------------- 5 · more compression
 more_active = any(v is not None for v in (wl_view, bin_view, lr_view))

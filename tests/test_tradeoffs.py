@@ -130,12 +130,6 @@ def test_points_summary_and_frontier_figure():
 
 
 def test_distill_prune_quantize_pipeline(digits, digits_teacher):
-    reason = tr.pruning_unavailable_reason()
-    if reason is not None:
-        with pytest.raises(tr.PruningUnavailable):
-            tr.prune_then_quantize(digits_teacher.model, digits, digits_teacher.logits, 0.8, QuantConfig(4),
-                                   None, KD)
-        pytest.skip(reason)
     student = build_model(ModelConfig(hidden=(32,)), digits.input_shape, 10)
     stages = tr.prune_then_quantize(student, digits, digits_teacher.logits, 0.8, QuantConfig(4),
                                     TrainConfig(epochs=2), KD, seed=0, source_recipe="a student")
@@ -212,18 +206,15 @@ def test_tradeoffs_page(digits_teacher, open_page, wait_for_runs):
     assert any("smaller than the teacher" in m.value for m in at.markdown)
     assert len(at.get("download_button")) == 3
 
-    if tr.pruning_unavailable_reason() is None:
-        at.selectbox(key="tradeoffs_pipe_model").set_value("sweep distilled MLP 8 (seed 0)")
-        at.number_input(key="tradeoffs_pipe_epochs").set_value(1)
-        button(at, "Prune and quantize").click()
-        at.run()
-        wait_for_runs(at)
-        assert not at.exception, at.exception
-        roles = [r.role for r in at.session_state["session_models"].values() if "pruned" in r.name]
-        assert roles == ["pruned", "quantized"]
-        assert any("Both are now points" in s.value for s in at.success)
-    else:
-        assert any("pruning" in w.value for w in at.warning)
+    at.selectbox(key="tradeoffs_pipe_model").set_value("sweep distilled MLP 8 (seed 0)")
+    at.number_input(key="tradeoffs_pipe_epochs").set_value(1)
+    button(at, "Prune and quantize").click()
+    at.run()
+    wait_for_runs(at)
+    assert not at.exception, at.exception
+    roles = [r.role for r in at.session_state["session_models"].values() if "pruned" in r.name]
+    assert roles == ["pruned", "quantized"]
+    assert any("Both are now points" in s.value for s in at.success)
 
     # PTQ of a model no run made is computed in the page; QAT of it is refused with a reason
     sweep4 = at.session_state["session_models"]["sweep distilled MLP 4 (seed 0)"]
