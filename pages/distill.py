@@ -162,6 +162,24 @@ st.dataframe(table, hide_index=True, column_config={
     "KL(teacher ‖ model), nats": st.column_config.NumberColumn(format="%.4f"),
 })
 
+# every distillation of this dataset in the workspace, side by side (a new run does not replace the last)
+others = [r for r in runs.store().workspace_runs(state.workspace(), "distill", ds.name, ds.seed)
+          if r.status in ("finished", "stopped") and r.summary]
+if len(others) > 1:
+    st.markdown(f"**Your distillations on {ds.name}** (newest first; the one shown above is marked):")
+    st.dataframe(pd.DataFrame([{
+        "shown": "▶" if r.id == run_id else "",
+        "student": ModelConfig.from_dict(r.config["student"]).describe(),
+        "labels (%)": 100 * r.config["kd"]["labelled_fraction"], "T": r.config["kd"]["temperature"],
+        "α": r.config["kd"]["alpha"], "epochs": r.summary.get("epochs"),
+        "distilled (%)": 100 * r.summary["accuracy"], "labels only (%)": 100 * r.summary["scratch_accuracy"],
+        "teacher's hard labels (%)": (100 * r.summary["hard_labels_accuracy"]
+                                      if r.summary.get("hard_labels_accuracy") is not None else None),
+        "gain (points)": r.summary["gain_pts"]} for r in others]), hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.1f") for c in
+        ("distilled (%)", "labels only (%)", "teacher's hard labels (%)", "gain (points)")})
+    st.caption("Every pair's students are listed among this session's models (Trade-offs, Prune, Temperature).")
+
 left, right = st.columns(2, gap="large")
 with left:
     metric = st.radio("Curve", ["val_acc", "train_loss", "val_loss"], horizontal=True, key="distill_curve",

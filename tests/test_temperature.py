@@ -331,9 +331,9 @@ def test_labels_gradient_line_stands_at_its_norm_on_the_log_y_axis():
 def test_probability_legend_keeps_off_the_title_with_three_series():
     rng = np.random.default_rng(3)
     v = rng.normal(size=10) * 5
-    series = [(f"teacher, T = 1 (H = 0.123 nats)", tl.soften(v, 1), "#000"),
-              (f"teacher, T = 4 (H = 1.234 nats)", tl.soften(v, 4), "#111"),
-              (f"distilled student, T = 4 (H = 1.111 nats)", tl.soften(v, 3), "#222")]
+    series = [("teacher, T = 1 (H = 0.123 nats)", tl.soften(v, 1), "#000"),
+              ("teacher, T = 4 (H = 1.234 nats)", tl.soften(v, 4), "#111"),
+              ("distilled student, T = 4 (H = 1.111 nats)", tl.soften(v, 3), "#222")]
     for log_scale in (True, False):
         layout = tv.probability_bars([str(i) for i in range(10)], series, log_scale, "a long title").to_dict()["layout"]
         legend = layout["legend"]
