@@ -80,7 +80,7 @@ if run_pressed:
             alphas=parse_values(a_text, float, "α"),
             widths=parse_values(w_text, int, "width", 1, MAX_WIDTH),
             depth=len(student_default.hidden), seeds_per_cell=int(n_seeds), base_seed=ds.seed,
-            labelled_fraction=float(fraction),
+            labelled_fraction=float(fraction), controls=True,
             train=TrainConfig(**{**train_default.to_dict(), "epochs": int(epochs)}))
         if config.n_students > MAX_STUDENTS:
             raise ValueError(f"{config.n_students} students is more than this page trains at once "
@@ -132,6 +132,9 @@ st.markdown(f"**Best cell** (highest mean validation accuracy): width {int(best[
             + (f" ± {best['test_acc_std']:.1f}" if best["seeds"] > 1 else "")
             + f", agreement with the teacher {best['agreement_mean']:.1f} %. "
             f"The teacher reaches {100 * teacher.metrics['accuracy']:.1f} %.")
+split = res.split_text()
+if split:
+    st.markdown(split)
 spread = cells["test_acc_mean"].max() - cells["test_acc_mean"].min()
 if spread < 1.0:
     st.info(f"Across this grid test accuracy varies by only {spread:.1f} points: here T and α matter little.")
@@ -170,6 +173,7 @@ heat_cols = st.columns(min(len(widths), 2))
 for i, width in enumerate(widths):
     with heat_cols[i % len(heat_cols)]:
         fig = viz.sweep.sweep_heatmap(cells, width, metric, best=best_key if width == best_full[0] else None,
+                                      controls=res.control_cells(),
                             selected=selected[1:] if selected[0] == width else None,
                             temperatures=cfg.temperatures, alphas=cfg.alphas)
         st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points",
@@ -196,7 +200,8 @@ with right:
     choices = ["best α per T"] + list(cfg.alphas)
     alpha_choice = st.selectbox("Accuracy against T at", choices, key="sweep_alpha_line",
                                 format_func=lambda a: a if isinstance(a, str) else f"α = {a:g}")
-    st.plotly_chart(viz.sweep.accuracy_vs_temperature(cells, None if isinstance(alpha_choice, str) else alpha_choice),
+    st.plotly_chart(viz.sweep.accuracy_vs_temperature(cells, None if isinstance(alpha_choice, str) else alpha_choice,
+                                                      controls=res.control_cells()),
                     width="stretch")
     if len(widths) > 1:
         st.caption("Hinton et al. (2015) observe that larger students tolerate (and benefit from) higher T, "

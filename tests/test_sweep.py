@@ -215,6 +215,9 @@ def test_sweep_page_runs_a_tiny_grid(digits_teacher, open_page, wait_for_runs):
     res = runs.store().load_result(run_id, RunContext())
     assert len(res.students) == 4 and not res.stopped_early
     assert any("Best cell" in m.value for m in at.markdown)
+    # issue 13: the grid's controls, and the verdict splits the gain
+    assert {c.spec.control for c in res.controls} == {"hard", "labels"}
+    assert any("teacher's hard labels" in m.value and "soft targets beyond them" in m.value for m in at.markdown)
     assert any(r.name.startswith("sweep best") for r in at.session_state["session_models"].values())
     # choosing another cell only changes the view: nothing retrains
     at.selectbox(key="sweep_cell").select_index(1)
@@ -273,3 +276,53 @@ def test_sweep_page_stop_keeps_what_was_learned(digits_teacher, open_page, wait_
     assert "trained in 0.0 s" not in caption
     rec = next(r for r in at.session_state["session_models"].values() if r.name.startswith("sweep best"))
     assert f"{n} of 300 epochs (stopped)" in rec.recipe and ", 300 epochs" not in rec.recipe, rec.recipe
+
+
+# ---- issue 13: the controls of the grid, trained in the same batched model ----
+
+def test_sweep_controls_equal_the_distill_pages_control_and_an_alpha_zero_cell(digits, digits_teacher):
+    """The "teacher's hard labels" row equals DistillRun's control student (same init and batches);
+    the "labels only" row equals the grid's own α = 0 student (T does not matter there)."""
+    train = TrainConfig(epochs=2, batch_size=64, lr=1e-2)
+    kd = KDConfig(temperature=4.0, alpha=0.9, labelled_fraction=0.1)
+    run = DistillRun(digits, digits_teacher.logits, digits_teacher.metrics, ModelConfig(hidden=(16,)), train, kd,
+                     seed=3, control=True)
+    while not run.done:
+        run.step()
+    ref = run.result()
+    cfg = SweepConfig(temperatures=(2.0, 4.0), alphas=(0.0, 0.9), widths=(16,), base_seed=3, train=train,
+                      controls=True)
+    assert cfg.n_students == 4 and len(cfg.control_students()) == 2
+    res = run_sweep(digits, digits_teacher.logits, cfg)
+    assert len(res.students) == 4 and {c.spec.control for c in res.controls} == {"hard", "labels"}
+    hard = next(c for c in res.controls if c.spec.control == "hard")
+    for name, want in ref.hard.state_dict().items():
+        assert torch.allclose(hard.state_dict[name], want, atol=1e-5), name
+    assert hard.metrics["accuracy"] == pytest.approx(ref.hard_metrics["accuracy"], abs=1e-9)
+    labels = next(c for c in res.controls if c.spec.control == "labels")
+    (alpha0,) = res.find(16, 4.0, 0.0)
+    for name, want in alpha0.state_dict.items():
+        assert torch.allclose(labels.state_dict[name], want, atol=1e-5), name
+    assert [r["epoch"] for r in hard.history] == [1, 2]
+    # per width: mean ± std over seeds, and the verdict splits the best cell's gain
+    cc = res.control_cells()
+    assert set(cc["control"]) == {"hard", "labels"} and (cc["seeds"] == 1).all()
+    text = res.split_text()
+    assert "teacher's hard labels" in text and "soft targets" in text
+    # the loop backend trains the same controls
+    loop = run_sweep(digits, digits_teacher.logits, cfg, LoopBackend())
+    for a, b in zip(res.controls, loop.controls):
+        assert a.spec == b.spec and a.metrics["accuracy"] == pytest.approx(b.metrics["accuracy"], abs=1e-9)
+
+
+def test_sweep_heatmap_and_T_chart_show_the_control_rows(digits, digits_teacher):
+    from kdcore.viz.sweep import accuracy_vs_temperature, sweep_heatmap
+    cfg = SweepConfig(temperatures=(2.0, 4.0), alphas=(0.5,), widths=(8,), train=TINY, controls=True)
+    res = run_sweep(digits, digits_teacher.logits, cfg)
+    fig = sweep_heatmap(res.cells(), 8, controls=res.control_cells())
+    ys = list(fig.data[0].y)
+    assert ys == ["labels only (α=0)", "teacher's hard labels", "α=0.5"]   # the controls below the grid
+    z = fig.data[0].z
+    assert list(z[1]) == [res.control_cells().set_index("control").loc["hard", "test_acc_mean"]] * 2
+    names = [t.name for t in accuracy_vs_temperature(res.cells(), controls=res.control_cells()).data]
+    assert any("hard labels" in n for n in names)
