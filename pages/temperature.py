@@ -18,8 +18,6 @@ from kdcore.train import predict_logits, seeded_model
 from ui import runs, state
 from ui import teacher as teacher_ui
 
-STUDENT_LOGITS = "temperature_student_logits"   # per user: (student module, its test logits), computed once
-STANDIN_LOGITS = "temperature_standin_logits"   # per user: (dataset, seed) -> the stand-in student's test logits
 
 ds = state.dataset()
 st.title("Temperature")
@@ -32,12 +30,12 @@ teacher = teacher_ui.require(ds, key="temperature")
 
 def untrained_student_logits() -> np.ndarray:
     """Test logits of the default student at its seeded initialization (the stand-in), once per user."""
-    kept = st.session_state.setdefault(STANDIN_LOGITS, {})
-    if (ds.name, ds.seed) not in kept:
+    kept = state.per_user(state.TEMPERATURE_STANDIN_KEY)
+    if state.data_key(ds) not in kept:
         cfg, _ = default_student(ds.name)
         model = seeded_model(lambda: build_model(cfg, ds.input_shape, ds.n_classes), ds.seed)
-        kept[(ds.name, ds.seed)] = predict_logits(model, ds.X_test).double().numpy()
-    return kept[(ds.name, ds.seed)]
+        kept[state.data_key(ds)] = predict_logits(model, ds.X_test).double().numpy()
+    return kept[state.data_key(ds)]
 
 
 def distilled_student():
@@ -45,10 +43,10 @@ def distilled_student():
     result = runs.distill_result(ds)
     if result is None:
         return None
-    kept = st.session_state.get(STUDENT_LOGITS)
+    kept = st.session_state.get(state.TEMPERATURE_STUDENT_KEY)
     if kept is None or kept[0] is not result.distilled:
         kept = (result.distilled, predict_logits(result.distilled, ds.X_test).double().numpy())
-        st.session_state[STUDENT_LOGITS] = kept
+        st.session_state[state.TEMPERATURE_STUDENT_KEY] = kept
     return kept[1], result.kd.temperature
 
 

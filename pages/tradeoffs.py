@@ -30,18 +30,15 @@ from ui import runs, state
 from ui import table as csv_table
 from ui import teacher as teacher_ui
 
-LATENCY = "tradeoffs_latency"        # (record name, id(model)) -> {batch size: Latency}; measured once
-SWEEP_ADD = "tradeoffs_sweep_added"  # sweep run id -> add its students to section 1?
-BITS = "tradeoffs_panels"            # (dataset, seed) -> a PTQ panel computed here (model made by no run)
 SLOT_SWEEP, SLOT_BITS, SLOT_PIPE = "tradeoffs_sweep", "tradeoffs_bits", "tradeoffs_pipe"
 SLOT_WL, SLOT_BIN, SLOT_LR = "tradeoffs_weightless", "tradeoffs_binary", "tradeoffs_lowrank"
 
 ds = state.dataset()
 runs.register_workspace_students(ds)   # a reload keeps the Distill page's students in the lists
-key = (ds.name, ds.seed)
-latencies: dict = st.session_state.setdefault(LATENCY, {})
-panels: dict = st.session_state.setdefault(BITS, {})
-sweep_add: dict = st.session_state.setdefault(SWEEP_ADD, {})
+key = state.data_key(ds)
+latencies: dict = state.per_user(state.TRADEOFFS_LATENCY_KEY)
+panels: dict = state.per_user(state.TRADEOFFS_PANELS_KEY)
+sweep_add: dict = state.per_user(state.TRADEOFFS_SWEEP_ADDED_KEY)
 
 
 def register_once(name: str, model, build) -> None:
