@@ -13,7 +13,7 @@ import streamlit as st
 from kdcore import viz
 from kdcore.ensemble import METHODS, Ensemble, EnsembleDistillResult, describe_member, member_specs
 from kdcore.models import format_bytes
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.runkinds_ensemble import ensemble_config, ensemble_distill_config
 from kdcore.runs import RunSpec
 from kdcore.train import TrainConfig

@@ -16,7 +16,7 @@ import streamlit as st
 
 from kdcore.data import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from kdcore.presets import default_teacher_spec
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.teachers import TeacherCache, TeacherSpec, TrainedTeacher
 
 # ---- every per-user key of the app that is not a widget's own (pages and helpers use these names,
@@ -34,7 +34,7 @@ SWEEP_LAST_CLICK_KEY = "sweep_last_click"   # the last heatmap click the Sweep p
 TEMPERATURE_STUDENT_KEY = "temperature_student_logits"   # (student module, its test logits)
 TEMPERATURE_STANDIN_KEY = "temperature_standin_logits"   # (dataset, seed) -> the stand-in's test logits
 TRADEOFFS_LATENCY_KEY = "tradeoffs_latency"    # (record name, id(model)) -> {batch size: Latency}
-TRADEOFFS_SWEEP_ADDED_KEY = "tradeoffs_sweep_added"   # size-sweep run id -> its students added to the plot?
+TRADEOFFS_SIZE_CURVE_ADDED_KEY = "tradeoffs_size_curve_added"   # size-curve run id -> its students plotted?
 TRADEOFFS_PANELS_KEY = "tradeoffs_panels"     # (dataset, seed) -> a PTQ panel computed in the page
 LIVE_VIEWS_KEY = "live_views"         # a live view's key -> {"detached": bool, "figure": (stamp, fig, time)}
 WORKSPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
