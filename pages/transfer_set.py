@@ -7,7 +7,7 @@ import streamlit as st
 
 from kdcore import viz
 from kdcore.presets import DARK_KNOWLEDGE
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.runkinds_paper import student_config
 from kdcore.runs import RunSpec
 from kdcore.teachers import TeacherSpec
