@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -146,6 +147,7 @@ def report(setting: Setting, m: dict) -> list[str]:
               f"| teacher's hard labels (control) | {ms(m['hard'])} |" + (f" {ms(c['hard'])} |" if om else "")]
     lines += [f"| distilled, T = {t:g} | {ms(m['distilled'][t])} |" + (f" {ms(c['distilled'][t])} |" if om else "")
               for t in setting.temperatures]
+    lines.append("")
     if om:
         f = m["fixed"]
         lines += ["", "after the bias fix (b chosen on validation inputs from the teacher's share of the class):", "",
@@ -160,6 +162,13 @@ def report(setting: Setting, m: dict) -> list[str]:
         lines += ["", f"after the fix, best T = {best_fixed:g}: {ms(vs_s)} points vs labels only "
                       f"(wins {sum(g > 0 for g in vs_s)}/{len(d)}), {ms(vs_h)} vs the hard-label control "
                       f"(wins {sum(g > 0 for g in vs_h)}/{len(d)})"]
+    for t in hot:   # every T > 1 against both controls, with wins per seed
+        d = m["distilled"][t]
+        vs_s = [a - b for a, b in zip(d, m["scratch"])]
+        vs_h = [a - b for a, b in zip(d, m["hard"])]
+        lines.append(f"- T = {t:g}: {ms(vs_s)} points vs labels only (wins {sum(g > 0 for g in vs_s)}/{len(d)}), "
+                     f"{ms(vs_h)} vs the hard-label control (wins {sum(g > 0 for g in vs_h)}/{len(d)}), beats both "
+                     f"on {sum(a > 0 and b > 0 for a, b in zip(vs_s, vs_h))}/{len(d)} seeds")
     if best is not None:
         d = m["distilled"][best]
         vs_s = [a - b for a, b in zip(d, m["scratch"])]

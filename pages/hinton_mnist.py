@@ -67,6 +67,9 @@ try:
 except DatasetUnavailable as err:
     st.error(f"**MNIST could not be loaded.** {err}")
     st.info("This page needs the MNIST files; every other page works with the built-in *digits*.")
+    if getattr(err, "detail", ""):
+        with st.expander("Technical detail"):
+            st.code(err.detail, language=None)
     st.stop()
 
 if run_pressed:

@@ -189,3 +189,21 @@ def test_a_second_distillation_does_not_replace_the_first(digits_teacher, settle
     assert not fresh.exception
     again = [r.name for r in fresh.session_state["session_models"].values() if r.role == "distilled"]
     assert sorted(again) == sorted(names)
+
+
+def test_missing_mnist_on_hinton_says_where_to_put_the_files(tmp_path, monkeypatch):
+    """Issue 13: the Hinton MNIST page printed raw urlopen output; it says where the files go."""
+    monkeypatch.setenv("KDLAB_DATA", str(tmp_path / "nothing-here"))
+    import torchvision.datasets.utils as tvu
+
+    def offline(*args, **kwargs):
+        raise __import__("urllib.error").error.URLError("[Errno -3] Temporary failure in name resolution")
+    monkeypatch.setattr(tvu, "download_url", offline)
+    from kdcore.data import _load_cached
+    _load_cached.cache_clear()
+    at = app()
+    at.switch_page("pages/hinton_mnist.py").run()
+    assert not at.exception
+    text = " ".join(e.value for e in at.error)
+    assert str(tmp_path / "nothing-here" / "MNIST" / "raw") in text and "KDLAB_DATA" in text
+    assert "urlopen" not in text and "Errno" not in text and "URLError" not in text, text
