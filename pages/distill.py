@@ -6,6 +6,7 @@ import streamlit as st
 from kdcore import viz
 from kdcore.distill import DistillResult
 from kdcore.models import ModelConfig, format_bytes
+from kdcore.presets import DARK_KNOWLEDGE
 from kdcore.runkinds import distill_config
 from kdcore.runs import RunSpec
 from kdcore.teachers import TeacherSpec
@@ -136,6 +137,10 @@ if hm is not None:   # runs stored before the control existed have none
                    "the soft targets add beyond the teacher's labels.")
     c4.caption(f"same student · agrees with the teacher on {100 * hm['agreement']:.1f} % · soft targets add "
                f"{100 * result.gain_from_soft_targets:+.1f} pts beyond it")
+    if result.gain_from_soft_targets < 0.005 and ds.name == DARK_KNOWLEDGE.dataset:
+        st.caption(f"Here the teacher's labels do as much as its soft targets. Where the soft targets carry what "
+                   f"no label can (a class absent from the transfer set): **Transfer sets → Omitted class → "
+                   f"{DARK_KNOWLEDGE.name} preset** ({DARK_KNOWLEDGE.note})")
 
 table = pd.DataFrame([
     {"model": name, "test accuracy (%)": 100 * m["accuracy"], "test errors": m["errors"],
