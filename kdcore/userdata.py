@@ -570,16 +570,17 @@ def _prepare_images(data: bytes, filename: str, options: UploadOptions) -> Prepa
                             "images.")
     paths = [_safe_parts(i.filename) for i in files]
     # one folder around the class folders (zip of a folder "data/") is looked through
-    while paths and all(len(p) >= 3 for p in paths) and len({p[0] for p in paths}) == 1:
+    while paths and any(len(p) >= 3 for p in paths) and all(len(p) >= 2 for p in paths) \
+            and len({p[0] for p in paths}) == 1:
         paths = [p[1:] for p in paths]
     size, mode = int(options.image_size), ("RGB" if options.color else "L")
     images, labels, skipped_type, corrupt, loose = [], [], [], [], []
     for info, parts in zip(files, paths):
-        if len(parts) < 2:
-            loose.append(info.filename)
-            continue
         if not parts[-1].lower().endswith(IMAGE_EXTENSIONS):
             skipped_type.append(info.filename)
+            continue
+        if len(parts) < 2:
+            loose.append(info.filename)
             continue
         if len(images) >= MAX_IMAGES:
             raise UserDataError(f"“{filename}” holds more than {MAX_IMAGES:,} images, the most the lab reads.")
