@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures
+from kdcore import viz
 from kdcore.distill import DistillResult
 from kdcore.models import ModelConfig, format_bytes
 from kdcore.runkinds import distill_config
@@ -104,7 +104,7 @@ if teacher is None:
                     "and it is trained first.")
 if v is not None and v.active:
     runs.watch(run_id, key="distill", label="Distilling",
-               chart=lambda c: figures.live_curves(c, "Validation accuracy of the two students, live"))
+               chart=lambda c: viz.common.live_curves(c, "Validation accuracy of the two students, live"))
     st.stop()
 if v is not None:
     runs.explain_end(v, "distillation")
@@ -181,7 +181,7 @@ with left:
     curves = {"distilled": result.distilled_history.to_records(), "scratch": result.scratch_history.to_records()}
     if result.hard_history is not None:
         curves["hard labels"] = result.hard_history.to_records()
-    st.plotly_chart(figure(("curves", metric), lambda: figures.training_curves(curves, metric)), width="stretch")
+    st.plotly_chart(figure(("curves", metric), lambda: viz.common.training_curves(curves, metric)), width="stretch")
     st.caption("The distilled student's training loss includes the T²-scaled soft term, so it is "
                "not on the same scale as the others' cross-entropy; compare validation curves.")
 with right:
@@ -189,7 +189,7 @@ with right:
                                               if k in result.confusion], horizontal=True, key="distill_confusion",
                      format_func=lambda k: "hard labels" if k == "hard" else k)
     normalize = st.toggle("Row percentages", key="distill_cm_norm")
-    st.plotly_chart(figure(("confusion", which, normalize), lambda: figures.confusion_heatmap(
+    st.plotly_chart(figure(("confusion", which, normalize), lambda: viz.common.confusion_heatmap(
         result.confusion[which], ds.class_names, f"Confusion matrix: {which} (test set)", normalize)),
         width="stretch")
 
@@ -197,6 +197,6 @@ if ds.input_shape == (2,):   # 2-D data: where each model draws its class bounda
     # uploaded outputs exist only for the dataset's rows, not for the plane's grid
     panels = {"teacher": teacher.model} if teacher is not None and getattr(spec.model, "arch", "") != "logits" else {}
     panels |= {"distilled": result.distilled, "scratch": result.scratch}
-    st.plotly_chart(figure(("regions", tuple(panels)), lambda: figures.decision_boundary(
+    st.plotly_chart(figure(("regions", tuple(panels)), lambda: viz.common.decision_boundary(
         panels, ds.X_test, ds.y_test, ds.class_names,
         title="Decision regions on the plane (test points on top)")), width="stretch")

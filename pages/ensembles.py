@@ -10,8 +10,8 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures
-from kdcore.ensemble import METHODS, Ensemble, EnsembleDistillResult, describe_member, ensemble_bars, member_specs
+from kdcore import viz
+from kdcore.ensemble import METHODS, Ensemble, EnsembleDistillResult, describe_member, member_specs
 from kdcore.models import format_bytes
 from kdcore.presets import default_teacher_spec
 from kdcore.registry import ModelRecord
@@ -129,11 +129,11 @@ distilling = dv is not None and dv.active
 if distilling:
     with col_s:
         runs.watch(distill_id, key="ens_distill", label="Distilling the ensemble",
-                   chart=lambda c: figures.live_curves(c, "Students: validation accuracy, live"))
+                   chart=lambda c: viz.common.live_curves(c, "Students: validation accuracy, live"))
 if bv is not None and bv.active:
     with ensemble_status.container():
         runs.watch(build_id, key="ens_build", label="Training the members",
-                   chart=lambda c: figures.live_curves(c, "Members: validation accuracy, live"))
+                   chart=lambda c: viz.common.live_curves(c, "Members: validation accuracy, live"))
     st.stop()
 
 ensemble: Ensemble | None = None
@@ -210,7 +210,7 @@ st.dataframe(table, hide_index=True, column_config={
     "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
     "agreement with the ensemble (%)": st.column_config.NumberColumn(format="%.2f"),
 })
-st.plotly_chart(ensemble_bars(rows), width="stretch")
+st.plotly_chart(viz.ensembles.ensemble_bars(rows), width="stretch")
 
 if res is None:
     if not distilling:
@@ -229,6 +229,6 @@ st.caption(f"Student {res.result.student_config.describe()} · T = {kd.temperatu
 metric = st.radio("Curve", ["val_acc", "train_loss", "val_loss"], horizontal=True, key="ens_curve",
                   format_func={"val_acc": "validation accuracy", "train_loss": "training loss",
                                "val_loss": "validation loss"}.get)
-st.plotly_chart(figures.training_curves(
+st.plotly_chart(viz.common.training_curves(
     {"from ensemble": res.result.distilled_history.to_records(), "from one member": res.single_history.to_records(),
      "scratch": res.result.scratch_history.to_records()}, metric), width="stretch")

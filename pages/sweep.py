@@ -9,8 +9,7 @@ import importlib.util
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures
-from kdcore.figures_sweep import accuracy_vs_temperature, sweep_heatmap
+from kdcore import viz
 from kdcore.models import ModelConfig
 from kdcore.presets import default_kd, default_student
 from kdcore.registry import ModelRecord
@@ -103,7 +102,7 @@ run_id = runs.current(SLOT, "sweep", ds.name, ds.seed)
 v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="sweep", label="Sweeping",
-               chart=lambda c: figures.live_curves(c, "Validation accuracy per width (best and mean student), live"))
+               chart=lambda c: viz.common.live_curves(c, "Validation accuracy per width (best and mean student), live"))
     st.stop()
 if v is not None:
     runs.explain_end(v, "sweep")
@@ -175,7 +174,7 @@ selected = by_label.get(st.session_state.get("sweep_cell"), best_full)
 heat_cols = st.columns(min(len(widths), 2))
 for i, width in enumerate(widths):
     with heat_cols[i % len(heat_cols)]:
-        fig = sweep_heatmap(cells, width, metric, best=best_key if width == best_full[0] else None,
+        fig = viz.sweep.sweep_heatmap(cells, width, metric, best=best_key if width == best_full[0] else None,
                             selected=selected[1:] if selected[0] == width else None,
                             temperatures=cfg.temperatures, alphas=cfg.alphas)
         st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points",
@@ -189,7 +188,7 @@ left, right = st.columns(2, gap="large")
 with left:
     curve_names = {"val_acc": "validation accuracy", "train_loss": "training loss", "val_loss": "validation loss"}
     curve = st.radio("Curve", list(curve_names), horizontal=True, key="sweep_curve", format_func=curve_names.get)
-    st.plotly_chart(figures.training_curves({f"seed {s.spec.seed}": s.history for s in students}, curve,
+    st.plotly_chart(viz.common.training_curves({f"seed {s.spec.seed}": s.history for s in students}, curve,
                                             f"{labels[cell]}: {curve_names[curve]} per epoch"),
                     width="stretch")
     accs = ", ".join(f"{100 * s.metrics['accuracy']:.1f} %" for s in students)
@@ -198,7 +197,7 @@ with right:
     choices = ["best α per T"] + list(cfg.alphas)
     alpha_choice = st.selectbox("Accuracy against T at", choices, key="sweep_alpha_line",
                                 format_func=lambda a: a if isinstance(a, str) else f"α = {a:g}")
-    st.plotly_chart(accuracy_vs_temperature(cells, None if isinstance(alpha_choice, str) else alpha_choice),
+    st.plotly_chart(viz.sweep.accuracy_vs_temperature(cells, None if isinstance(alpha_choice, str) else alpha_choice),
                     width="stretch")
     if len(widths) > 1:
         st.caption("Hinton et al. (2015) observe that larger students tolerate (and benefit from) higher T, "
