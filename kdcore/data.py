@@ -68,7 +68,7 @@ class Dataset:
         return getattr(self, f"X_{which}"), getattr(self, f"y_{which}")
 
     def summary(self) -> str:
-        return (f"{self.name}: {len(self.y_train)} train / {len(self.y_val)} val / "
+        return (f"{self.extra.get('label', self.name)}: {len(self.y_train)} train / {len(self.y_val)} val / "
                 f"{len(self.y_test)} test, {self.n_classes} classes, input {self.input_shape}")
 
 

@@ -138,7 +138,7 @@ if upload is not None:
                     prep = ud.prepare_upload(data, upload.name, options)
                 fp = ud.save(prep)
                 ud.add_to_workspace(state.workspace(), fp)
-                st.session_state[state.DATASET_KEY] = ud.dataset_name(fp)   # picked in the sidebar
+                state.choose_dataset(ud.dataset_name(fp))   # picked in the sidebar
             st.session_state["data_added"] = (fp, prep.notes)
             st.rerun()
     except ud.UserDataError as err:
@@ -171,14 +171,14 @@ for meta in metas:
         show_preprocessing(meta["columns"], meta["notes"])
         c1, c2, _ = st.columns([1, 1, 3])
         if name != current and c1.button("Use this dataset", key=f"data_use_{meta['fingerprint']}"):
-            st.session_state[state.DATASET_KEY] = name
+            state.choose_dataset(name)
             st.rerun()
         if c2.button("Delete", key=f"data_del_{meta['fingerprint']}", icon=":material/delete:",
                      help="Takes it off this workspace's list (its files go when no workspace lists it). "
                           "Runs made on it stay in Runs."):
             ud.remove_from_workspace(state.workspace(), meta["fingerprint"])
             if current == name:
-                st.session_state[state.DATASET_KEY] = "digits"
+                state.choose_dataset("digits")
             st.rerun()
 
 # ---------------------------------------------------------------- bring a teacher

@@ -14,6 +14,7 @@ def show(key: str = "sidebar") -> None:
         st.markdown("### ⚗️ Distillation Lab")
         if note:
             st.warning(note)
+        state.apply_pending_dataset()
         options = state.dataset_options()
         if st.session_state.get(state.DATASET_KEY, "digits") not in options:   # e.g. an upload deleted
             st.session_state[state.DATASET_KEY] = "digits"

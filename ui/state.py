@@ -61,6 +61,25 @@ def dataset_label(name: str) -> str:
     return name
 
 
+PENDING_DATASET_KEY = "dataset_pending"   # a dataset chosen by a page, applied before the picker is drawn
+
+
+def choose_dataset(name: str) -> None:
+    """Make `name` the session's dataset from a page (the sidebar's picker, drawn before the page,
+    takes it on the next run: call st.rerun() after this)."""
+    try:
+        st.session_state[DATASET_KEY] = name
+    except st.errors.StreamlitAPIException:   # the picker exists in this run: hand it over
+        st.session_state[PENDING_DATASET_KEY] = name
+
+
+def apply_pending_dataset() -> None:
+    """Before the picker is drawn: a dataset a page chose in the last run becomes the picker's value."""
+    pending = st.session_state.pop(PENDING_DATASET_KEY, None)
+    if pending is not None:
+        st.session_state[DATASET_KEY] = pending
+
+
 def is_uploaded(ds: Dataset) -> bool:
     return userdata.is_user_dataset(ds.name)
 
