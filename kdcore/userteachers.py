@@ -24,7 +24,6 @@ check `is_imported` and say so.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import pickle
