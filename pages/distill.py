@@ -16,7 +16,6 @@ from ui import student as student_ui
 from ui import teacher as teacher_ui
 
 SLOT = runs.DISTILL_SLOT             # the page's current distillation run, per dataset and seed
-FIGURES = "distill_figures"          # (run id, view) -> built figure
 
 ds = state.dataset()
 
@@ -102,13 +101,8 @@ if teacher is None:
         elif not teacher_ui.watch_training(spec, key="distill"):
             st.info("No teacher with these settings yet: **Train teacher**, or press **Distill** "
                     "and it is trained first.")
-if v is not None and v.active:
-    runs.watch(run_id, key="distill", label="Distilling",
-               chart=lambda c: viz.common.live_curves(c, "Validation accuracy of the two students, live"))
-    st.stop()
-if v is not None:
-    runs.explain_end(v, "distillation")
-result: DistillResult | None = runs.result(run_id)
+result: DistillResult | None = runs.watched_result(run_id, "distill", "Distilling", "distillation",
+                                                   "Validation accuracy of the students, live")
 
 if result is None:
     st.info("Press **Distill** to train the two students. On *digits* at the default settings it "
@@ -117,12 +111,7 @@ if result is None:
 
 # ---- results: everything below reads stored results; nothing here trains ----
 def figure(view: tuple, build):
-    """A chart built once per view (building a plotly figure costs ~25 ms; sending it, ~1 ms)."""
-    cache = st.session_state.setdefault(FIGURES, {})
-    key = (run_id, *view)
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+    return state.cached_figure("distill", run_id, view, build)
 
 
 runs.register_distill_models(ds, run_id, result)

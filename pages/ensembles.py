@@ -13,8 +13,12 @@ import streamlit as st
 from kdcore import viz
 from kdcore.ensemble import METHODS, Ensemble, EnsembleDistillResult, describe_member, member_specs
 from kdcore.models import format_bytes
+<<<<<<< HEAD
 from kdcore.presets import default_teacher_spec
 from kdcore.registry import ModelRecord
+=======
+from kdcore.records import ModelRecord
+>>>>>>> main
 from kdcore.runkinds_ensemble import ensemble_config, ensemble_distill_config
 from kdcore.runs import RunSpec
 from kdcore.teachers import is_imported
@@ -25,19 +29,10 @@ from ui import student as student_ui
 
 BUILD_SLOT = "ensemble"                 # the page's current members' run, per dataset and seed
 DISTILL_SLOT = "ensemble_distill"       # the page's current ensemble -> student run
-REGISTERED = "ensemble_registered"      # run ids whose models are already listed in this session
 METHOD_LABELS = {"arithmetic": "arithmetic mean of probabilities", "geometric": "geometric mean (renormalized)"}
 
 
 ds = state.dataset()
-
-
-def register_once(run_id: str, register) -> None:
-    """List a run's models among this session's models once (not on every rerun)."""
-    done = st.session_state.setdefault(REGISTERED, set())
-    if run_id not in done:
-        register()
-        done.add(run_id)
 
 
 def register_ensemble(ens: Ensemble) -> None:
@@ -148,7 +143,7 @@ if bv is not None:
             st.warning("Ensemble training stopped before the first member finished; nothing was kept.")
 
 if ensemble is not None:
-    register_once(build_id, lambda: register_ensemble(ensemble))
+    state.register_once(build_id, lambda: register_ensemble(ensemble))
     ensemble_status.success(
         f"**{ensemble.describe()}**: {100 * ensemble.metrics['accuracy']:.1f} % test accuracy, "
         f"{ensemble.metrics['params']:,} parameters in all ({format_bytes(ensemble.metrics['bytes'])})")
@@ -163,7 +158,7 @@ if dv is not None and not distilling and ensemble is not None:
         runs.explain_end(dv, "distillation")
         res = runs.result(distill_id)
 if res is not None:
-    register_once(distill_id, lambda: register_distilled(res))
+    state.register_once(distill_id, lambda: register_distilled(res))
     if res.stopped_early:
         st.warning(f"Distillation stopped after epoch {res.result.distilled_history.epochs_run} of "
                    f"{res.result.train_config.epochs}; the students below are as they were then.")

@@ -7,7 +7,7 @@ from kdcore import viz
 from kdcore import device as devices
 from kdcore.data import DatasetUnavailable
 from kdcore.hinton import PAPER, PRESETS, HintonResult, default_schedule, preset_dataset
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.runkinds_paper import hinton_config
 from kdcore.runs import RunSpec
 from kdcore.transfer import bias_curve

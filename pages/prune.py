@@ -16,7 +16,7 @@ from kdcore import runkinds_compress as rc
 from kdcore.metrics import evaluate
 from kdcore.models import format_bytes, param_count
 from kdcore.quantize import model_size
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.runs import RunSpec
 from ui import runs, state
 from ui import teacher as teacher_ui
@@ -81,7 +81,7 @@ st.markdown(
     "**random** pruning is the baseline both must beat.")
 
 teacher = teacher_ui.require(ds, key="prune")
-# models a worker can rebuild: the teacher and the students made by runs (Distill, the size sweep)
+# models a worker can rebuild: the teacher and the students made by runs (Distill, the size curve)
 sources = {}
 for r in sorted(state.models(ds).values(), key=lambda r: r.role != "teacher"):
     src = rc.record_source(r)

@@ -18,7 +18,6 @@ from kdcore.sequences import SEQUENCE_TASKS, SeqTaskConfig, make_sequence_datase
 from kdcore.train import TrainConfig
 from ui import runs, state
 
-FIGURES = "seq_figures"       # (run id, view) -> built figure
 TASK_TITLES = {"events": "User sessions (events)", "reber": "Embedded Reber grammar"}
 TEACHER_WIDTHS = [8, 16, 32, 64, 128, 256]
 STUDENT_WIDTHS = [2, 4, 8, 16, 32, 64, 128]
@@ -26,12 +25,7 @@ seed = state.seed()
 
 
 def figure(run_id: str, view: tuple, build):
-    """A chart built once per run and view (the page's reruns only send it again)."""
-    cache = st.session_state.setdefault(FIGURES, {})
-    key = (run_id, *view)
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+    return state.cached_figure("sequences", run_id, view, build)
 
 
 def ended_result(slot: str, kind: str, dataset: str, label: str, what: str, live_title: str,

@@ -12,7 +12,7 @@ import streamlit as st
 from kdcore import viz
 from kdcore.models import ModelConfig
 from kdcore.presets import default_kd, default_student
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.runkinds_sweep import sweep_config
 from kdcore.runs import RunSpec
 from kdcore.sweep import SweepConfig, SweepResult, column_label
@@ -23,7 +23,6 @@ from ui import table as csv_table
 from ui import teacher as teacher_ui
 
 SLOT = "sweep"                 # the page's current sweep run, per dataset and seed
-LAST_CLICK = "sweep_last_click"
 MAX_STUDENTS = 400
 RAY_AVAILABLE = importlib.util.find_spec("ray") is not None
 BACKENDS = {"in-process": "in-process", "Ray": "ray"}
@@ -95,18 +94,12 @@ if run_pressed:
         st.error(f"These settings cannot be used: {err}")
         st.stop()
     runs.submit(RunSpec("sweep", sweep_config(teacher.spec, config, backend=BACKENDS[backend_name])), slot=SLOT)
-    st.session_state.pop("sweep_cell", None)
+    st.session_state.pop(state.SWEEP_CELL_KEY, None)
 
 st.divider()
 run_id = runs.current(SLOT, "sweep", ds.name, ds.seed)
-v = runs.view(run_id)
-if v is not None and v.active:
-    runs.watch(run_id, key="sweep", label="Sweeping",
-               chart=lambda c: viz.common.live_curves(c, "Validation accuracy per width (best and mean student), live"))
-    st.stop()
-if v is not None:
-    runs.explain_end(v, "sweep")
-res: SweepResult | None = runs.result(run_id)
+res: SweepResult | None = runs.watched_result(run_id, "sweep", "Sweeping", "sweep",
+                                              "Validation accuracy per width (best and mean student), live")
 
 if res is None:
     st.info("Press **Run sweep**. On *digits* the default 5 × 5 grid (25 students, 30 epochs) trains "
@@ -167,10 +160,10 @@ def clicked_cell(width: int) -> tuple | None:
 
 for width in widths:   # a new click selects its cell (read before drawing, so the frame follows at once)
     clicked = clicked_cell(width)
-    if clicked in labels and st.session_state.get(LAST_CLICK) != clicked:
-        st.session_state[LAST_CLICK] = clicked
-        st.session_state["sweep_cell"] = labels[clicked]
-selected = by_label.get(st.session_state.get("sweep_cell"), best_full)
+    if clicked in labels and st.session_state.get(state.SWEEP_LAST_CLICK_KEY) != clicked:
+        st.session_state[state.SWEEP_LAST_CLICK_KEY] = clicked
+        st.session_state[state.SWEEP_CELL_KEY] = labels[clicked]
+selected = by_label.get(st.session_state.get(state.SWEEP_CELL_KEY), best_full)
 heat_cols = st.columns(min(len(widths), 2))
 for i, width in enumerate(widths):
     with heat_cols[i % len(heat_cols)]:
@@ -180,9 +173,9 @@ for i, width in enumerate(widths):
         st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points",
                         key=f"sweep_heat_{width}_{metric}")
 
-if st.session_state.get("sweep_cell") not in by_label:
-    st.session_state["sweep_cell"] = labels[best_full]
-cell = by_label[st.selectbox("Cell (or click one in a heatmap)", list(by_label), key="sweep_cell")]
+if st.session_state.get(state.SWEEP_CELL_KEY) not in by_label:
+    st.session_state[state.SWEEP_CELL_KEY] = labels[best_full]
+cell = by_label[st.selectbox("Cell (or click one in a heatmap)", list(by_label), key=state.SWEEP_CELL_KEY)]
 students = res.find(*cell)
 left, right = st.columns(2, gap="large")
 with left:

@@ -18,8 +18,6 @@ from kdcore.train import predict_logits, seeded_model
 from ui import runs, state
 from ui import teacher as teacher_ui
 
-STUDENT_LOGITS = "temperature_student_logits"   # per user: (student module, its test logits), computed once
-STANDIN_LOGITS = "temperature_standin_logits"   # per user: (dataset, seed) -> the stand-in student's test logits
 
 ds = state.dataset()
 st.title("Temperature")
@@ -32,12 +30,12 @@ teacher = teacher_ui.require(ds, key="temperature")
 
 def untrained_student_logits() -> np.ndarray:
     """Test logits of the default student at its seeded initialization (the stand-in), once per user."""
-    kept = st.session_state.setdefault(STANDIN_LOGITS, {})
-    if (ds.name, ds.seed) not in kept:
+    kept = state.per_user(state.TEMPERATURE_STANDIN_KEY)
+    if state.data_key(ds) not in kept:
         cfg, _ = default_student(ds.name)
         model = seeded_model(lambda: build_model(cfg, ds.input_shape, ds.n_classes), ds.seed)
-        kept[(ds.name, ds.seed)] = predict_logits(model, ds.X_test).double().numpy()
-    return kept[(ds.name, ds.seed)]
+        kept[state.data_key(ds)] = predict_logits(model, ds.X_test).double().numpy()
+    return kept[state.data_key(ds)]
 
 
 def distilled_student():
@@ -45,10 +43,10 @@ def distilled_student():
     result = runs.distill_result(ds)
     if result is None:
         return None
-    kept = st.session_state.get(STUDENT_LOGITS)
+    kept = st.session_state.get(state.TEMPERATURE_STUDENT_KEY)
     if kept is None or kept[0] is not result.distilled:
         kept = (result.distilled, predict_logits(result.distilled, ds.X_test).double().numpy())
-        st.session_state[STUDENT_LOGITS] = kept
+        st.session_state[state.TEMPERATURE_STUDENT_KEY] = kept
     return kept[1], result.kd.temperature
 
 
@@ -87,7 +85,7 @@ with c_temp:
 
 v = out.logits[idx]
 y_true, y_pred = int(out.labels[idx]), int(out.predictions[idx])
-p1, pT = tl.soften(v, 1.0), tl.soften(v, T)
+p1, pT = tl.soften_np(v, 1.0), tl.soften_np(v, T)
 H1, HT = float(tl.entropy(p1)), float(tl.entropy(pT))
 student = distilled_student()
 
@@ -121,7 +119,7 @@ with right:
               (f"teacher, T = {T:g} (H = {HT:.3f} nats)", pT, COLORS["teacher"])]
     if student is not None:
         s_logits, s_T = student
-        qT = tl.soften(s_logits[idx], T)
+        qT = tl.soften_np(s_logits[idx], T)
         series.append((f"distilled student, T = {T:g} (H = {float(tl.entropy(qT)):.3f} nats)", qT,
                        COLORS["distilled"]))
     st.plotly_chart(viz.temperature.probability_bars(names, series, log_scale,
@@ -204,7 +202,7 @@ match_T = tl.logit_matching_gradient(z, v, T)
 with np.errstate(divide="ignore", invalid="ignore"):
     ratio_T = np.where(np.abs(match_T) > 1e-12, soft_T / match_T, np.nan)
 # a markdown table: a few hundred characters, where a dataframe would cost a pandas → arrow conversion
-q_T = tl.soften(z, T)
+q_T = tl.soften_np(z, T)
 rows = "\n".join(f"| {names[i]} | {v[i]:.3g} | {z[i]:.3g} | {pT[i]:.3g} | {q_T[i]:.3g} | {soft_T[i]:.3g} | "
                  f"{match_T[i]:.3g} | {ratio_T[i]:.3g} |" for i in range(C))
 with st.expander("Per class, at the current T: logits, soft targets and both gradients", expanded=C <= 10):

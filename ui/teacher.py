@@ -11,7 +11,7 @@ import streamlit as st
 
 from kdcore import viz
 from kdcore.data import Dataset
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.runs import RunSpec
 from kdcore.teachers import TeacherSpec, TrainedTeacher, is_imported
 from ui import runs, state
