@@ -13,12 +13,8 @@ import streamlit as st
 from kdcore import viz
 from kdcore.ensemble import METHODS, Ensemble, EnsembleDistillResult, describe_member, member_specs
 from kdcore.models import format_bytes
-<<<<<<< HEAD
 from kdcore.presets import default_teacher_spec
-from kdcore.registry import ModelRecord
-=======
 from kdcore.records import ModelRecord
->>>>>>> main
 from kdcore.runkinds_ensemble import ensemble_config, ensemble_distill_config
 from kdcore.runs import RunSpec
 from kdcore.teachers import is_imported

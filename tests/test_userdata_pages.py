@@ -94,7 +94,7 @@ PAGES = ["pages/distill.py", "pages/temperature.py", "pages/sweep.py", "pages/en
 # the page's main button, pressed once on the uploaded dataset (a first distillation feeds Prune)
 ACTIONS = {"pages/distill.py": "Distill", "pages/sweep.py": "Run sweep", "pages/ensembles.py": "Train ensemble",
            "pages/specialists.py": "Train specialists", "pages/transfer_set.py": "Run the curve",
-           "pages/prune.py": "Compute saliencies", "pages/tradeoffs.py": "Run size sweep",
+           "pages/prune.py": "Compute saliencies", "pages/tradeoffs.py": "Run the size curve",
            "pages/losses.py": "Run"}
 
 
