@@ -4,8 +4,6 @@ an uploaded dataset (it works, or it says plainly why not; never a traceback).""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 
 
