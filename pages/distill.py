@@ -9,7 +9,8 @@ from kdcore.models import ModelConfig, format_bytes
 from kdcore.presets import DARK_KNOWLEDGE
 from kdcore.runkinds import distill_config
 from kdcore.runs import RunSpec
-from kdcore.teachers import TeacherSpec
+from kdcore.presets import default_teacher_spec
+from kdcore.teachers import TeacherSpec, is_imported
 from kdcore.text import plural
 from kdcore.train import TrainConfig
 from ui import runs, state
@@ -35,26 +36,40 @@ WIDTHS_T = [32, 64, 128, 256, 512, 800, 1024, 1200]
 col_t, col_s = st.columns(2, gap="large")
 with col_t:
     st.subheader("1 · Teacher")
-    with st.form(f"teacher_form_{ds.name}"):
-        m, tr = spec_now.model, spec_now.train
-        c1, c2 = st.columns(2)
-        t_width = c1.select_slider("Hidden width", WIDTHS_T, value=m.hidden[0] if m.hidden[0] in WIDTHS_T else 512,
-                                   help="Units in each hidden layer.", key=f"t_width_{ds.name}")
-        t_depth = c2.slider("Hidden layers", 1, 3, len(m.hidden), key=f"t_depth_{ds.name}")
-        t_dropout = c1.slider("Dropout", 0.0, 0.7, float(m.dropout), 0.05,
-                              help="A regularized teacher gives better soft targets.", key=f"t_dropout_{ds.name}")
-        t_epochs = c2.number_input("Epochs", 1, 300, tr.epochs, key=f"t_epochs_{ds.name}")
-        t_arch = "mlp"
-        if ds.is_image:
-            t_arch = c1.radio("Architecture", ["mlp", "cnn"], index=["mlp", "cnn"].index(m.arch), horizontal=True,
-                              format_func={"mlp": "MLP", "cnn": "small CNN"}.get, key=f"t_arch_{ds.name}",
-                              help="The CNN has two conv3×3 → ReLU → max-pool blocks (16 and 32 channels) "
-                                   "before the dense layers.")
-        train_teacher_pressed = st.form_submit_button("Train teacher", icon=":material/model_training:")
-    spec = TeacherSpec(ds.name, ds.seed,
-                       ModelConfig(arch=t_arch, hidden=(t_width,) * t_depth, dropout=t_dropout,
-                                   input_dropout=m.input_dropout if t_arch == "mlp" else 0.0),
-                       TrainConfig(**{**tr.to_dict(), "epochs": int(t_epochs)}), seed=ds.seed)
+imported = is_imported(spec_now)
+if imported:   # a scikit-learn ensemble or uploaded outputs, chosen on the Your data page
+    with col_t:
+        st.markdown(f"**{spec_now.model.describe()}**, chosen on the **Your data** page: the students learn "
+                    "from its class probabilities (log-probabilities as logits).")
+        if st.button("Use a network teacher instead", key=f"t_network_{ds.name}"):
+            state.set_teacher_spec(default_teacher_spec(ds.name, ds.seed))
+            st.rerun()
+    spec, train_teacher_pressed = spec_now, False
+else:
+    with col_t:
+        with st.form(f"teacher_form_{ds.name}"):
+            m, tr = spec_now.model, spec_now.train
+            c1, c2 = st.columns(2)
+            t_width = c1.select_slider("Hidden width", WIDTHS_T, value=m.hidden[0] if m.hidden[0] in WIDTHS_T else 512,
+                                       help="Units in each hidden layer.", key=f"t_width_{ds.name}")
+            t_depth = c2.slider("Hidden layers", 1, 3, len(m.hidden), key=f"t_depth_{ds.name}")
+            t_dropout = c1.slider("Dropout", 0.0, 0.7, float(m.dropout), 0.05,
+                                  help="A regularized teacher gives better soft targets.", key=f"t_dropout_{ds.name}")
+            t_epochs = c2.number_input("Epochs", 1, 300, tr.epochs, key=f"t_epochs_{ds.name}")
+            t_arch = "mlp"
+            if ds.is_image:
+                t_arch = c1.radio("Architecture", ["mlp", "cnn"], index=["mlp", "cnn"].index(m.arch), horizontal=True,
+                                  format_func={"mlp": "MLP", "cnn": "small CNN"}.get, key=f"t_arch_{ds.name}",
+                                  help="The CNN has two conv3×3 → ReLU → max-pool blocks (16 and 32 channels) "
+                                       "before the dense layers.")
+            else:
+                c1.caption("MLP teacher: the small CNN needs images, and these inputs are a vector.")
+            train_teacher_pressed = st.form_submit_button("Train teacher", icon=":material/model_training:")
+        spec = TeacherSpec(ds.name, ds.seed,
+                           ModelConfig(arch=t_arch, hidden=(t_width,) * t_depth, dropout=t_dropout,
+                                       input_dropout=m.input_dropout if t_arch == "mlp" else 0.0),
+                           TrainConfig(**{**tr.to_dict(), "epochs": int(t_epochs)}), seed=ds.seed)
+with col_t:
     teacher_status = st.empty()
 
 with col_s:
@@ -195,7 +210,8 @@ with right:
         width="stretch")
 
 if ds.input_shape == (2,):   # 2-D data: where each model draws its class boundaries
-    panels = {"teacher": teacher.model} if teacher is not None else {}
+    # uploaded outputs exist only for the dataset's rows, not for the plane's grid
+    panels = {"teacher": teacher.model} if teacher is not None and getattr(spec.model, "arch", "") != "logits" else {}
     panels |= {"distilled": result.distilled, "scratch": result.scratch}
     st.plotly_chart(figure(("regions", tuple(panels)), lambda: viz.common.decision_boundary(
         panels, ds.X_test, ds.y_test, ds.class_names,

@@ -88,6 +88,10 @@ for r in sorted(state.models(ds).values(), key=lambda r: r.role != "teacher"):
     if r.role in ("teacher", "distilled", "scratch") and src is not None:
         sources[r.name] = (r, src)
 
+if not sources and teacher_ui.not_a_network(teacher, "pruning works on a network's weights, and no student "
+                                                    "of this dataset is listed yet"):
+    st.stop()
+
 with st.form(f"prune_form_{ds.name}"):
     c1, c2, c3 = st.columns(3)
     source = c1.selectbox("Model to prune", list(sources),

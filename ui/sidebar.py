@@ -14,10 +14,15 @@ def show(key: str = "sidebar") -> None:
         st.markdown("### ⚗️ Distillation Lab")
         if note:
             st.warning(note)
-        st.selectbox("Dataset", list(state.DATASET_LABELS), format_func=state.DATASET_LABELS.get,
+        state.apply_pending_dataset()
+        options = state.dataset_options()
+        if st.session_state.get(state.DATASET_KEY, "digits") not in options:   # e.g. an upload deleted
+            st.session_state[state.DATASET_KEY] = "digits"
+        st.selectbox("Dataset", options, format_func=state.dataset_label,
                      key=state.DATASET_KEY,
                      help="digits is built in and works offline; MNIST and Fashion-MNIST are read "
-                          "from the data folder (downloaded when online).")
+                          "from the data folder (downloaded when online). Your own datasets are "
+                          "added on the “Your data” page.")
         st.number_input("Seed", min_value=0, max_value=10_000, step=1, key=state.SEED_KEY,
                         help="Seeds the data split, initializations and batch order: "
                              "the same seed gives the same numbers.")

@@ -14,6 +14,7 @@ import secrets
 
 import streamlit as st
 
+from kdcore import userdata
 from kdcore.data import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from kdcore.presets import default_teacher_spec
 from kdcore.records import ModelRecord
@@ -47,6 +48,56 @@ DATASET_LABELS = {
     "fashion_mnist": "Fashion-MNIST (28×28)",
 }
 assert set(DATASET_LABELS) == set(DATASETS)
+
+
+def uploaded_datasets() -> list[dict]:
+    """The metadata of this workspace's uploaded datasets (kdcore.userdata), oldest first."""
+    return userdata.workspace_datasets(workspace())
+
+
+def dataset_options() -> list[str]:
+    """The dataset picker's choices: the built-in datasets, then this workspace's uploads."""
+    return list(DATASET_LABELS) + [userdata.dataset_name(m["fingerprint"]) for m in uploaded_datasets()]
+
+
+def dataset_label(name: str) -> str:
+    """A dataset's name for people: the built-in label, or an upload's own name and size."""
+    if name in DATASET_LABELS:
+        return DATASET_LABELS[name]
+    if userdata.is_user_dataset(name):
+        try:
+            meta = userdata.read_meta(userdata.fingerprint_of(name))
+            return f"{meta['name']} (yours, {meta['n_rows']:,} rows)"
+        except DatasetUnavailable:
+            return f"{name} (deleted)"
+    return name
+
+
+PENDING_DATASET_KEY = "dataset_pending"   # a dataset chosen by a page, applied before the picker is drawn
+
+
+def choose_dataset(name: str) -> None:
+    """Make `name` the session's dataset from a page (the sidebar's picker, drawn before the page,
+    takes it on the next run: call st.rerun() after this)."""
+    try:
+        st.session_state[DATASET_KEY] = name
+    except st.errors.StreamlitAPIException:   # the picker exists in this run: hand it over
+        st.session_state[PENDING_DATASET_KEY] = name
+
+
+def apply_pending_dataset() -> None:
+    """Before the picker is drawn: a dataset a page chose in the last run becomes the picker's value."""
+    pending = st.session_state.pop(PENDING_DATASET_KEY, None)
+    if pending is not None:
+        st.session_state[DATASET_KEY] = pending
+
+
+def is_uploaded(ds: Dataset) -> bool:
+    return userdata.is_user_dataset(ds.name)
+
+
+def is_uploaded_name(name: str) -> bool:
+    return userdata.is_user_dataset(name)
 
 
 def new_workspace_id() -> str:
