@@ -676,3 +676,36 @@ def prune_iteratively(model: nn.Module, criterion, X, y, X_val, y_val, config: I
         if any([bool(cb(s)) for cb in callbacks]) or (stop is not None and stop.is_set()):
             break
     return run
+
+
+# ---------------------------------------------------------------- reading the results (the Prune page's sentences)
+
+def mask_agreement(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:
+    """Share of the weights on which two sets of masks make the same keep/delete decision."""
+    same = sum(int((a[n] == b[n]).sum()) for n in a)
+    return same / max(sum(a[n].numel() for n in a), 1)
+
+
+def with_retrained(points: list[dict], retrained: list[dict]) -> list[dict]:
+    """The one-shot points, each with the test accuracy of its retrained copy (nan where none was retrained)."""
+    after = {(p["criterion"], p["sparsity"]): p["retrained_accuracy"] for p in retrained}
+    return [{**p, "retrained_accuracy": after.get((p["criterion"], p["sparsity"]), float("nan"))} for p in points]
+
+
+def oneshot_verdict(points: list[dict]) -> tuple[str, bool] | None:
+    """(sentence, OBD at least as good as magnitude) at the highest sparsity all three criteria reached
+    without retraining, or None when one of them is missing there."""
+    if not points:
+        return None
+    top = max(p["sparsity"] for p in points)
+    at_top = {p["criterion"]: p["accuracy"] for p in points if p["sparsity"] == top}
+    if not {"OBD", "magnitude", "random"} <= set(at_top):
+        return None
+    o, m, r = (at_top[c] for c in ("OBD", "magnitude", "random"))
+    text = (f"At {100 * top:g} % sparsity without retraining: OBD {100 * o:.1f} %, magnitude {100 * m:.1f} %, "
+            f"random {100 * r:.1f} %.")
+    if o > max(m, r):
+        text += " OBD does best here."
+    elif o < m:
+        text += " Here OBD does not beat magnitude pruning."
+    return text, o >= m

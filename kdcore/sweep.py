@@ -551,6 +551,15 @@ class SweepResult:
             return f"{n} of {plural(planned, 'epoch')} (stopped)"
         return plural(planned, "epoch")
 
+    def student_model(self, student: StudentResult, base: ModelConfig | None, input_shape, n_classes: int):
+        """One student's trained network, rebuilt from its stored weights (None if they were not kept)."""
+        if student.state_dict is None:
+            return None
+        from kdcore.models import build_model
+        net = build_model(self.config.model_config(student.spec.width, base), input_shape, n_classes)
+        net.load_state_dict(student.state_dict)
+        return net.eval()
+
     def find(self, width: int, temperature: float, alpha: float) -> list[StudentResult]:
         """The students (one per seed) of a cell."""
         return [s for s in self.students if s.spec.cell == (width, float(temperature), float(alpha))]

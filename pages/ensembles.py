@@ -15,7 +15,7 @@ from kdcore.ensemble import METHODS, Ensemble, EnsembleDistillResult, describe_m
 from kdcore.inputs import MAX_WIDTH, parse_values
 from kdcore.models import format_bytes
 from kdcore.presets import default_teacher_spec
-from kdcore.records import ModelRecord
+from kdcore import records
 from kdcore.runkinds_ensemble import ensemble_config, ensemble_distill_config
 from kdcore.runs import RunSpec
 from kdcore.teachers import is_imported
@@ -30,26 +30,6 @@ METHOD_LABELS = {"arithmetic": "arithmetic mean of probabilities", "geometric": 
 
 
 ds = state.dataset()
-
-
-def register_ensemble(ens: Ensemble) -> None:
-    state.register(ModelRecord(
-        f"ensemble of {ens.n_members} ({ens.method}, seed {ds.seed})", "ensemble", ens.module(), ens.metrics,
-        f"{ens.describe()}; members: " + "; ".join(describe_member(m.spec) for m in ens.members),
-        ds.name, ds.seed, extra={"members": [m.spec.to_dict() for m in ens.members], "method": ens.method}))
-
-
-def register_distilled(res: EnsembleDistillResult) -> None:
-    r, kd = res.result, res.result.kd
-    recipe = f"{r.student_config.describe()}, {r.train_config.epochs} epochs, {100 * kd.labelled_fraction:g} % labels"
-    for name, model, metrics, how in [
-        (f"distilled from ensemble {r.student_config.describe()} (seed {r.seed})", r.distilled,
-         r.distilled_metrics, f"distilled from the {res.ensemble_name} at T={kd.temperature:g}, α={kd.alpha:g}"),
-        (f"distilled from one member {r.student_config.describe()} (seed {r.seed})", res.single,
-         res.single_metrics, f"distilled from {res.single_member} at T={kd.temperature:g}, α={kd.alpha:g}"),
-    ]:
-        state.register(ModelRecord(name, "distilled", model, metrics, f"{how}; {recipe}", ds.name, ds.seed,
-                                   extra={"kd": kd.to_dict(), "student": r.student_config.to_dict()}))
 
 
 st.title("Ensembles")
@@ -141,7 +121,7 @@ if bv is not None:
             st.warning("Ensemble training stopped before the first member finished; nothing was kept.")
 
 if ensemble is not None:
-    state.register_once(build_id, lambda: register_ensemble(ensemble))
+    state.register_once(build_id, lambda: state.register(records.ensemble_record(ensemble, ds.name, ds.seed)))
     ensemble_status.success(
         f"**{ensemble.describe()}**: {100 * ensemble.metrics['accuracy']:.1f} % test accuracy, "
         f"{ensemble.metrics['params']:,} parameters in all ({format_bytes(ensemble.metrics['bytes'])})")
@@ -156,7 +136,8 @@ if dv is not None and not distilling and ensemble is not None:
         runs.explain_end(dv, "distillation")
         res = runs.result(distill_id)
 if res is not None:
-    state.register_once(distill_id, lambda: register_distilled(res))
+    state.register_once(distill_id, lambda: [state.register(r) for r in records.ensemble_student_records(
+        res, ds.name, ds.seed, runs.store().get(distill_id).spec.to_dict())])
     if res.stopped_early:
         st.warning(f"Distillation stopped after epoch {res.result.distilled_history.epochs_run} of "
                    f"{res.result.train_config.epochs}; the students below are as they were then.")

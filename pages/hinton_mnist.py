@@ -7,7 +7,7 @@ from kdcore import viz
 from kdcore import device as devices
 from kdcore.data import DatasetUnavailable
 from kdcore.hinton import PAPER, PRESETS, HintonResult, default_schedule, preset_dataset
-from kdcore.records import ModelRecord
+from kdcore import records
 from kdcore.runkinds_paper import hinton_config
 from kdcore.runs import RunSpec
 from kdcore.transfer import bias_curve
@@ -16,21 +16,6 @@ from ui.fmt import delta
 
 SLOT = "hinton"                 # the page's current Hinton MNIST run, per seed
 SCHEDULES = {"cpu": "CPU (short)", "full": "full (long)", "tiny": "tiny (seconds, small nets: a smoke test)"}
-
-
-def register_models(res: HintonResult) -> None:
-    """List the preset's students among this session's models."""
-    p = res.preset
-    name = "mnist" if p.train_subset is None and p.eval_subset is None else f"mnist ({p.name} subset)"
-    for key, role, metrics, how in [
-        ("distilled", "distilled", res.distilled_metrics, f"soft targets T={p.temperature:g}, α={p.alpha:g}"),
-        ("hard", "scratch", res.hard_metrics, "hard labels, no regularization"),
-        ("omitted", "distilled", res.omitted_metrics, f"soft targets, no {p.omitted_class} in the transfer set"),
-    ]:
-        if key in res.models and metrics:
-            state.register(ModelRecord(f"Hinton {p.name}: {key} {p.student.describe()}", role, res.models[key],
-                                       metrics, f"{how}; {p.student_train.epochs} epochs", name, res.seed,
-                                       extra={"preset": p.name}))
 
 
 st.title("Hinton MNIST")
@@ -111,7 +96,8 @@ if res is None:
     st.stop()
 
 # ---- results: nothing below trains ----
-register_models(res)
+for model_record in records.hinton_records(res, runs.store().get(run_id).spec.to_dict()):
+    state.register(model_record)
 p = res.preset
 st.subheader(f"Paper vs ours ({p.name} schedule, seed {res.seed})")
 if res.stopped:

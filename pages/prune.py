@@ -6,17 +6,14 @@ iterative pruning ("prune_iterative"), both of which require the analysis. The p
 watches and draws the stored results (they survive navigation, reload and a server restart).
 """
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from kdcore import viz
 from kdcore import pruning as P
 from kdcore import runkinds_compress as rc
-from kdcore.metrics import evaluate
 from kdcore.models import format_bytes, param_count
-from kdcore.quantize import model_size
-from kdcore.records import ModelRecord
+from kdcore import records
 from kdcore.runs import RunSpec
 from ui import runs, state
 from ui import teacher as teacher_ui
@@ -36,20 +33,10 @@ runs.register_workspace_students(ds)   # a reload keeps the Distill page's stude
 def register(label: str, n_prunable: int, model, criterion: str, target: float, how: str, run_spec: dict,
              path: list) -> None:
     """List a pruned model among the session's models (once per model object: no re-evaluation)."""
-    name = f"pruned {label} ({criterion}, {100 * target:g} %{', ' + how if how else ''})"
-    old = state.models(ds).get(name)
-    if old is not None and old.model is model:
-        return
-    metrics = evaluate(model, ds.X_test, ds.y_test, teacher.logits["test"])
-    s = P.sparsity(model)
-    metrics["nonzero_params"] = metrics["params"] - int(round(s * n_prunable))
-    size = model_size(model)   # the cheapest sparse encoding (values + indices, or bitmask), not dense bytes
-    metrics["bytes"] = size.bytes
-    state.register(ModelRecord(
-        name, "pruned", model, metrics,
-        f"{label} pruned to {100 * s:.1f} % sparsity by {criterion} ({how or 'one-shot'})",
-        ds.name, ds.seed, extra={"sparsity": s, "criterion": criterion, "source": label, "how": how,
-                                 "encoding": size.encoding, "run_spec": run_spec, "run_path": path}))
+    old = state.models(ds).get(records.pruned_name(label, criterion, target, how))
+    if old is None or old.model is not model:
+        state.register(records.pruned_record(label, n_prunable, model, criterion, target, how, run_spec, path, ds,
+                                             teacher.logits["test"]))
 
 
 def linked_run(slot: str, kind: str, analysis: RunSpec) -> str | None:
@@ -81,11 +68,12 @@ st.markdown(
     "**random** pruning is the baseline both must beat.")
 
 teacher = teacher_ui.require(ds, key="prune")
-# models a worker can rebuild: the teacher and the students made by runs (Distill, the size curve)
+# networks a worker can rebuild from the run that made them: the teacher, and the students of Distill,
+# Ensembles, Transfer sets, Hinton MNIST and the size curve (of this session or stored in the workspace)
 sources = {}
-for r in sorted(state.models(ds).values(), key=lambda r: r.role != "teacher"):
+for r in sorted(state.models(ds).values(), key=lambda r: (r.role != "teacher", r.name)):
     src = rc.record_source(r)
-    if r.role in ("teacher", "distilled", "scratch") and src is not None:
+    if r.role in records.PRUNABLE_ROLES and src is not None:
         sources[r.name] = (r, src)
 
 if not sources and teacher_ui.not_a_network(teacher, "pruning works on a network's weights, and no student "
@@ -95,8 +83,9 @@ if not sources and teacher_ui.not_a_network(teacher, "pruning works on a network
 with st.form(f"prune_form_{ds.name}"):
     c1, c2, c3 = st.columns(3)
     source = c1.selectbox("Model to prune", list(sources),
-                          help="The teacher, or a student from the Distill page (distill one there to see it "
-                               "here). The page always prunes a copy.")
+                          help="The teacher, or any student a run made: Distill, Ensembles, Transfer sets, Hinton "
+                               "MNIST, the size curve on Trade-offs (make one there to see it here). The page "
+                               "always prunes a copy.")
     method = c2.selectbox("Hessian diagonal", list(METHOD_LABELS), format_func=METHOD_LABELS.get,
                           help="Gauss–Newton: exact diagonal of Jᵀ·H_out·J (one batched backward pass per "
                                "class). Exact: the true diagonal by autograd, one Hessian-vector product per "
@@ -176,7 +165,7 @@ with right:
     masks = {c: P.masks_for_sparsity(scores[c], view_s, a.scope) for c in ("OBD", "magnitude", "random")}
     st.plotly_chart(viz.pruning.obd_vs_magnitude({n: scores["OBD"][n] for n in shown or layers}, scores["magnitude"],
                                         masks["OBD"], masks["magnitude"]), width="stretch")
-    agree = np.mean(np.concatenate([(masks["OBD"][n] == masks["magnitude"][n]).flatten().numpy() for n in layers]))
+    agree = P.mask_agreement(masks["OBD"], masks["magnitude"])
     st.caption(f"At {100 * view_s:g} % sparsity the two criteria make the same decision on {100 * agree:.1f} % "
                "of the weights. Where they disagree, OBD keeps small weights on which the loss is steep "
                "and drops large ones on which it is flat.")
@@ -203,30 +192,25 @@ rv, r = ended_result(retrain_id, "retraining")
 if rv is not None and rv.active:
     runs.watch(retrain_id, key="prune_curves", label="Retraining the pruned models",
                chart=lambda c: viz.common.live_curves(c, "Accuracy after retraining, live", y_title="test accuracy (%)"))
-retrained = {}
+retrained = []
 if r is not None:
     retrain_spec = runs.store().get(retrain_id).spec.to_dict()
     if not r.complete:
         st.warning(f"Retraining was stopped after {len(r.points)} of {3 * len(a.sparsities)} points; "
                    "the results below are those of the points done.")
     for i, (p, m) in enumerate(zip(r.points, r.models)):
-        retrained[(p["criterion"], p["sparsity"])] = p["retrained_accuracy"]
+        retrained.append(p)
         if p["criterion"] != "random":
             register(label, a.n_prunable, m, p["criterion"], p["sparsity"], f"retrained {r.retrain_epochs} epochs",
                      retrain_spec, ["models", i])
-merged = [{**p, "retrained_accuracy": retrained.get((p["criterion"], p["sparsity"]), float("nan"))} for p in points]
+merged = P.with_retrained(points, retrained)
 
 left, right = st.columns(2, gap="large")
 with left:
     st.plotly_chart(viz.pruning.accuracy_curves(merged, a.base_accuracy), width="stretch")
-    top = max(p["sparsity"] for p in merged) if merged else None
-    at_top = {p["criterion"]: p for p in merged if p["sparsity"] == top}
-    if {"OBD", "magnitude", "random"} <= set(at_top):
-        o, m_, r_ = (at_top[c]["accuracy"] for c in ("OBD", "magnitude", "random"))
-        msg = (f"At {100 * top:g} % sparsity without retraining: OBD {100 * o:.1f} %, magnitude "
-               f"{100 * m_:.1f} %, random {100 * r_:.1f} %.")
-        (st.success if o >= m_ else st.info)(msg + (" OBD does best here." if o > max(m_, r_) else
-                                                    " Here OBD does not beat magnitude pruning." if o < m_ else ""))
+    verdict = P.oneshot_verdict(merged)
+    if verdict is not None:
+        (st.success if verdict[1] else st.info)(verdict[0])
     if not retrained:
         st.caption("Dashed: pruned only. Press **Retrain the pruned models** for the solid curves.")
 with right:

@@ -12,7 +12,7 @@ import streamlit as st
 from kdcore import viz
 from kdcore.models import ModelConfig
 from kdcore.presets import default_kd, default_student
-from kdcore.records import ModelRecord
+from kdcore import records
 from kdcore.runkinds_sweep import sweep_config
 from kdcore.runs import RunSpec
 from kdcore.sweep import SweepConfig, SweepResult, column_label
@@ -202,17 +202,9 @@ with right:
 
 # the best cell's first student joins the session's models (the Trade-offs view compares them)
 best_student = res.find(*best_full)[0]
-model = best_student.state_dict
-if model is not None:
-    from kdcore.models import build_model
-    net = build_model(cfg.model_config(best_full[0], ModelConfig(hidden=student_default.hidden)),
-                      ds.input_shape, ds.n_classes)
-    net.load_state_dict(model)
-    state.register(ModelRecord(f"sweep best {labels[best_full]} (seed {best_student.spec.seed})", "distilled",
-                               net.eval(), best_student.metrics,
-                               f"best of a {len(cfg.temperatures)}×{len(cfg.alphas)} sweep, "
-                               f"{res.epochs_text()}, {100 * cfg.labelled_fraction:g} % labels",
-                               ds.name, ds.seed, extra={"spec": best_student.spec.label()}))
+net = res.student_model(best_student, ModelConfig(hidden=student_default.hidden), ds.input_shape, ds.n_classes)
+if net is not None:
+    state.register(records.sweep_best_record(res, labels[best_full], net, best_student, ds.name, ds.seed))
 
 st.subheader("Table")
 table = pd.DataFrame(res.records())

@@ -7,10 +7,9 @@ import streamlit as st
 
 from kdcore import viz
 from kdcore.presets import DARK_KNOWLEDGE
-from kdcore.records import ModelRecord
+from kdcore import records
 from kdcore.runkinds_paper import student_config
 from kdcore.runs import RunSpec
-from kdcore.teachers import TeacherSpec
 from kdcore.transfer import DEFAULT_FRACTIONS, LOSSES
 from ui import runs, state
 from ui import student as student_ui
@@ -22,42 +21,6 @@ from ui.fmt import delta
 KINDS = {"fractions": "transfer_fractions", "omitted": "transfer_omitted", "losses": "transfer_losses"}
 
 ds = state.dataset()
-
-
-def register(role: str, name: str, model, metrics: dict, recipe: str, extra: dict | None = None) -> None:
-    state.register(ModelRecord(name, role, model, metrics, recipe, ds.name, ds.seed, extra=extra or {}))
-
-
-def register_models(what: str, res, teacher_name: str) -> None:
-    """List an experiment's students among this session's models (for the other pages)."""
-    if what == "fractions":
-        for p in res:
-            r = p.result
-            how = f"{r.student_config.describe()}, {p.n_labelled} labels ({100 * p.fraction:g} %)"
-            register("distilled", f"transfer: distilled {r.student_config.describe()} @ {100 * p.fraction:g} % labels",
-                     r.distilled, p.distilled, f"soft targets of {teacher_name} (T={r.kd.temperature:g}) on the "
-                     f"whole transfer set + {how}")
-            register("scratch", f"transfer: scratch {r.student_config.describe()} @ {100 * p.fraction:g} % labels",
-                     r.scratch, p.scratch, f"labels only; {how}")
-            if r.hard is not None:
-                register("hard labels", f"transfer: hard labels {r.student_config.describe()} @ {100 * p.fraction:g} % labels",
-                         r.hard, r.hard_metrics, f"the argmax labels of {teacher_name} on the whole transfer set")
-    elif what == "omitted":
-        r = res.distilled
-        how = {"distilled": f", soft targets of {teacher_name} (T={r.kd.temperature:g})", "scratch": ", labels only",
-               "hard labels": f", the argmax labels of {teacher_name}"}
-        for role, model, metrics in [("distilled", r.distilled, r.distilled_metrics),
-                                     ("scratch", r.scratch, r.scratch_metrics),
-                                     ("hard labels", r.hard, r.hard_metrics)]:
-            if model is None:
-                continue
-            register(role, f"transfer: {role} {r.student_config.describe()} without class {res.class_name}",
-                     model, metrics, f"transfer set without any '{res.class_name}'" + how[role])
-    elif what == "losses":
-        for k, model in res.models.items():
-            register("distilled" if k != "hard" else "scratch",
-                     f"transfer: {k} loss {res.student.describe()} @ {100 * res.kd.labelled_fraction:g} % labels",
-                     model, res.metrics[k], f"{LOSSES[k]}; teacher {teacher_name}")
 
 
 def apply_dark_knowledge_preset() -> None:
@@ -92,8 +55,8 @@ def shown(what: str, label: str, title: str):
                    "This experiment was stopped before its first epoch ended; nothing was kept.")
     if res:
         rec = runs.store().get(run_id)
-        spec = TeacherSpec.from_dict(rec.config["teacher"])
-        register_models(what, res, f"teacher {spec.model.describe()}")
+        for model_record in records.records_of(KINDS[what], res, rec.spec.to_dict(), ds.name, ds.seed):
+            state.register(model_record)
     return res or None, False
 
 

@@ -377,3 +377,46 @@ def test_prune_page_exact_on_the_teacher_is_refused(digits_teacher, open_page):
     _click(at, "Compute saliencies")
     assert not at.exception
     assert any("Hessian-vector product per parameter" in e.value for e in at.error)
+
+
+def test_prune_page_offers_every_student_a_run_made(digits_teacher, open_page, wait_for_runs):
+    """Not only the teacher and the Distill page's students: a Transfer sets run's students (the
+    hard-label control included), found in the workspace after a reload, and pruned by a worker that
+    rebuilds the model from that run."""
+    from kdcore.distill import KDConfig
+    from kdcore.runkinds_paper import student_config
+    from kdcore.runs import RunSpec
+    from ui import runs
+    at = open_page("pages/prune.py")
+    spec = RunSpec("transfer_omitted", student_config(digits_teacher.spec, ModelConfig(hidden=(8,)),
+                                                      TrainConfig(epochs=1, batch_size=64, lr=1e-2),
+                                                      KDConfig(temperature=4.0, alpha=0.9, labelled_fraction=1.0),
+                                                      0, omitted=3))
+    runs.runner().submit(spec, workspace=at.session_state["ws"])
+    wait_for_runs(at)   # a run of the workspace that this session did not start (as after a reload)
+    assert not at.exception, at.exception
+    options = at.selectbox[0].options
+    wanted = "transfer: hard labels MLP 8 without class 3"
+    assert any(o.startswith(wanted) for o in options), options
+    at.selectbox[0].set_value(next(o for o in options if o.startswith(wanted)))
+    at.number_input[1].set_value(200)
+    at.multiselect[0].set_value([0.5])
+    _click(at, "Compute saliencies")
+    wait_for_runs(at)
+    assert not at.exception, at.exception
+    a, _ = _shown(at, "prune")
+    assert a.complete and a.n_prunable == 64 * 8 + 8 * 10
+
+
+def test_predicted_against_actual_is_drawn_against_sparsity():
+    """The old scatter of predicted against actual put every point at x ≈ 0 (OBD's predictions are orders
+    of magnitude below the actual increase at high sparsity): both now stand against sparsity."""
+    from kdcore.viz.pruning import predicted_vs_actual
+    points = [{"criterion": "OBD", "sparsity": s, "predicted_increase": p, "actual_increase": a}
+              for s, p, a in [(0.5, 1e-4, 2e-3), (0.9, 3e-3, 0.8), (0.98, 2e-2, 2.1)]]
+    points.append({"criterion": "magnitude", "sparsity": 0.9, "predicted_increase": float("nan"), "actual_increase": 1.0})
+    fig = predicted_vs_actual(points)
+    assert [list(t.x) for t in fig.data] == [[50, 90, 98], [50, 90, 98]]
+    assert fig.layout.yaxis.type == "log" and "sparsity" in fig.layout.xaxis.title.text
+    points[0]["actual_increase"] = -1e-4   # a loss that fell: no log axis
+    assert predicted_vs_actual(points).layout.yaxis.type == "linear"

@@ -107,46 +107,32 @@ def distill_result(ds):
         return None
 
 
-def distill_model_name(role: str, result) -> str:
-    """A name that tells one distillation's students from another's: 'distilled MLP 16 · 10 % labels,
-    T=4, α=0.9, 30 epochs (seed 0)' (a second run with other settings no longer replaces the first)."""
-    s, kd = result.student_config, result.kd
-    return (f"{role} {s.describe()} · {100 * kd.labelled_fraction:g} % labels, T={kd.temperature:g}, "
-            f"α={kd.alpha:g}, {result.train_config.epochs} epochs (seed {result.seed})")
-
-
 def register_distill_models(ds, run_id: str, result=None) -> None:
     """List a distillation's students among this session's models (Prune, Temperature and
     Trade-offs pick from them), with the run that made them (a worker can rebuild them from it)."""
-    from kdcore.records import ModelRecord
+    from kdcore.records import distill_records
     result = result if result is not None else distill_result(ds)
     if result is None:
         return
     rec = store().get(run_id)
-    s, kd = result.student_config, result.kd
-    recipe = f"{s.describe()}, {result.train_config.epochs} epochs, {100 * kd.labelled_fraction:g} % labels"
-    pairs = [("distilled", result.distilled, result.distilled_metrics,
-              f"distilled at T={kd.temperature:g}, α={kd.alpha:g}; {recipe}"),
-             ("scratch", result.scratch, result.scratch_metrics, f"labels only; {recipe}")]
-    if result.hard is not None:
-        pairs.append(("hard labels", result.hard, result.hard_metrics,
-                      f"the teacher's argmax labels on the whole transfer set; {recipe}"))
-    for role, model, metrics, how in pairs:
-        state.register(ModelRecord(distill_model_name(role, result), role, model, metrics, how,
-                                   ds.name, ds.seed, extra={"kd": kd.to_dict(), "student": s.to_dict(),
-                                                            "run": rec.display_name if rec else "",
-                                                            "run_spec": rec.spec.to_dict() if rec else None}))
+    for model_record in distill_records(result, ds.name, ds.seed, rec.spec.to_dict() if rec else None,
+                                        rec.display_name if rec else ""):
+        state.register(model_record)
 
 
 def register_workspace_students(ds) -> None:
-    """After a reload the session's model list is empty: list the students of every stored
-    distillation of this dataset in the workspace again, so that pages choosing among models find
-    them all (not only the last one)."""
-    for rec in store().workspace_runs(state.workspace(), "distill", ds.name, ds.seed):
-        if rec.status in ("finished", "stopped") and store().has_result(rec.id):
-            res = result(rec.id)
-            if res is not None:
-                register_distill_models(ds, rec.id, res)
+    """After a reload the session's model list is empty: list the students of every stored run of
+    this dataset in the workspace that made some (Distill, Ensembles, Transfer sets), so that pages
+    choosing among models (Prune, Trade-offs) find them all, not only those of this session."""
+    from kdcore.records import STUDENT_RUN_KINDS, records_of
+    for kind_name in STUDENT_RUN_KINDS:
+        for rec in store().workspace_runs(state.workspace(), kind_name, ds.name, ds.seed):
+            if rec.status in ("finished", "stopped") and store().has_result(rec.id):
+                res = result(rec.id)
+                if res:
+                    for model_record in records_of(kind_name, res, rec.spec.to_dict(), ds.name, ds.seed,
+                                                   rec.display_name):
+                        state.register(model_record)
 
 
 def _fmt_seconds(s: float) -> str:

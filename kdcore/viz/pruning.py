@@ -113,23 +113,25 @@ def accuracy_curves(points: Sequence[Mapping], base_accuracy: float,
     return layout(fig, title, height=400)
 
 
-def predicted_vs_actual(points: Sequence[Mapping], title: str = "OBD: predicted against actual loss increase") -> go.Figure:
-    """Scatter of Σ saliencies of the deleted weights against the measured increase, with the diagonal."""
-    pts = [p for p in points if p.get("predicted_increase") == p.get("predicted_increase")
-           and p.get("predicted_increase") is not None]
-    xs = [p["predicted_increase"] for p in pts]
-    ys = [p["actual_increase"] for p in pts]
-    fig = go.Figure(go.Scatter(
-        x=xs, y=ys, mode="markers+text", text=[f"{100 * p['sparsity']:g} %" for p in pts], textposition="top center",
-        marker=dict(color=CRITERION_COLORS["OBD"], size=9), name="one-shot OBD pruning",
-        hovertemplate="predicted %{x:.4g} nats<br>actual %{y:.4g} nats<extra>%{text} sparse</extra>"))
-    if pts:
-        lo = min(0.0, min(xs + ys))
-        hi = max(xs + ys) * 1.05 or 1.0
-        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="predicted = actual",
-                                 line=dict(color="black", dash="dot", width=1), hoverinfo="skip"))
-    fig.update_xaxes(title_text="predicted increase Σ ½·h·θ² (nats)")
-    fig.update_yaxes(title_text="actual increase of the training loss (nats)")
+def predicted_vs_actual(points: Sequence[Mapping], title: str = "OBD: predicted and actual loss increase") -> go.Figure:
+    """OBD's predicted increase of the training loss (Σ ½·h·θ² of the deleted weights) and the measured one,
+    both against sparsity. The two differ by orders of magnitude at high sparsity, so the y axis is
+    logarithmic when every value is positive (a scatter of one against the other put every point at x ≈ 0)."""
+    pts = sorted([p for p in points if p.get("criterion", "OBD") == "OBD" and p.get("predicted_increase") is not None
+                  and p["predicted_increase"] == p["predicted_increase"]], key=lambda p: p["sparsity"])
+    xs = [100 * p["sparsity"] for p in pts]
+    fig = go.Figure()
+    for key, name, dash in (("predicted_increase", "predicted by OBD (Σ ½·h·θ²)", "dash"),
+                            ("actual_increase", "actual (measured)", "solid")):
+        ys = [p[key] for p in pts]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name,
+                                 line=dict(color=CRITERION_COLORS["OBD"], dash=dash),
+                                 hovertemplate=f"{name}<br>%{{x:g}} % sparse<br>%{{y:.4g}} nats<extra></extra>"))
+    values = [p[k] for p in pts for k in ("predicted_increase", "actual_increase")]
+    log = bool(values) and min(values) > 0
+    fig.update_xaxes(title_text="sparsity (% of prunable weights deleted by OBD)")
+    fig.update_yaxes(title_text="increase of the training loss (nats" + (", log scale)" if log else ")"),
+                     type="log" if log else "linear", exponentformat="power")
     return layout(fig, title, height=400)
 
 
