@@ -323,3 +323,27 @@ def distill_from_ensemble(dataset: Dataset, ensemble: Ensemble, student: ModelCo
                           kd: KDConfig, seed: int = 0, single_index: int = 0) -> EnsembleDistillResult:
     """Run `EnsembleDistillRun` to the end."""
     return drive(EnsembleDistillRun(dataset, ensemble, student, train, kd, seed, single_index))[0]
+
+
+METHOD_LABELS = {"arithmetic": "arithmetic mean of probabilities", "geometric": "geometric mean (renormalized)"}
+
+
+def comparison_rows(ensemble: Ensemble, y_test: torch.Tensor, res: EnsembleDistillResult | None = None) -> list[dict]:
+    """One row per model of the Ensembles page's table and bars: each member, the ensemble under each
+    combination rule, and (once distilled) the three students. Every row has its test accuracy and its
+    agreement with the ensemble's test predictions (the ensemble itself: 100 %)."""
+    teacher = ensemble.logits["test"]
+    rows = [{"model": f"member {k + 1}", "role": "member", "how": describe_member(m.spec),
+             "accuracy": m.metrics["accuracy"], "agreement": agreement(m.logits["test"], teacher),
+             "params": m.metrics["params"], "bytes": m.metrics["bytes"]}
+            for k, m in enumerate(ensemble.members)]
+    for method in METHODS:
+        combined = combine_logits(ensemble.member_logits("test"), method)
+        rows.append({"model": f"ensemble ({method})", "role": "ensemble" if method == ensemble.method else "other",
+                     "how": METHOD_LABELS[method] + (" · the teacher of the students" if method == ensemble.method else ""),
+                     "accuracy": accuracy(combined, y_test), "agreement": agreement(combined, teacher),
+                     "params": ensemble.metrics["params"], "bytes": ensemble.metrics["bytes"]})
+    if res is not None:
+        student = res.result.student_config.describe()
+        rows += [{**r, "how": student, "agreement": r.get("agreement", float("nan"))} for r in res.rows()]
+    return rows

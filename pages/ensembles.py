@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from kdcore import viz
-from kdcore.ensemble import METHODS, Ensemble, EnsembleDistillResult, describe_member, member_specs
+from kdcore.ensemble import (METHOD_LABELS, METHODS, Ensemble, EnsembleDistillResult, comparison_rows,
+                             member_specs)
 from kdcore.inputs import MAX_WIDTH, parse_values
 from kdcore.models import format_bytes
 from kdcore.presets import default_teacher_spec
@@ -26,7 +27,6 @@ from ui import student as student_ui
 
 BUILD_SLOT = "ensemble"                 # the page's current members' run, per dataset and seed
 DISTILL_SLOT = "ensemble_distill"       # the page's current ensemble -> student run
-METHOD_LABELS = {"arithmetic": "arithmetic mean of probabilities", "geometric": "geometric mean (renormalized)"}
 
 
 ds = state.dataset()
@@ -166,21 +166,13 @@ else:
     st.warning(f"Here the ensemble ({100 * ens_acc:.1f} %) is {-gap:.1f} points below its best member "
                f"({100 * best:.1f} %; members' mean {100 * mean:.1f} %): averaging did not help on this split.")
 
-rows = [{"model": f"member {k + 1}", "role": "member", "recipe": describe_member(m.spec), **m.metrics}
-        for k, m in enumerate(ensemble.members)]
-for other in METHODS:
-    acc = ensemble.combined_accuracy(other, ds.y_test)
-    rows.append({"model": f"ensemble ({other})", "role": "ensemble" if other == ensemble.method else "other",
-                 "recipe": METHOD_LABELS[other] + (" · the teacher below" if other == ensemble.method else ""),
-                 "accuracy": acc, "params": ensemble.metrics["params"], "bytes": ensemble.metrics["bytes"]})
-if res is not None:
-    for r in res.rows():
-        rows.append({**r, "recipe": f"{res.result.student_config.describe()}"})
-
-table = pd.DataFrame([{"model": r["model"], "how": r["recipe"], "test accuracy (%)": 100 * r["accuracy"],
-                       "agreement with the ensemble (%)": 100 * r["agreement"] if "agreement" in r else None,
-                       "parameters": r["params"], "size": format_bytes(r["bytes"])} for r in rows])
-st.dataframe(table, hide_index=True, column_config={
+rows = comparison_rows(ensemble, ds.y_test, res)
+table = pd.DataFrame([{"model": r["model"], "how": r["how"], "test accuracy (%)": 100 * r["accuracy"],
+                       "agreement with the ensemble (%)": 100 * r["agreement"], "parameters": r["params"],
+                       "size": format_bytes(r["bytes"])} for r in rows])
+st.dataframe(table, hide_index=True, width="stretch", placeholder="—", column_config={
+    "model": st.column_config.TextColumn(width="large"),
+    "how": st.column_config.TextColumn(width="large"),
     "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
     "agreement with the ensemble (%)": st.column_config.NumberColumn(format="%.2f"),
 })

@@ -221,11 +221,12 @@ st.markdown("Students with one hidden layer of each width, each distilled from t
             f"{100 * kd_default.labelled_fraction:g} % of the labels, the Distill page's defaults). "
             "If distillation helps, its curve lies up and to the left of the scratch curve.")
 with st.form(f"tradeoffs_sizes_form_{ds.name}"):
-    c1, c2, c3 = st.columns([3, 1, 1])
+    c1, c2, c3 = st.columns([2.6, 1, 1.6])
     widths = c1.multiselect("Hidden widths", [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
                             default=list(sizecurve.SIZE_WIDTHS), key="tradeoffs_sizes_widths")
     curve_epochs = c2.number_input("Epochs", 1, 300, student_train.epochs, key="tradeoffs_sizes_epochs")
-    add_curve = c3.checkbox("Add the students to section 1", value=True, key="tradeoffs_sizes_add")
+    add_curve = c3.checkbox("Add them to section 1", value=True, key="tradeoffs_sizes_add",
+                            help="Plot the curve's students with the other models in section 1.")
     curve_pressed = st.form_submit_button("Run the size curve", type="primary", icon=":material/stacked_line_chart:")
 
 if curve_pressed:

@@ -129,6 +129,20 @@ def test_ensemble_metrics_module_and_soft_targets(digits, tiny_ensemble):
     assert fig.layout.title.text and fig.layout.yaxis.title.text
 
 
+def test_the_comparison_table_has_no_empty_cells(digits, tiny_ensemble):
+    """Every row, members and both combination rules included, has its agreement with the ensemble
+    (the page showed "None" for all but the students)."""
+    from kdcore.ensemble import comparison_rows
+    ens, _ = tiny_ensemble
+    rows = comparison_rows(ens, digits.y_test)
+    assert [r["role"] for r in rows] == ["member"] * ens.n_members + ["ensemble", "other"]
+    assert all(r["agreement"] == r["agreement"] and r["how"] for r in rows)
+    member0 = ens.members[0].logits["test"].argmax(1)
+    assert rows[0]["agreement"] == pytest.approx(float((member0 == ens.logits["test"].argmax(1)).float().mean()))
+    assert rows[ens.n_members]["agreement"] == 1.0
+    assert rows[ens.n_members + 1]["accuracy"] == pytest.approx(ens.combined_accuracy("geometric", digits.y_test))
+
+
 def test_partial_ensemble_after_a_stop(digits, tiny_ensemble):
     ens, _ = tiny_ensemble
     partial = make_ensemble(ens.members[:2], digits, "geometric", planned=3)
@@ -176,6 +190,8 @@ def test_ensembles_page(open_page, wait_for_runs):
     text = " ".join(m.value for m in at.markdown) + " ".join(s.value for s in at.success) \
         + " ".join(s.value for s in at.info) + " ".join(s.value for s in at.warning)
     assert "ensemble" in text.lower()
+    table = at.dataframe[0].value
+    assert len(table) == 2 + 2 + 3 and not table.isna().any().any()   # members, both rules, three students
     roles = {r.role for r in at.session_state["session_models"].values()}
     assert {"ensemble", "distilled"} <= roles
     current = dict(at.session_state["current_runs"])

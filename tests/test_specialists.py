@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,8 @@ def test_specialist_run_on_digits(digits, digits_teacher):
     assert again.clusters == run.clusters
     fig = covariance_heatmap(res.covariance, res.clusters, digits.class_names)
     assert fig.layout.title.text and fig.layout.xaxis.title.text and len(fig.layout.shapes) == len(res.clusters)
+    # drawn in a half-width column: no title line longer than fits there (the old one-line title was cut)
+    assert max(len(re.sub("<[^>]+>", "", line)) for line in fig.layout.title.text.split("<br>")) <= 50
     assert per_class_bars(res.report()["per_class"]).layout.yaxis.title.text
     with pytest.raises(ValueError):
         SpecialistRun(digits, digits_teacher.model, digits_teacher.logits, digits_teacher.spec.model,

@@ -9,12 +9,12 @@ import plotly.graph_objects as go
 import torch
 
 from kdcore.specialists import cluster_order
-from kdcore.viz.style import COLORS, layout
+from kdcore.viz.style import COLORS, layout, subtitled
 
 
 def covariance_heatmap(cov: torch.Tensor | np.ndarray, clusters: Sequence[Sequence[int]],
                        class_names: Sequence[str], hide_diagonal: bool = True,
-                       title: str = "Covariance of the generalist's predictions, by cluster") -> go.Figure:
+                       title: str = "Covariance of the generalist's predictions") -> go.Figure:
     """The C × C covariance, rows and columns ordered by cluster, each cluster boxed."""
     order = cluster_order(clusters)
     m = np.array(cov, dtype=float)[np.ix_(order, order)]
@@ -34,7 +34,8 @@ def covariance_heatmap(cov: torch.Tensor | np.ndarray, clusters: Sequence[Sequen
         start += n
     fig.update_xaxes(title_text="class (grouped by cluster)", type="category")
     fig.update_yaxes(title_text="class (grouped by cluster)", type="category", autorange="reversed")
-    return layout(fig, title + (" (diagonal hidden)" if hide_diagonal else ""), height=420)
+    return layout(fig, subtitled(title, "grouped by cluster" + (" · diagonal hidden" if hide_diagonal else "")),
+                  height=420)
 
 
 def per_class_bars(per_class: Sequence[dict], title: str = "Per-class test accuracy") -> go.Figure:

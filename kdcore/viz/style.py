@@ -46,8 +46,14 @@ MARGIN = dict(l=60, r=20, t=56, b=50)
 
 def base_layout(title: str, height: int = 360) -> dict:
     """The layout every figure starts from: title at the top left, legend below, the light template."""
-    return dict(title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top"), height=height,
-                margin=dict(MARGIN), legend=dict(LEGEND_BELOW), template=TEMPLATE)
+    lines = title.count("<br>")   # a second line (a subtitle) gets its room above the plot
+    return dict(title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top"), height=height + 22 * lines,
+                margin=dict(MARGIN, t=MARGIN["t"] + 22 * lines), legend=dict(LEGEND_BELOW), template=TEMPLATE)
+
+
+def subtitled(title: str, subtitle: str) -> str:
+    """A title with a smaller second line (for charts in half-width columns, where one long line is cut)."""
+    return f"{title}<br><span style='font-size:12px'>{subtitle}</span>" if subtitle else title
 
 
 def layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
