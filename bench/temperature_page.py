@@ -151,7 +151,7 @@ def bench_dataset(name: str, reruns: int, full_teacher: bool, script: str) -> di
 
     def open_page() -> AppTest:
         at = AppTest.from_file(str(ROOT / script), default_timeout=600)
-        at.session_state["dataset_name"] = name
+        at.session_state["dataset"] = name
         at.session_state["teacher_spec"] = {(name, 0): spec}
         at.run()
         if script == "app.py":

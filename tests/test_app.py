@@ -24,7 +24,7 @@ def click(at: AppTest, label: str) -> AppTest:
 def test_home_renders_with_sidebar_and_picture():
     at = app()
     assert at.title[0].value.startswith("⚗️ Distillation Lab")
-    assert at.selectbox(key="dataset_name").value == "digits"
+    assert at.selectbox(key="dataset").value == "digits"
     assert len(at.get("plotly_chart")) == 1
 
 
@@ -63,7 +63,7 @@ def test_missing_dataset_is_a_message_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLAB_DATA", str(tmp_path / "nothing-here"))
     at = app()
     # AppTest runs a switched-to page without app.py's sidebar, so set the sidebar's state directly
-    at.session_state["dataset_name"] = "fashion_mnist"
+    at.session_state["dataset"] = "fashion_mnist"
     at.switch_page("pages/distill.py").run()
     assert not at.exception
     assert any("could not be loaded" in e.value for e in at.error)
@@ -82,7 +82,7 @@ def test_two_dimensional_data_shows_decision_regions(settle):
     assert set(heatmaps[0].z.flatten()) <= {0, 1}
 
     at = app()
-    at.session_state["dataset_name"] = "moons"
+    at.session_state["dataset"] = "moons"
     at.switch_page("pages/distill.py").run()
     at.number_input(key="t_epochs_moons").set_value(3)
     at.number_input(key="student_moons_epochs").set_value(3)

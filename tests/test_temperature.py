@@ -277,7 +277,7 @@ def test_page_on_2d_data_shows_the_point(monkeypatch, open_page):
     spec = TeacherSpec("moons", 0, ModelConfig(hidden=(16,)), TrainConfig(epochs=2), seed=0)
     state.teacher_cache().get_or_train(spec, load_dataset("moons", 0))
     _no_training(monkeypatch)
-    at = _open(open_page, {"dataset_name": "moons", "teacher_spec": {("moons", 0): spec}})
+    at = _open(open_page, {"dataset": "moons", "teacher_spec": {("moons", 0): spec}})
     first = _specs(at)[0]
     assert first["data"][-1]["name"] == "this example"
     assert len(_specs(at)) == 6

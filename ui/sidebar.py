@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from kdcore.models import format_bytes
-from ui import state
+from ui import links, state
 
 
 def show(key: str = "sidebar") -> None:
@@ -14,11 +14,12 @@ def show(key: str = "sidebar") -> None:
         st.markdown("### ⚗️ Distillation Lab")
         if note:
             st.warning(note)
-        st.selectbox("Dataset", list(state.DATASET_LABELS), format_func=state.DATASET_LABELS.get,
-                     key=state.DATASET_KEY,
-                     help="digits is built in and works offline; MNIST and Fashion-MNIST are read "
-                          "from the data folder (downloaded when online).")
-        st.number_input("Seed", min_value=0, max_value=10_000, step=1, key=state.SEED_KEY,
+        # the dataset's name is its option (no labels): it is what the address bar shows, ?dataset=moons
+        st.selectbox("Dataset", state.dataset_options(), key=state.DATASET_KEY, bind="query-params",
+                     on_change=links.on_dataset_change,
+                     help="digits: 8×8 digits, built in, works offline; moons, spirals: 2-D, generated; "
+                          "mnist, fashion_mnist: 28×28, read from the data folder (downloaded when online).")
+        st.number_input("Seed", min_value=0, max_value=10_000, step=1, key=state.SEED_KEY, bind="query-params",
                         help="Seeds the data split, initializations and batch order: "
                              "the same seed gives the same numbers.")
         ds, err = state.dataset_or_error()
@@ -32,10 +33,12 @@ def show(key: str = "sidebar") -> None:
                            "that workspace.")
 
 
-def show_models() -> None:
-    """The models this session made, drawn after the page ran (so the newest run is listed)."""
+def show_models(page: str = "") -> None:
+    """The Share box and the models this session made, drawn after the page ran (so the newest run
+    is listed, and the link carries the page's settings and run)."""
     ds, _ = state.dataset_or_error()
     with st.sidebar:
+        links.share_box(page)
         recs = state.models(ds) if ds is not None else {}
         if recs:
             st.markdown(f"**Models made this session** ({len(recs)})")

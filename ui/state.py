@@ -19,13 +19,63 @@ from kdcore.presets import default_teacher_spec
 from kdcore.registry import ModelRecord
 from kdcore.teachers import TeacherCache, TeacherSpec, TrainedTeacher
 
-DATASET_KEY = "dataset_name"
-SEED_KEY = "seed"
+DATASET_KEY = "dataset"              # also the URL's ?dataset=... (the sidebar's widget is bound to it)
+SEED_KEY = "seed"                    # ?seed=...
 TEACHER_SPEC_KEY = "teacher_spec"
 MODELS_KEY = "session_models"
 WORKSPACE_KEY = "ws"                  # also the URL's query parameter (?ws=...) that carries it
 CURRENT_RUNS_KEY = "current_runs"     # (slot, dataset, seed) -> the run id a page shows
 WORKSPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
+
+# ---- the address bar (ui/links.py): every setting is a widget bound to a query parameter ----
+PRESENT_KEY = "present"               # presentation mode (?present=1)
+RUN_PARAM = "run"                     # ?run=<id>: open a stored run's result (read once, then dropped)
+URL_NOTES_KEY = "url_notes"           # (page, [notes]) about parameters that could not be used
+URL_SNAPSHOT_KEY = "url_snapshot"     # this script run's query parameters before the page drew its widgets
+APP_PARAMS = (DATASET_KEY, SEED_KEY, WORKSPACE_KEY, PRESENT_KEY)   # valid on every page
+# each page's settings are bound under its own key prefix(es), so that two pages' parameters never
+# collide and a link's parameters can be told apart: page url path -> prefixes of its widget keys
+PAGE_PARAM_PREFIXES = {
+    "": (),                                          # Home
+    "distill": ("distill_",),
+    "temperature": ("temperature_",),
+    "sweep": ("sweep_",),
+    "ensembles": ("ens_",),
+    "specialists": ("spec_",),
+    "transfer_set": ("to_", "tf_", "tl_"),
+    "hinton_mnist": ("hinton_",),
+    "sequences": ("seq_",),
+    "losses": ("losses_",),
+    "prune": ("prune_",),
+    "tradeoffs": ("tradeoffs_",),
+    "runs": ("runs_",),
+    "lessons": (),
+}
+PAGE_TITLES = {"": "Home", "distill": "Distill", "temperature": "Temperature", "sweep": "Sweep",
+               "ensembles": "Ensembles", "specialists": "Specialists", "transfer_set": "Transfer sets",
+               "hinton_mnist": "Hinton MNIST", "sequences": "Sequences", "losses": "Losses", "prune": "Prune",
+               "tradeoffs": "Trade-offs", "runs": "Runs", "lessons": "Lessons"}
+
+
+def page_of_param(key: str) -> str | None:
+    """The page (url path) whose setting `key` is; "" for the app's own (dataset, seed...); None if none."""
+    if key in APP_PARAMS:
+        return ""
+    for page, prefixes in PAGE_PARAM_PREFIXES.items():
+        if key.startswith(prefixes) and prefixes:
+            return page
+    return None
+
+
+def dataset_options() -> list[str]:
+    """The datasets the sidebar offers (and a link may name): the built-in ones, then any this
+    session knows of besides (issue 15 adds uploaded ones)."""
+    return list(DATASET_LABELS)
+
+
+def present() -> bool:
+    """Presentation mode (large type, settings collapsed, charts sized for a projector)."""
+    return bool(st.session_state.get(PRESENT_KEY, False))
 
 DATASET_LABELS = {
     "digits": "digits (8×8, built in)",
