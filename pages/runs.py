@@ -36,9 +36,9 @@ if not records:
 st.subheader("History")
 frame = runs_frame(records)
 c1, c2, c3 = st.columns([2, 2, 3])
-kinds = c1.multiselect("Kind", sorted(frame["kind"].unique()), key="runs_kinds", placeholder="all kinds")
-statuses = c2.multiselect("Status", sorted(frame["status"].unique()), key="runs_status", placeholder="any status")
-text = c3.text_input("Name contains", key="runs_text", placeholder="e.g. T=4")
+kinds = c1.multiselect("Kind", sorted(frame["kind"].unique()), key="runs_kinds", bind="query-params", placeholder="all kinds")
+statuses = c2.multiselect("Status", sorted(frame["status"].unique()), key="runs_status", bind="query-params", placeholder="any status")
+text = c3.text_input("Name contains", key="runs_text", bind="query-params", placeholder="e.g. T=4")
 shown = frame
 if kinds:
     shown = shown[shown["kind"].isin(kinds)]

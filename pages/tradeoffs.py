@@ -196,7 +196,7 @@ if len(points) < 3:
     st.info("Few models so far: run the **size sweep** below, distill a student on the *Distill* page, "
             "or quantize a model in section 3; each new model appears here.")
 
-axis = st.radio("Accuracy against", list(tr.AXES), horizontal=True, key="tradeoffs_axis",
+axis = st.radio("Accuracy against", list(tr.AXES), horizontal=True, key="tradeoffs_axis", bind="query-params",
                 format_func={"bytes": "size (bytes)", "latency_b1_ms": "latency, batch 1",
                              "latency_b256_ms": "latency, batch 256"}.get)
 st.plotly_chart(tr.frontier_figure(points, axis), width="stretch")
@@ -224,9 +224,9 @@ st.markdown("Students with one hidden layer of each width, each distilled from t
 with st.form(f"tradeoffs_sweep_form_{ds.name}"):
     c1, c2, c3 = st.columns([3, 1, 1])
     widths = c1.multiselect("Hidden widths", [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
-                            default=list(tr.SWEEP_WIDTHS), key="tradeoffs_sweep_widths")
-    sweep_epochs = c2.number_input("Epochs", 1, 300, student_train.epochs, key="tradeoffs_sweep_epochs")
-    add_sweep = c3.checkbox("Add the students to section 1", value=True, key="tradeoffs_sweep_add")
+                            default=list(tr.SWEEP_WIDTHS), key="tradeoffs_sweep_widths", bind="query-params")
+    sweep_epochs = c2.number_input("Epochs", 1, 300, student_train.epochs, key="tradeoffs_sweep_epochs", bind="query-params")
+    add_sweep = c3.checkbox("Add the students to section 1", value=True, key="tradeoffs_sweep_add", bind="query-params")
     sweep_pressed = st.form_submit_button("Run size sweep", type="primary", icon=":material/stacked_line_chart:")
 
 if sweep_pressed:
@@ -274,22 +274,22 @@ names = [r.name for r in sources]
 default_source = next((i for i, r in enumerate(sources) if r.role == "distilled"), 0)
 with st.form(f"tradeoffs_bits_form_{ds.name}"):
     c1, c2 = st.columns([3, 2])
-    source_name = c1.selectbox("Model", names, index=default_source, key="tradeoffs_bits_model",
+    source_name = c1.selectbox("Model", names, index=default_source, key="tradeoffs_bits_model", bind="query-params",
                                help="QAT trains, so it runs as a job: it needs a model made by a run (the teacher, "
                                     "Distill's students, the size sweep's, pruned models). Any model can be "
                                     "quantized post-training.")
-    bits_list = c2.multiselect("Bits", list(tr.PANEL_BITS), default=list(tr.PANEL_BITS), key="tradeoffs_bits")
+    bits_list = c2.multiselect("Bits", list(tr.PANEL_BITS), default=list(tr.PANEL_BITS), key="tradeoffs_bits", bind="query-params")
     c1, c2, c3, c4, c5 = st.columns(5)
-    granularity = c1.radio("Scales", ["channel", "tensor"], key="tradeoffs_gran",
+    granularity = c1.radio("Scales", ["channel", "tensor"], key="tradeoffs_gran", bind="query-params",
                            format_func={"channel": "per channel", "tensor": "per tensor"}.get)
-    scale = c2.radio("Step chosen by", ["mse", "max"], key="tradeoffs_scale",
+    scale = c2.radio("Step chosen by", ["mse", "max"], key="tradeoffs_scale", bind="query-params",
                      format_func={"mse": "min. error", "max": "max |w|"}.get,
                      help="max |w|: nothing clipped, error ≤ half a step. Min. error: clip outliers for a finer "
                           "step (much better at 2 bits).")
-    do_qat = c3.toggle("Also QAT", value=True, key="tradeoffs_qat")
-    qat_epochs = c4.number_input("QAT epochs", 1, 200, 15, key="tradeoffs_qat_epochs")
+    do_qat = c3.toggle("Also QAT", value=True, key="tradeoffs_qat", bind="query-params")
+    qat_epochs = c4.number_input("QAT epochs", 1, 200, 15, key="tradeoffs_qat_epochs", bind="query-params")
     qat_lr = c5.select_slider("QAT learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2], value=1e-2,
-                              key="tradeoffs_qat_lr", format_func=lambda v: f"{v:g}")
+                              key="tradeoffs_qat_lr", bind="query-params", format_func=lambda v: f"{v:g}")
     bits_pressed = st.form_submit_button("Quantize", type="primary", icon=":material/compress:")
 
 if bits_pressed:
@@ -372,13 +372,13 @@ else:
     with st.form(f"tradeoffs_pipe_form_{ds.name}"):
         c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
         pipe_source_name = c1.selectbox(
-            "Model", pipe_names, key="tradeoffs_pipe_model",
+            "Model", pipe_names, key="tradeoffs_pipe_model", bind="query-params",
             index=next((i for i, r in enumerate(pipe_sources) if r.role == "distilled"), 0),
             help="Models made by a run (the pipeline runs as a job, which rebuilds its model from that run).")
         pipe_sparsity = c2.select_slider("Sparsity", [0.5, 0.6, 0.7, 0.8, 0.9, 0.95], value=0.8,
-                                         key="tradeoffs_pipe_sparsity", format_func=lambda s: f"{100 * s:g} %")
-        pipe_bits = c3.selectbox("Bits", list(QUANT_BITS), index=1, key="tradeoffs_pipe_bits")
-        pipe_epochs = c4.number_input("Fine-tune epochs (0 = none)", 0, 200, 10, key="tradeoffs_pipe_epochs")
+                                         key="tradeoffs_pipe_sparsity", bind="query-params", format_func=lambda s: f"{100 * s:g} %")
+        pipe_bits = c3.selectbox("Bits", list(QUANT_BITS), index=1, key="tradeoffs_pipe_bits", bind="query-params")
+        pipe_epochs = c4.number_input("Fine-tune epochs (0 = none)", 0, 200, 10, key="tradeoffs_pipe_epochs", bind="query-params")
         pipe_pressed = st.form_submit_button("Prune and quantize", icon=":material/content_cut:")
     if pipe_pressed and pipe_source_name is not None:
         source = state.models(ds)[pipe_source_name]
@@ -420,18 +420,18 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
     with tab_wl:
         with st.form(f"tradeoffs_wl_form_{ds.name}"):
             c1, c2, c3 = st.columns([3, 1, 1])
-            wl_source_name = c1.selectbox("Model", rb_names, index=t_index, key="tradeoffs_wl_model",
+            wl_source_name = c1.selectbox("Model", rb_names, index=t_index, key="tradeoffs_wl_model", bind="query-params",
                                           help="A model made by a run (the job rebuilds it); the teacher by default.")
             wl_sparsity = c2.select_slider("Sparsity", [0.5, 0.7, 0.8, 0.9, 0.95, 0.98], value=0.9,
-                                           key="tradeoffs_wl_sparsity", format_func=lambda s: f"{100 * s:g} %")
-            wl_clusters = c3.selectbox("Clusters V", [4, 8, 16, 32, 64], index=2, key="tradeoffs_wl_clusters")
+                                           key="tradeoffs_wl_sparsity", bind="query-params", format_func=lambda s: f"{100 * s:g} %")
+            wl_clusters = c3.selectbox("Clusters V", [4, 8, 16, 32, 64], index=2, key="tradeoffs_wl_clusters", bind="query-params")
             c1, c2, c3, c4 = st.columns(4)
-            wl_t = c1.slider("Bits per cell t", 4, 16, 10, key="tradeoffs_wl_t",
+            wl_t = c1.slider("Bits per cell t", 4, 16, 10, key="tradeoffs_wl_t", bind="query-params",
                              help="Spurious weights at pruned positions: V / 2^t of them.")
-            wl_k = c2.selectbox("Hash functions k", [2, 3, 4], index=1, key="tradeoffs_wl_k")
+            wl_k = c2.selectbox("Hash functions k", [2, 3, 4], index=1, key="tradeoffs_wl_k", bind="query-params")
             wl_prune_epochs = c3.number_input("Retrain after pruning (epochs)", 0, 100, 10,
-                                              key="tradeoffs_wl_prune_epochs")
-            wl_epochs = c4.number_input("Retrain after each layer (epochs)", 0, 100, 5, key="tradeoffs_wl_epochs")
+                                              key="tradeoffs_wl_prune_epochs", bind="query-params")
+            wl_epochs = c4.number_input("Retrain after each layer (epochs)", 0, 100, 5, key="tradeoffs_wl_epochs", bind="query-params")
             wl_pressed = st.form_submit_button("Encode (Weightless)", icon=":material/filter_alt:")
         if wl_pressed:
             if wl_clusters > 2 ** wl_t:
@@ -483,10 +483,10 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
         with st.form(f"tradeoffs_bin_form_{ds.name}"):
             c1, c2, c3, c4 = st.columns(4)
             bin_width = c1.select_slider("Hidden width", [16, 32, 64, 128, 256, 512, 1024], value=256,
-                                         key="tradeoffs_bin_width")
-            bin_depth = c2.slider("Hidden layers", 1, 3, 2, key="tradeoffs_bin_depth")
-            bin_epochs = c3.number_input("Epochs", 1, 300, 20, key="tradeoffs_bin_epochs")
-            bin_latency = c4.toggle("Measure XNOR latency", value=True, key="tradeoffs_bin_latency")
+                                         key="tradeoffs_bin_width", bind="query-params")
+            bin_depth = c2.slider("Hidden layers", 1, 3, 2, key="tradeoffs_bin_depth", bind="query-params")
+            bin_epochs = c3.number_input("Epochs", 1, 300, 20, key="tradeoffs_bin_epochs", bind="query-params")
+            bin_latency = c4.toggle("Measure XNOR latency", value=True, key="tradeoffs_bin_latency", bind="query-params")
             bin_pressed = st.form_submit_button("Train binary MLPs", icon=":material/exposure:")
         if bin_pressed:
             cfg = rf.binary_config(teacher.spec, [int(bin_width)] * int(bin_depth),
@@ -530,14 +530,14 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
     with tab_lr:
         with st.form(f"tradeoffs_lr_form_{ds.name}"):
             c1, c2 = st.columns([3, 2])
-            lr_source_name = c1.selectbox("Model", rb_names, index=t_index, key="tradeoffs_lr_model")
+            lr_source_name = c1.selectbox("Model", rb_names, index=t_index, key="tradeoffs_lr_model", bind="query-params")
             lr_ranks = c2.multiselect("Ranks", [1, 2, 4, 8, 16, 32, 64, 128], default=[4, 8, 16, 32, 64],
-                                      key="tradeoffs_lr_ranks")
+                                      key="tradeoffs_lr_ranks", bind="query-params")
             c1, c2 = st.columns(2)
             lr_energies = c1.multiselect("Energy fractions", [0.5, 0.8, 0.9, 0.95, 0.99], default=[0.9],
-                                         key="tradeoffs_lr_energy", format_func=lambda e: f"{100 * e:g} %",
+                                         key="tradeoffs_lr_energy", bind="query-params", format_func=lambda e: f"{100 * e:g} %",
                                          help="Per layer the smallest rank keeping this share of Σ s².")
-            lr_epochs = c2.number_input("Fine-tune epochs (KD; 0 = none)", 0, 100, 5, key="tradeoffs_lr_epochs")
+            lr_epochs = c2.number_input("Fine-tune epochs (KD; 0 = none)", 0, 100, 5, key="tradeoffs_lr_epochs", bind="query-params")
             lr_pressed = st.form_submit_button("Factorize", icon=":material/view_week:")
         if lr_pressed:
             settings = ([LowRankConfig(rank=int(r), energy=None) for r in sorted(lr_ranks)]

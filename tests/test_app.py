@@ -35,7 +35,7 @@ def test_distill_runs_and_view_changes_do_not_retrain(digits_teacher, settle):
     assert not at.exception
     # the default teacher is on disk (fixture): found without training
     assert "loaded from the cache" in at.success[0].value or "test accuracy" in at.success[0].value
-    at.number_input(key="student_digits_epochs").set_value(4)
+    at.number_input(key="distill_epochs").set_value(4)
     click(at, "Distill")
     settle(at)
     assert not at.exception, [e.value for e in at.exception]
@@ -84,8 +84,8 @@ def test_two_dimensional_data_shows_decision_regions(settle):
     at = app()
     at.session_state["dataset"] = "moons"
     at.switch_page("pages/distill.py").run()
-    at.number_input(key="t_epochs_moons").set_value(3)
-    at.number_input(key="student_moons_epochs").set_value(3)
+    at.number_input(key="distill_t_epochs").set_value(3)
+    at.number_input(key="distill_epochs").set_value(3)
     click(at, "Distill")
     settle(at)
     assert not at.exception, [e.value for e in at.exception]
@@ -97,7 +97,7 @@ def test_a_run_outlives_navigation(digits_teacher, settle):
     from kdcore.store import RunStore
     at = app()
     at.switch_page("pages/distill.py").run()
-    at.number_input(key="student_digits_epochs").set_value(300)
+    at.number_input(key="distill_epochs").set_value(300)
     click(at, "Distill")
     ws = at.session_state["ws"]
     run = next(r for r in RunStore().workspace_runs(ws) if r.kind == "distill")
@@ -121,7 +121,7 @@ def test_runs_page_lists_compares_renames_and_deletes(digits_teacher, settle):
     at = app()
     at.switch_page("pages/distill.py").run()
     for epochs in (2, 3):
-        at.number_input(key="student_digits_epochs").set_value(epochs)
+        at.number_input(key="distill_epochs").set_value(epochs)
         click(at, "Distill")
         settle(at)
     at.switch_page("pages/runs.py").run()
@@ -150,7 +150,7 @@ def test_runs_page_lists_compares_renames_and_deletes(digits_teacher, settle):
 def test_after_a_reload_trade_offs_lists_the_distill_pages_students(digits_teacher, settle):
     at = app()
     at.switch_page("pages/distill.py").run()
-    at.number_input(key="student_digits_epochs").set_value(2)
+    at.number_input(key="distill_epochs").set_value(2)
     click(at, "Distill")
     settle(at)
     ws = at.session_state["ws"]

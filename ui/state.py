@@ -73,6 +73,14 @@ def dataset_options() -> list[str]:
     return list(DATASET_LABELS)
 
 
+def clamp(key: str, lo, hi) -> None:
+    """Before a number widget whose bounds depend on the data (an example's index, a count): a value
+    kept from another dataset that falls outside them is brought inside (Streamlit refuses it)."""
+    v = st.session_state.get(key)
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
+        st.session_state[key] = type(v)(min(max(v, lo), hi))
+
+
 def present() -> bool:
     """Presentation mode (large type, settings collapsed, charts sized for a projector)."""
     return bool(st.session_state.get(PRESENT_KEY, False))
