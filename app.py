@@ -14,6 +14,7 @@ st.set_page_config(page_title="Distillation Lab", page_icon="⚗️", layout="wi
 PAGES = {
     "": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/lessons.py", title="Lessons", icon=":material/cast_for_education:"),
     ],
     "Distillation": [
         st.Page("pages/distill.py", title="Distill", icon=":material/school:"),
