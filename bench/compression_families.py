@@ -34,7 +34,7 @@ from kdcore import binary, lowrank
 from kdcore.data import load_dataset
 from kdcore.loss_families import ClassDistanceConfig, LossFamilyRun
 from kdcore.metrics import evaluate
-from kdcore.models import format_bytes, model_bytes
+from kdcore.models import format_bytes
 from kdcore.presets import default_kd, default_student, default_teacher_spec
 from kdcore.teachers import TeacherCache
 from kdcore.tradeoffs import pareto_front

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import torch
 
+from kdcore.viz import temperature as tv
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KDLAB_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
 TARGET_MS = {"digits": 50.0, "mnist": 150.0, "fashion_mnist": 150.0}
@@ -101,13 +103,13 @@ def _page_work_ms(ds, teacher, reruns: int) -> float:
         sim = out.similarity(T)
         tl.most_similar(sim)
         story = tl.gradient_story(z, v)
-        figs = [tl.input_image(ds.X_test[idx].numpy().reshape(ds.input_shape[-2:]), "x") if ds.is_image else
-                tl.input_point(ds.X_test.numpy(), out.labels, names, ds.X_test[idx].numpy(), "x"),
-                tl.probability_bars(names, [("a", p1, "#000"), ("b", pT, "#111")], True, "x"),
-                tl.entropy_curve(tl.CURVE_TEMPERATURES, H, top, T, ds.n_classes, "x"),
-                tl.similarity_heatmap(sim, names, T, True, "x"),
-                tl.gradient_ratio_figure(story, T, "x"),
-                tl.gradient_magnitude_figure(story, T, tl.hard_gradient_norm(z, 0), "x")]
+        figs = [tv.input_image(ds.X_test[idx].numpy().reshape(ds.input_shape[-2:]), "x") if ds.is_image else
+                tv.input_point(ds.X_test.numpy(), out.labels, names, ds.X_test[idx].numpy(), "x"),
+                tv.probability_bars(names, [("a", p1, "#000"), ("b", pT, "#111")], True, "x"),
+                tv.entropy_curve(tl.CURVE_TEMPERATURES, H, top, T, ds.n_classes, "x"),
+                tv.similarity_heatmap(sim, names, T, True, "x"),
+                tv.gradient_ratio_figure(story, T, "x"),
+                tv.gradient_magnitude_figure(story, T, tl.hard_gradient_norm(z, 0), "x")]
         for f in figs:
             pio.to_json(f.to_dict(), validate=False)
         np.asarray(tl.soft_target_gradient(z, v, T))

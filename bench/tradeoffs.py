@@ -74,22 +74,18 @@ def main() -> None:
                      for b in tr.PANEL_BITS]))
         print()
 
-    reason = tr.pruning_unavailable_reason()
-    if reason:
-        print(f"## Pipeline skipped: {reason}\n")
-    else:
-        rows = []
-        for sparsity, bits in ((0.5, 8), (0.8, 4), (0.9, 2), (0.8, 1)):
-            stages = tr.prune_then_quantize(student, ds, teacher.logits, sparsity, QuantConfig(bits), qat_train,
-                                            kd, seed=args.seed)
-            for s in stages:
-                rows.append({"stage": s.stage, "sparsity (%)": 100 * s.sparsity, "bits": s.bits,
-                             "size": format_bytes(s.metrics["bytes"]), "encoding": s.metrics["encoding"],
-                             "× smaller than teacher": tm["bytes"] / s.metrics["bytes"],
-                             "acc (%)": 100 * s.metrics["accuracy"]})
-        print(f"## Pipeline: distilled {student_cfg.describe()} ({100 * run.result().distilled_metrics['accuracy']:.1f} %, "
-              f"{format_bytes(model_size(student).bytes)}) → prune (fine-tune {args.qat_epochs} epochs) → PTQ\n")
-        print(table(rows) + "\n")
+    rows = []
+    for sparsity, bits in ((0.5, 8), (0.8, 4), (0.9, 2), (0.8, 1)):
+        stages = tr.prune_then_quantize(student, ds, teacher.logits, sparsity, QuantConfig(bits), qat_train,
+                                        kd, seed=args.seed)
+        for s in stages:
+            rows.append({"stage": s.stage, "sparsity (%)": 100 * s.sparsity, "bits": s.bits,
+                         "size": format_bytes(s.metrics["bytes"]), "encoding": s.metrics["encoding"],
+                         "× smaller than teacher": tm["bytes"] / s.metrics["bytes"],
+                         "acc (%)": 100 * s.metrics["accuracy"]})
+    print(f"## Pipeline: distilled {student_cfg.describe()} ({100 * run.result().distilled_metrics['accuracy']:.1f} %, "
+          f"{format_bytes(model_size(student).bytes)}) → prune (fine-tune {args.qat_epochs} epochs) → PTQ\n")
+    print(table(rows) + "\n")
 
     lat = []
     for name, model in (("teacher", teacher.model), ("distilled MLP 16", student),

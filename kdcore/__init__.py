@@ -2,7 +2,7 @@
 
 A plain PyTorch library (no streamlit) for knowledge distillation and model
 compression on small datasets: data loading, models, losses, a callback-driven
-trainer, a disk cache of trained teachers, metrics and plotly figure builders.
+trainer, a disk cache of trained teachers, metrics; its figures are in `kdcore.viz`.
 Pages of the app read widgets, call kdcore and draw; a notebook or a script can
 use it just the same.
 """

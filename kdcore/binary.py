@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdcore.data import Dataset
-from kdcore.train import EpochLog, History, TrainConfig, Trainer, fit, seeded_model
+from kdcore.train import EpochLog, History, TrainConfig, fit, seeded_model
 
 INPUT_BITS = 8            # the first layer reads the input as 8-bit integers (bit planes in the XNOR forward)
 

@@ -36,13 +36,11 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 from torch import nn
 
 from kdcore.data import Dataset
 from kdcore.distill import DistillResult, DistillRun, KDConfig, transfer_labels
-from kdcore.figures import COLORS, _layout
 from kdcore.metrics import accuracy, agreement, evaluate, mean_kl
 from kdcore.models import ModelConfig, model_bytes, param_count
 from kdcore.runs import drive
@@ -198,9 +196,6 @@ class EnsembleBuild:
     def next_spec(self) -> TeacherSpec:
         return self.specs[len(self.members)]
 
-    def is_cached(self, spec: TeacherSpec) -> bool:
-        return self.cache.get(spec, self.dataset) is not None
-
     def step(self, callbacks: Iterable[Callable[[EpochLog], bool | None]] = (), stop=None) -> TrainedTeacher:
         """Train (or load) the next member. A member whose training was stopped is not kept."""
         member = self.cache.get_or_train(self.next_spec(), self.dataset, callbacks, stop)
@@ -328,22 +323,3 @@ def distill_from_ensemble(dataset: Dataset, ensemble: Ensemble, student: ModelCo
                           kd: KDConfig, seed: int = 0, single_index: int = 0) -> EnsembleDistillResult:
     """Run `EnsembleDistillRun` to the end."""
     return drive(EnsembleDistillRun(dataset, ensemble, student, train, kd, seed, single_index))[0]
-
-
-# ---- figures ----
-
-def ensemble_bars(rows: Sequence[dict], title: str = "Test accuracy: members, ensemble, students") -> go.Figure:
-    """Bars of test accuracy; rows: dicts with 'model', 'role' and 'accuracy' (a fraction)."""
-    colors = {"member": COLORS["teacher"], "ensemble": "#2E3A87", "distilled": COLORS["distilled"],
-              "single": "#FFBF79", "scratch": COLORS["scratch"]}
-    names = [r["model"] for r in rows]
-    acc = [100 * r["accuracy"] for r in rows]
-    fig = go.Figure(go.Bar(
-        x=names, y=acc, text=[f"{a:.1f}%" for a in acc], textposition="outside",
-        marker_color=[colors.get(r["role"], COLORS["other"]) for r in rows],
-        customdata=[r.get("params", 0) for r in rows],
-        hovertemplate="%{x}<br>%{y:.2f}% test accuracy<br>%{customdata:,} parameters<extra></extra>"))
-    lo = max(0.0, min(acc) - 8) if acc else 0.0
-    fig.update_yaxes(title_text="test accuracy (%)", range=[lo, 100.5 + (100 - lo) * 0.1])
-    fig.update_xaxes(title_text="model")
-    return _layout(fig, title, height=400)

@@ -16,7 +16,6 @@ and KD from a teacher trained with a class-distance term.
 
 from __future__ import annotations
 
-import copy
 import math
 import statistics
 import time

@@ -89,11 +89,6 @@ def logit_matching_loss(student_logits: torch.Tensor, teacher_logits: torch.Tens
     return 0.5 * (student_logits - teacher_logits).pow(2).mean()
 
 
-def hard_loss(student_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy on the labelled examples only (labels of -1 are skipped)."""
-    return F.cross_entropy(student_logits, targets, ignore_index=IGNORE_LABEL)
-
-
 def sequence_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
                      mask: torch.Tensor | None = None, temperature=4.0, alpha=0.5) -> torch.Tensor:
     """`kd_loss` per time step of sequences (B, L, C), padding left out:

@@ -26,7 +26,7 @@ from torch import nn
 from kdcore.data import Dataset
 from kdcore.metrics import evaluate
 from kdcore.models import model_bytes, param_count
-from kdcore.train import EpochLog, History, TrainConfig, Trainer, fit
+from kdcore.train import EpochLog, History, TrainConfig, fit
 
 
 @dataclass(frozen=True)

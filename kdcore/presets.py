@@ -43,10 +43,9 @@ STUDENT_TRAINING = {
     "mnist": TrainConfig(epochs=3, batch_size=128, lr=3e-3),
     "fashion_mnist": TrainConfig(epochs=3, batch_size=128, lr=3e-3),
 }
-KD_DEFAULTS = {
-    # few labels + a transfer set of unlabelled examples: where soft targets pay off
-    "digits": KDConfig(temperature=4.0, alpha=0.9, labelled_fraction=0.1),
-}
+# Every dataset: few labels + a transfer set of unlabelled examples, where soft targets pay off
+# (measured on digits, docs/results.md); T = 4 and α = 0.9 as in the paper's MNIST runs.
+KD_DEFAULT = KDConfig(temperature=4.0, alpha=0.9, labelled_fraction=0.1)
 
 
 def default_teacher_spec(dataset: str, data_seed: int = 0, seed: int = 0) -> TeacherSpec:
@@ -58,4 +57,5 @@ def default_student(dataset: str) -> tuple[ModelConfig, TrainConfig]:
 
 
 def default_kd(dataset: str) -> KDConfig:
-    return KD_DEFAULTS.get(dataset, KDConfig(temperature=4.0, alpha=0.9, labelled_fraction=0.1))
+    """The distillation settings of every dataset (one entry: no dataset has measured better ones)."""
+    return KD_DEFAULT

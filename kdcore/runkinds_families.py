@@ -26,7 +26,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from torch import nn
 
 from kdcore import runkinds_compress as rc

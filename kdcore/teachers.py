@@ -189,7 +189,3 @@ class TeacherCache:
         self.trained += 1
         self.put(teacher)
         return teacher
-
-    def clear_memory(self) -> None:
-        with self._lock:
-            self._memory.clear()

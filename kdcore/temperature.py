@@ -15,9 +15,9 @@ softmaxes:
   arXiv:1503.02531, section 2.1): ∂C/∂z_i = (q_i − p_i)/T ≈ (z_i − v_i)/(N·T²)
   at high T for zero-mean logits, and why the soft loss is multiplied by T².
 
-The figure builders at the bottom return `FigureSpec`s: plotly figures made
-from plain dicts without plotly's (slow, 5–20 ms per figure) validation, so a
-rerun of the page stays fast; the tests validate every one with `.figure()`.
+- `entropy_and_top_at`: the entropy and top probability at one T, read off the curves.
+
+Its figures are in `kdcore.viz.temperature`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
-import plotly.graph_objects as go
 
-from kdcore.figures import COLORS
 
 # the temperatures the page's slider offers (denser where the distribution changes fastest)
 TEMPERATURES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0,
@@ -237,230 +234,9 @@ def hard_gradient_norm(student_logits, label: int) -> float:
     return _norm(q)
 
 
-# ---------------------------------------------------------------------------------------------
-# figures (plain dicts wrapped without validation: fast; validated in the tests)
-# ---------------------------------------------------------------------------------------------
-
-# plotly_white's look in a few keys: the full template is ~7 kB that plotly deep-copies and walks
-# on every serialization (several ms per figure); this keeps a rerun fast
-_TEMPLATE = {"layout": {
-    "paper_bgcolor": "white", "plot_bgcolor": "white", "font": {"color": "#2a3f5f"},
-    "colorway": ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880"],
-    "hovermode": "closest", "hoverlabel": {"align": "left"},
-    "xaxis": {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "zerolinecolor": "#EBF0F8", "automargin": True,
-              "ticks": "", "zerolinewidth": 2},
-    "yaxis": {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "zerolinecolor": "#EBF0F8", "automargin": True,
-              "ticks": "", "zerolinewidth": 2},
-}}
-
-
-class FigureSpec(go.Figure):
-    """A plotly figure handed to `st.plotly_chart` as a ready-made dict.
-
-    Building a `go.Figure` validates every property (~5–20 ms a figure) and
-    `to_dict` deep-copies it again; streamlit only calls `to_dict()` on a
-    figure, so this subclass skips both and returns the dict as it is. Use
-    `.figure()` for a real, validated `go.Figure` (the tests do, so a wrong
-    property name fails there instead of being dropped silently).
-    """
-
-    def __init__(self, spec: dict):  # deliberately no super().__init__(): that is the slow part
-        self._spec = spec
-
-    def to_dict(self) -> dict:
-        return self._spec
-
-    def figure(self) -> go.Figure:
-        return go.Figure(self._spec)
-
-    def __repr__(self) -> str:
-        return f"FigureSpec({self._spec['layout'].get('title', {}).get('text', '')!r})"
-
-
-def _figure(data: list[dict], layout: dict, title: str, height: int = 360) -> FigureSpec:
-    """The same look as `kdcore.figures._layout`, without plotly's validation pass."""
-    base = dict(title=dict(text=title, x=0.0, xanchor="left"), height=height,
-                margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.25),
-                template=_TEMPLATE)
-    base.update(layout)
-    return FigureSpec(dict(data=data, layout=base))
-
-
-def _vline(x: float, color: str = "#888", dash: str = "dot") -> dict:
-    """A vertical line at x in axis units (on a log axis pass log10 of the value, as plotly wants)."""
-    return dict(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1,
-                line=dict(color=color, dash=dash, width=1.5))
-
-
-def _hline(y: float, color: str = "#888", dash: str = "dash", yref: str = "y") -> dict:
-    return dict(type="line", xref="paper", yref=yref, x0=0, x1=1, y0=y, y1=y,
-                line=dict(color=color, dash=dash, width=1.2))
-
-
-def input_image(image: np.ndarray, title: str) -> FigureSpec:
-    """A greyscale image (H, W), intensities 0..1, drawn as pixels with hover."""
-    img = np.asarray(image, dtype=np.float64)
-    data = [dict(type="heatmap", z=img, colorscale="Greys", zmin=0.0, zmax=1.0, showscale=False,
-                 hovertemplate="row %{y}, column %{x}<br>intensity %{z:.2f}<extra></extra>")]
-    layout = dict(xaxis=dict(visible=False, constrain="domain"),
-                  yaxis=dict(visible=False, autorange="reversed", scaleanchor="x", constrain="domain"),
-                  margin=dict(l=10, r=10, t=50, b=10))
-    return _figure(data, layout, title, height=300)
-
-
-def input_point(points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], point: np.ndarray,
-                title: str) -> FigureSpec:
-    """2-D data: the test points coloured by class, and the chosen one as a star."""
-    points = np.asarray(points, dtype=np.float64)
-    data = []
-    for c, name in enumerate(class_names):
-        sel = labels == c
-        data.append(dict(type="scatter", mode="markers", x=points[sel, 0], y=points[sel, 1], name=str(name),
-                         marker=dict(size=5, opacity=0.35),
-                         hovertemplate=f"{name}<br>x₁ %{{x:.2f}}, x₂ %{{y:.2f}}<extra></extra>"))
-    data.append(dict(type="scatter", mode="markers", x=[float(point[0])], y=[float(point[1])],
-                     name="this example", marker=dict(size=18, symbol="star", color="black",
-                                                      line=dict(color="white", width=1)),
-                     hovertemplate="this example<br>x₁ %{x:.2f}, x₂ %{y:.2f}<extra></extra>"))
-    layout = dict(xaxis=dict(title=dict(text="x₁ (input feature)")),
-                  yaxis=dict(title=dict(text="x₂ (input feature)"), scaleanchor="x"))
-    return _figure(data, layout, title, height=340)
-
-
-def probability_bars(class_names: Sequence[str], series: Sequence[tuple[str, np.ndarray, str]],
-                     log_scale: bool, title: str) -> FigureSpec:
-    """Grouped bars of probability per class; series = (legend name, probabilities (C,), colour).
-
-    On a log axis the tiny probabilities of the wrong classes (the dark knowledge) become visible.
-    """
-    x = [str(c) for c in class_names]
-    data = [dict(type="bar", x=x, y=np.asarray(p, dtype=np.float64), name=name, marker=dict(color=color),
-                 hovertemplate=f"{name}<br>class %{{x}}: p = %{{y:.3g}}<extra></extra>")
-            for name, p, color in series]
-    if log_scale:
-        lo = min(float(np.min(np.asarray(p)[np.asarray(p) > 0], initial=1.0)) for _, p, _ in series)
-        yaxis = dict(type="log", title=dict(text="probability (log scale)"),
-                     range=[max(np.log10(lo) - 0.5, -30.0), 0.05], exponentformat="power")
-    else:
-        yaxis = dict(title=dict(text="probability"), range=[0, 1.02])
-    layout = dict(barmode="group", xaxis=dict(title=dict(text="class"), type="category"), yaxis=yaxis,
-                  legend=dict(orientation="h", y=1.02, x=1.0, xanchor="right", yanchor="bottom"))
-    return _figure(data, layout, title, height=360)
-
-
-def entropy_curve(temperatures: np.ndarray, entropies: np.ndarray, top_probs: np.ndarray,
-                  temperature: float, n_classes: int, title: str) -> FigureSpec:
-    """Entropy (left axis, nats) and top-class probability (right axis) against T, log T axis."""
-    t = float(temperature)
-    h_now, top_now = entropy_and_top_at(temperatures, entropies, top_probs, t)
-    max_h = float(np.log(n_classes))
-    data = [
-        dict(type="scatter", mode="lines", x=temperatures, y=entropies, name="entropy H(p_T)",
-             line=dict(color=COLORS["teacher"], width=2.5),
-             hovertemplate="T = %{x:.2f}<br>H = %{y:.3f} nats<extra></extra>"),
-        dict(type="scatter", mode="lines", x=temperatures, y=top_probs, name="top-class probability",
-             yaxis="y2", line=dict(color=COLORS["distilled"], width=2, dash="dash"),
-             hovertemplate="T = %{x:.2f}<br>top p = %{y:.3f}<extra></extra>"),
-        dict(type="scatter", mode="markers", x=[t], y=[h_now], name=f"T = {t:g}", showlegend=False,
-             marker=dict(size=12, color=COLORS["teacher"], line=dict(color="white", width=1.5)),
-             hovertemplate=f"T = {t:g}<br>H = {h_now:.3f} nats<extra></extra>"),
-        dict(type="scatter", mode="markers", x=[t], y=[top_now], yaxis="y2", showlegend=False,
-             marker=dict(size=11, color=COLORS["distilled"], symbol="diamond"),
-             hovertemplate=f"T = {t:g}<br>top p = {top_now:.3f}<extra></extra>"),
-    ]
-    layout = dict(
-        xaxis=dict(type="log", title=dict(text="temperature T (log scale)")),
-        yaxis=dict(title=dict(text="entropy (nats)"), range=[0, max_h * 1.05]),
-        yaxis2=dict(title=dict(text="top-class probability"), overlaying="y", side="right", range=[0, 1.05],
-                    showgrid=False),
-        shapes=[_vline(np.log10(t)), _hline(max_h)],
-        annotations=[dict(x=1, xref="paper", xanchor="right", y=max_h, yref="y", yanchor="bottom",
-                          text=f"log {n_classes} = {max_h:.2f} nats (uniform)", showarrow=False,
-                          font=dict(size=11, color="#666"))],
-        margin=dict(l=60, r=60, t=50, b=50),
-    )
-    return _figure(data, layout, title, height=360)
-
-
 def entropy_and_top_at(temperatures, entropies, top_probs, t: float) -> tuple[float, float]:
     """Interpolated (in log T) entropy and top probability at T = t, for the marker."""
     lt = np.log(np.asarray(temperatures, dtype=np.float64))
     return (float(np.interp(np.log(t), lt, entropies)), float(np.interp(np.log(t), lt, top_probs)))
 
 
-def similarity_heatmap(similarity: np.ndarray, class_names: Sequence[str], temperature: float,
-                       log_scale: bool, title: str) -> FigureSpec:
-    """Class-by-class mean soft targets at T; with `log_scale` the colours follow log10 of p."""
-    sim = np.asarray(similarity, dtype=np.float64)
-    names = [str(c) for c in class_names]
-    text = [[f"{100 * v:.1f}" if np.isfinite(v) else "" for v in row] for row in sim]
-    if log_scale:
-        z = np.log10(np.clip(sim, 1e-12, None))
-        colorbar = dict(title=dict(text="log₁₀ p"))
-    else:
-        z = sim
-        colorbar = dict(title=dict(text="p"))
-    data = [dict(type="heatmap", z=z, x=names, y=names, customdata=sim, colorscale="Blues", text=text,
-                 texttemplate="%{text}" if len(names) <= 12 else None, colorbar=colorbar,
-                 hovertemplate="a true “%{y}” looks like “%{x}”<br>mean soft target "
-                               f"at T={temperature:g}: " + "%{customdata:.4f}<extra></extra>")]
-    layout = dict(xaxis=dict(title=dict(text="class in the soft target"), type="category"),
-                  yaxis=dict(title=dict(text="true class of the example"), type="category",
-                             autorange="reversed"))
-    return _figure(data, layout, title, height=420)
-
-
-def gradient_ratio_figure(story: GradientStory, temperature: float, title: str) -> FigureSpec:
-    """‖soft‖/‖logit-matching‖ and their cosine against T, with 1 marked."""
-    t = float(temperature)
-    lt = np.log(story.temperatures)
-    r_now = float(np.interp(np.log(t), lt, story.ratio))
-    data = [
-        dict(type="scatter", mode="lines", x=story.temperatures, y=story.ratio,
-             name="‖(q−p)/T‖ ÷ ‖(z−v)/(N·T²)‖", line=dict(color=COLORS["teacher"], width=2.5),
-             hovertemplate="T = %{x:.2f}<br>norm ratio %{y:.3f}<extra></extra>"),
-        dict(type="scatter", mode="lines", x=story.temperatures, y=story.cosine,
-             name="cosine between the two gradients", line=dict(color=COLORS["scratch"], width=2, dash="dash"),
-             hovertemplate="T = %{x:.2f}<br>cosine %{y:.3f}<extra></extra>"),
-        dict(type="scatter", mode="markers", x=[t], y=[r_now], showlegend=False,
-             marker=dict(size=12, color=COLORS["teacher"], line=dict(color="white", width=1.5)),
-             hovertemplate=f"T = {t:g}<br>norm ratio {r_now:.3f}<extra></extra>"),
-    ]
-    ymax = float(max(1.1, min(np.nanmax(story.ratio) * 1.05, 5.0)))
-    layout = dict(xaxis=dict(type="log", title=dict(text="temperature T (log scale)")),
-                  yaxis=dict(title=dict(text="ratio / cosine (1 = identical gradients)"), range=[0, ymax]),
-                  shapes=[_vline(np.log10(t)), _hline(1.0, color="#444")])
-    return _figure(data, layout, title, height=360)
-
-
-def gradient_magnitude_figure(story: GradientStory, temperature: float, hard_norm: float | None,
-                              title: str) -> FigureSpec:
-    """Gradient size against T, without and with the T² factor (log-log), and the labels' for scale."""
-    t = float(temperature)
-    lt = np.log(story.temperatures)
-    data = [
-        dict(type="scatter", mode="lines", x=story.temperatures, y=story.soft_norm,
-             name="without T²: ‖(q−p)/T‖", line=dict(color=COLORS["quantized"], width=2.5),
-             hovertemplate="T = %{x:.2f}<br>‖gradient‖ %{y:.3g}<extra></extra>"),
-        dict(type="scatter", mode="lines", x=story.temperatures, y=story.scaled_norm,
-             name="with T²: T·‖q−p‖", line=dict(color=COLORS["teacher"], width=2.5),
-             hovertemplate="T = %{x:.2f}<br>‖gradient‖ %{y:.3g}<extra></extra>"),
-        dict(type="scatter", mode="markers", showlegend=False, x=[t, t],
-             y=[float(np.exp(np.interp(np.log(t), lt, np.log(np.maximum(story.soft_norm, 1e-300))))),
-                float(np.exp(np.interp(np.log(t), lt, np.log(np.maximum(story.scaled_norm, 1e-300)))))],
-             marker=dict(size=11, color=[COLORS["quantized"], COLORS["teacher"]],
-                         line=dict(color="white", width=1.5)),
-             hovertemplate="T = %{x:g}<br>‖gradient‖ %{y:.3g}<extra></extra>"),
-    ]
-    shapes = [_vline(np.log10(t))]
-    annotations = []
-    if hard_norm is not None and hard_norm > 0:
-        shapes.append(_hline(np.log10(hard_norm), color=COLORS["scratch"]))
-        annotations.append(dict(x=0, xref="paper", xanchor="left", y=np.log10(hard_norm), yref="y",
-                                yanchor="bottom", showarrow=False, font=dict(size=11, color=COLORS["scratch"]),
-                                text=f"labels' gradient ‖softmax(z) − y‖ = {hard_norm:.3g}"))
-    layout = dict(xaxis=dict(type="log", title=dict(text="temperature T (log scale)")),
-                  yaxis=dict(type="log", title=dict(text="gradient norm w.r.t. student logits"),
-                             exponentformat="power"),
-                  shapes=shapes, annotations=annotations)
-    return _figure(data, layout, title, height=360)

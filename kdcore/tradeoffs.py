@@ -8,7 +8,8 @@
   quantization and for quantization-aware distillation, of one model.
 - `prune_then_quantize`: the distill → prune → quantize pipeline (uses kdcore.pruning).
 - `quantized_record`, `tradeoff_points`, `stakeholder_summary`: records and words for the page.
-- Figure builders (plotly; data in, figure out): `frontier_figure`, `sweep_figure`, `bits_figure`.
+
+Its figures are in `kdcore.viz.tradeoffs`.
 
 Fake-quantized weights are float32 tensors in PyTorch: on CPU a quantized model
 runs exactly as fast as the float one, so quantization shows on the size axis,
@@ -24,14 +25,13 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-import plotly.graph_objects as go
 import torch
 from torch import nn
 
 from kdcore.data import Dataset
 from kdcore.distill import DistillRun, KDConfig
-from kdcore.figures import COLORS, _layout
 from kdcore.metrics import evaluate
+from kdcore import pruning
 from kdcore.models import ModelConfig, format_bytes
 from kdcore.quantize import FLOAT_BITS, QuantConfig, model_size, qat_distill, quantize_model
 from kdcore.registry import ModelRecord
@@ -385,32 +385,6 @@ def qat_rows(model: nn.Module, ds: Dataset, teacher_train_logits: torch.Tensor, 
 
 # ---------------------------------------------------------------- distill → prune → quantize
 
-class PruningUnavailable(RuntimeError):
-    """kdcore.pruning is not there (or lacks the functions the pipeline needs)."""
-
-
-def _pruning():
-    try:
-        from kdcore import pruning
-    except ImportError as err:
-        raise PruningUnavailable("The pruning module (kdcore.pruning) is not available in this build, so the "
-                                 f"distill → prune → quantize pipeline cannot run ({err}).") from err
-    missing = [n for n in ("prunable_parameters", "MagnitudeScore", "masks_for_sparsity", "apply_masks",
-                           "sparsity") if not hasattr(pruning, n)]
-    if missing:
-        raise PruningUnavailable(f"kdcore.pruning lacks {', '.join(missing)}: the pipeline cannot run.")
-    return pruning
-
-
-def pruning_unavailable_reason() -> str | None:
-    """None when the distill → prune → quantize pipeline can run, else why not (for the page)."""
-    try:
-        _pruning()
-    except PruningUnavailable as err:
-        return str(err)
-    return None
-
-
 @dataclass
 class PipelineStage:
     stage: str             # "pruned" or "pruned + quantized"
@@ -434,7 +408,6 @@ class PipelineRun:
                  sparsity: float, quant: QuantConfig, finetune: TrainConfig | None, kd: KDConfig,
                  seed: int = 0, source_recipe: str = ""):
         from kdcore.quantize import QATDistillRun
-        pruning = self.pruning = _pruning()
         if not 0.0 <= sparsity < 1.0:
             raise ValueError("the sparsity must be in [0, 1)")
         self.ds, self.teacher_logits, self.sparsity, self.quant = ds, teacher_logits, sparsity, quant
@@ -463,7 +436,7 @@ class PipelineRun:
     def stages(self) -> list[PipelineStage]:
         if self._stages is not None:
             return self._stages
-        pruning, pruned, sparsity, quant, ds = self.pruning, self.pruned, self.sparsity, self.quant, self.ds
+        pruned, sparsity, quant, ds = self.pruned, self.sparsity, self.quant, self.ds
         how = f"magnitude-pruned to {100 * sparsity:g} % sparsity (global)"
         if self.tuning is not None:
             self.tuning.finish()
@@ -513,84 +486,3 @@ def pipeline_records(stages: Sequence[PipelineStage], source: ModelRecord, quant
                                                "sparsity": st_.sparsity, "source": source.name,
                                                "pipeline": "distill → prune → quantize"}))
     return out
-
-
-# ---------------------------------------------------------------- figures
-
-AXES = {
-    "bytes": ("size (bytes, log scale)", "size"),
-    "latency_b1_ms": ("CPU latency at batch 1 (ms per batch, log scale)", "latency, batch 1"),
-    "latency_b256_ms": ("CPU latency at batch 256 (ms per batch, log scale)", "latency, batch 256"),
-}
-
-
-def frontier_figure(points: Sequence[TradeoffPoint], x: str = "bytes", title: str | None = None) -> go.Figure:
-    """Test accuracy against size or latency (log axis), one colour per role, the Pareto frontier drawn."""
-    axis_title, short = AXES[x]
-    fig = go.Figure()
-    usable = [p for p in points if not math.isnan(float(getattr(p, x)))]
-    for role in dict.fromkeys(p.role for p in usable):
-        ps = [p for p in usable if p.role == role]
-        fig.add_trace(go.Scatter(
-            x=[getattr(p, x) for p in ps], y=[100 * p.accuracy for p in ps], mode="markers", name=role,
-            marker=dict(size=11, color=COLORS.get(role, COLORS["other"]), line=dict(width=1, color="white")),
-            customdata=[[p.name, p.recipe, format_bytes(p.bytes), p.bits, p.encoding,
-                         p.latency_b1_ms, p.latency_b256_ms] for p in ps],
-            hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}<br>test accuracy %{y:.2f} %<br>"
-                          "size %{customdata[2]} (%{customdata[3]}-bit, %{customdata[4]})<br>"
-                          "latency %{customdata[5]:.3f} ms (batch 1), %{customdata[6]:.3f} ms (batch 256)"
-                          "<extra>%{fullData.name}</extra>"))
-    front = [usable[i] for i in pareto_front([getattr(p, x) for p in usable], [p.accuracy for p in usable])]
-    if front:
-        xs, ys = [], []
-        for p in front:   # a staircase: accuracy holds until the next, larger model improves it
-            if ys:
-                xs.append(getattr(p, x))
-                ys.append(ys[-1])
-            xs.append(getattr(p, x))
-            ys.append(100 * p.accuracy)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="Pareto frontier", hoverinfo="skip",
-                                 line=dict(color="#333", dash="dash", width=1.5)))
-    fig.update_xaxes(title_text=axis_title, type="log")
-    fig.update_yaxes(title_text="test accuracy (%)")
-    return _layout(fig, title or f"Test accuracy against {short}", height=440)
-
-
-def sweep_figure(points: Sequence[SweepPoint], teacher_metrics: dict | None = None) -> go.Figure:
-    """Two curves, distilled and scratch: test accuracy against size (log axis), one point per width."""
-    fig = go.Figure()
-    pts = sorted(points, key=lambda p: p.bytes)
-    for role, acc in (("distilled", lambda p: p.distilled_accuracy), ("scratch", lambda p: p.scratch_accuracy)):
-        fig.add_trace(go.Scatter(
-            x=[p.bytes for p in pts], y=[100 * acc(p) for p in pts], mode="lines+markers", name=role,
-            line=dict(color=COLORS[role]), customdata=[[p.width, p.params, format_bytes(p.bytes)] for p in pts],
-            hovertemplate=f"{role}, hidden width %{{customdata[0]}}<br>%{{customdata[1]:,}} parameters, "
-                          "%{customdata[2]}<br>test accuracy %{y:.2f} %<extra></extra>"))
-    if teacher_metrics:
-        fig.add_trace(go.Scatter(
-            x=[teacher_metrics["bytes"]], y=[100 * teacher_metrics["accuracy"]], mode="markers", name="teacher",
-            marker=dict(color=COLORS["teacher"], size=12, symbol="star"),
-            hovertemplate="teacher<br>%{x:,} bytes<br>test accuracy %{y:.2f} %<extra></extra>"))
-    fig.update_xaxes(title_text="size (bytes, float32, log scale)", type="log")
-    fig.update_yaxes(title_text="test accuracy (%)")
-    return _layout(fig, "Size sweep: distilled vs trained from scratch", height=420)
-
-
-def bits_figure(rows: Sequence[BitsRow], title: str = "Test accuracy against bits per weight") -> go.Figure:
-    """Accuracy against bits (32, 8, 4, 2, 1) for PTQ and QAT."""
-    fig = go.Figure()
-    order = [str(b) for b in PANEL_BITS]
-    for method, color in (("PTQ", COLORS["quantized"]), ("QAT", COLORS["distilled"])):
-        rs = sorted([r for r in rows if r.method == method], key=lambda r: -r.bits)
-        if not rs:
-            continue
-        fig.add_trace(go.Scatter(
-            x=[str(r.bits) for r in rs], y=[100 * r.accuracy for r in rs], mode="lines+markers",
-            name={"PTQ": "post-training (PTQ)", "QAT": "quantization-aware distillation (QAT)"}[method],
-            line=dict(color=color), customdata=[format_bytes(r.bytes) for r in rs],
-            hovertemplate=f"{method}, %{{x}} bits<br>test accuracy %{{y:.2f}} %<br>size %{{customdata}}"
-                          "<extra></extra>"))
-    fig.update_xaxes(title_text="bits per weight (32 = float)", type="category", categoryorder="array",
-                     categoryarray=order)
-    fig.update_yaxes(title_text="test accuracy (%)")
-    return _layout(fig, title, height=400)

@@ -3,20 +3,19 @@
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures
+from kdcore import viz
 from kdcore.distill import DistillResult
 from kdcore.models import ModelConfig, format_bytes
-from kdcore.presets import default_teacher_spec
 from kdcore.runkinds import distill_config
+from kdcore.presets import default_teacher_spec
 from kdcore.runs import RunSpec
 from kdcore.teachers import TeacherSpec
 from kdcore.train import TrainConfig
-from ui import links, runs, state
+from ui import runs, state
 from ui import student as student_ui
 from ui import teacher as teacher_ui
 
 SLOT = runs.DISTILL_SLOT             # the page's current distillation run, per dataset and seed
-FIGURES = "distill_figures"          # (run id, view) -> built figure
 
 ds = state.dataset()
 
@@ -88,13 +87,8 @@ if teacher is None:
         elif not teacher_ui.watch_training(spec, key="distill"):
             st.info("No teacher with these settings yet: **Train teacher**, or press **Distill** "
                     "and it is trained first.")
-if v is not None and v.active:
-    runs.watch(run_id, key="distill", label="Distilling",
-               chart=lambda c: figures.live_curves(c, "Validation accuracy of the two students, live"))
-    st.stop()
-if v is not None:
-    runs.explain_end(v, "distillation")
-result: DistillResult | None = runs.result(run_id)
+result: DistillResult | None = runs.watched_result(run_id, "distill", "Distilling", "distillation",
+                                                   "Validation accuracy of the students, live")
 
 if result is None:
     st.info("Press **Distill** to train the two students. On *digits* at the default settings it "
@@ -103,16 +97,10 @@ if result is None:
 
 # ---- results: everything below reads stored results; nothing here trains ----
 def figure(view: tuple, build):
-    """A chart built once per view (building a plotly figure costs ~25 ms; sending it, ~1 ms)."""
-    cache = st.session_state.setdefault(FIGURES, {})
-    key = (run_id, *view)
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+    return state.cached_figure("distill", run_id, view, build)
 
 
 runs.register_distill_models(ds, run_id, result)
-links.showing_run(run_id)
 st.subheader("3 · Results")
 gain_pts = 100 * result.gain
 summary = result.summary()
@@ -168,7 +156,7 @@ with left:
     curves = {"distilled": result.distilled_history.to_records(), "scratch": result.scratch_history.to_records()}
     if result.hard_history is not None:
         curves["hard labels"] = result.hard_history.to_records()
-    st.plotly_chart(figure(("curves", metric), lambda: figures.training_curves(curves, metric)), width="stretch")
+    st.plotly_chart(figure(("curves", metric), lambda: viz.common.training_curves(curves, metric)), width="stretch")
     st.caption("The distilled student's training loss includes the T²-scaled soft term, so it is "
                "not on the same scale as the others' cross-entropy; compare validation curves.")
 with right:
@@ -177,13 +165,13 @@ with right:
                      bind="query-params",
                      format_func=lambda k: "hard labels" if k == "hard" else k)
     normalize = st.toggle("Row percentages", key="distill_cm_norm", bind="query-params")
-    st.plotly_chart(figure(("confusion", which, normalize), lambda: figures.confusion_heatmap(
+    st.plotly_chart(figure(("confusion", which, normalize), lambda: viz.common.confusion_heatmap(
         result.confusion[which], ds.class_names, f"Confusion matrix: {which} (test set)", normalize)),
         width="stretch")
 
 if ds.input_shape == (2,):   # 2-D data: where each model draws its class boundaries
     panels = {"teacher": teacher.model} if teacher is not None else {}
     panels |= {"distilled": result.distilled, "scratch": result.scratch}
-    st.plotly_chart(figure(("regions", tuple(panels)), lambda: figures.decision_boundary(
+    st.plotly_chart(figure(("regions", tuple(panels)), lambda: viz.common.decision_boundary(
         panels, ds.X_test, ds.y_test, ds.class_names,
         title="Decision regions on the plane (test points on top)")), width="stretch")

@@ -10,8 +10,8 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures
-from kdcore.ensemble import METHODS, Ensemble, EnsembleDistillResult, describe_member, ensemble_bars, member_specs
+from kdcore import viz
+from kdcore.ensemble import METHODS, Ensemble, EnsembleDistillResult, describe_member, member_specs
 from kdcore.models import format_bytes
 from kdcore.registry import ModelRecord
 from kdcore.runkinds_ensemble import ensemble_config, ensemble_distill_config
@@ -23,19 +23,10 @@ from ui import student as student_ui
 
 BUILD_SLOT = "ensemble"                 # the page's current members' run, per dataset and seed
 DISTILL_SLOT = "ensemble_distill"       # the page's current ensemble -> student run
-REGISTERED = "ensemble_registered"      # run ids whose models are already listed in this session
 METHOD_LABELS = {"arithmetic": "arithmetic mean of probabilities", "geometric": "geometric mean (renormalized)"}
 
 
 ds = state.dataset()
-
-
-def register_once(run_id: str, register) -> None:
-    """List a run's models among this session's models once (not on every rerun)."""
-    done = st.session_state.setdefault(REGISTERED, set())
-    if run_id not in done:
-        register()
-        done.add(run_id)
 
 
 def register_ensemble(ens: Ensemble) -> None:
@@ -124,11 +115,11 @@ distilling = dv is not None and dv.active
 if distilling:
     with col_s:
         runs.watch(distill_id, key="ens_distill", label="Distilling the ensemble",
-                   chart=lambda c: figures.live_curves(c, "Students: validation accuracy, live"))
+                   chart=lambda c: viz.common.live_curves(c, "Students: validation accuracy, live"))
 if bv is not None and bv.active:
     with ensemble_status.container():
         runs.watch(build_id, key="ens_build", label="Training the members",
-                   chart=lambda c: figures.live_curves(c, "Members: validation accuracy, live"))
+                   chart=lambda c: viz.common.live_curves(c, "Members: validation accuracy, live"))
     st.stop()
 
 ensemble: Ensemble | None = None
@@ -143,7 +134,7 @@ if bv is not None:
             st.warning("Ensemble training stopped before the first member finished; nothing was kept.")
 
 if ensemble is not None:
-    register_once(build_id, lambda: register_ensemble(ensemble))
+    state.register_once(build_id, lambda: register_ensemble(ensemble))
     ensemble_status.success(
         f"**{ensemble.describe()}**: {100 * ensemble.metrics['accuracy']:.1f} % test accuracy, "
         f"{ensemble.metrics['params']:,} parameters in all ({format_bytes(ensemble.metrics['bytes'])})")
@@ -158,7 +149,7 @@ if dv is not None and not distilling and ensemble is not None:
         runs.explain_end(dv, "distillation")
         res = runs.result(distill_id)
 if res is not None:
-    register_once(distill_id, lambda: register_distilled(res))
+    state.register_once(distill_id, lambda: register_distilled(res))
     if res.stopped_early:
         st.warning(f"Distillation stopped after epoch {res.result.distilled_history.epochs_run} of "
                    f"{res.result.train_config.epochs}; the students below are as they were then.")
@@ -205,7 +196,7 @@ st.dataframe(table, hide_index=True, column_config={
     "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
     "agreement with the ensemble (%)": st.column_config.NumberColumn(format="%.2f"),
 })
-st.plotly_chart(ensemble_bars(rows), width="stretch")
+st.plotly_chart(viz.ensembles.ensemble_bars(rows), width="stretch")
 
 if res is None:
     if not distilling:
@@ -224,6 +215,6 @@ st.caption(f"Student {res.result.student_config.describe()} · T = {kd.temperatu
 metric = st.radio("Curve", ["val_acc", "train_loss", "val_loss"], horizontal=True, key="ens_curve", bind="query-params",
                   format_func={"val_acc": "validation accuracy", "train_loss": "training loss",
                                "val_loss": "validation loss"}.get)
-st.plotly_chart(figures.training_curves(
+st.plotly_chart(viz.common.training_curves(
     {"from ensemble": res.result.distilled_history.to_records(), "from one member": res.single_history.to_records(),
      "scratch": res.result.scratch_history.to_records()}, metric), width="stretch")

@@ -1,13 +1,11 @@
 """Hinton MNIST: the paper's MNIST experiment in one click, its figures next to ours."""
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from kdcore import figures
+from kdcore import viz
 from kdcore import device as devices
 from kdcore.data import DatasetUnavailable
-from kdcore.figures import COLORS, _layout
 from kdcore.hinton import PAPER, PRESETS, HintonResult, default_schedule, preset_dataset
 from kdcore.registry import ModelRecord
 from kdcore.runkinds_paper import hinton_config
@@ -84,7 +82,7 @@ links.showing_run(run_id)   # the Share box links to this run's result
 v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="hinton", label="Hinton MNIST",
-               chart=lambda c: figures.live_curves(c, "Validation accuracy, live"))
+               chart=lambda c: viz.common.live_curves(c, "Validation accuracy, live"))
     st.stop()
 if v is not None:
     runs.explain_end(v, "Hinton MNIST experiment")
@@ -124,16 +122,7 @@ st.caption(f"Errors on {res.n_test:,} test images ({res.n_test_class} of them 3s
 keys = [k for k in ("teacher", "hard", "distilled", "omitted", "omitted_bias") if k in res.errors]
 labels = {"teacher": "teacher", "hard": "student, hard labels", "distilled": "student, soft T=20",
           "omitted": "distilled, no 3s", "omitted_bias": "… + bias on 3"}
-fig = go.Figure([
-    go.Bar(name="paper", x=[labels[k] for k in keys], y=[PAPER[k] for k in keys], marker_color="#BAB0AC",
-           hovertemplate="paper: %{x}<br>%{y} errors<extra></extra>"),
-    go.Bar(name="ours", x=[labels[k] for k in keys], y=[res.errors[k] for k in keys],
-           marker_color=COLORS["distilled"], hovertemplate="ours: %{x}<br>%{y} errors<extra></extra>"),
-])
-fig.update_layout(barmode="group")
-fig.update_xaxes(title_text="model")
-fig.update_yaxes(title_text=f"test errors (of {res.n_test:,})")
-st.plotly_chart(_layout(fig, "Test errors: the paper's and ours"), width="stretch")
+st.plotly_chart(viz.hinton.errors_bars({k: res.errors[k] for k in keys}, PAPER, labels, res.n_test), width="stretch")
 
 if "hard" in res.errors and "distilled" in res.errors:
     d, h = res.errors["distilled"], res.errors["hard"]
@@ -157,22 +146,12 @@ if res.omitted_test_logits is not None:
               delta_color="inverse")
     m2.metric(f"… of which on {c}s", int(now.class_errors[0]),
               f"{int(now.class_errors[0]) - res.errors['omitted_on_class']:+d} vs b = 0", delta_color="inverse")
-    bf = go.Figure([
-        go.Scatter(x=grid, y=curve.errors, name="all errors", line=dict(color=COLORS["distilled"]),
-                   hovertemplate="b = %{x:.1f}<br>%{y} errors<extra></extra>"),
-        go.Scatter(x=grid, y=curve.class_errors, name=f"errors on {c}s", line=dict(color=COLORS["distilled"], dash="dash"),
-                   hovertemplate="b = %{x:.1f}<br>%{y} errors on " + str(c) + "s<extra></extra>"),
-    ])
-    bf.add_vline(x=bias, line=dict(color="#888", width=1))
-    bf.add_hline(y=PAPER["omitted_bias"], line=dict(color="#BAB0AC", dash="dot"),
-                 annotation_text=f"paper: {PAPER['omitted_bias']} errors at b = {PAPER['bias']}")
-    bf.update_xaxes(title_text=f"bias added to the {c}'s logit (logit units)")
-    bf.update_yaxes(title_text=f"test errors (of {res.n_test:,})", rangemode="tozero")
-    st.plotly_chart(_layout(bf, f"Recovering the {c}s with a bias"), width="stretch")
+    st.plotly_chart(viz.hinton.bias_errors(grid, curve.errors, curve.class_errors, c, bias, PAPER["omitted_bias"],
+                                           PAPER["bias"], res.n_test), width="stretch")
     st.caption(f"Automatic b = {res.errors['bias']:.2f}: the 3 is then predicted on validation inputs as "
                f"often as the teacher predicts it (no labels used). The best b on a 0.1 grid, judged on the test "
                f"set, is {res.best_bias:g} ({res.best_bias_errors} errors); the paper chose its 3.5 on the test set.")
 
 if res.histories:
-    st.plotly_chart(figures.training_curves({k: v for k, v in res.histories.items() if v}, "val_acc",
+    st.plotly_chart(viz.common.training_curves({k: v for k, v in res.histories.items() if v}, "val_acc",
                                             "Validation accuracy per epoch"), width="stretch")

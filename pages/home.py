@@ -1,9 +1,9 @@
 """Home: the story of distillation in a few sentences, and one picture."""
 
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from kdcore import viz
 from kdcore.losses import soften
 
 st.title("⚗️ Distillation Lab")
@@ -24,17 +24,9 @@ targets against the true labels, and T² keeps the soft gradients' scale as T ch
 # one picture: what a temperature does to a distribution (illustrative logits of a "2")
 logits = torch.tensor([1.0, 2.0, 9.0, 5.5, 0.5, 1.5, 0.0, 4.0, 3.0, 0.5])
 classes = [str(i) for i in range(10)]
-fig = go.Figure()
-for T, color in [(1.0, "#4C78A8"), (4.0, "#F58518")]:
-    p = soften(logits, T).numpy()
-    fig.add_trace(go.Bar(x=classes, y=p, name=f"T = {T:g}", marker_color=color,
-                         hovertemplate="class %{x}: %{y:.3f}<extra>T=" + f"{T:g}</extra>"))
-fig.update_layout(title="Soft targets of a teacher that sees a “2” (illustrative logits)",
-                  barmode="group", height=330, template="plotly_white",
-                  margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
-fig.update_xaxes(title_text="class")
-fig.update_yaxes(title_text="probability")
-st.plotly_chart(fig, width="stretch")
+st.plotly_chart(viz.home.soft_targets_at(classes, [(T, soften(logits, T).numpy()) for T in (1.0, 4.0)],
+                                         "Soft targets of a teacher that sees a “2” (illustrative logits)"),
+                width="stretch")
 st.caption("At T = 1 the teacher is almost one-hot on “2”. At T = 4 its belief that the digit "
            "resembles a “3” and a “7” becomes visible: that is what the student learns from.")
 

@@ -8,7 +8,7 @@ accuracy per loss with its formula and paper, and says whether anything beat pla
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures
+from kdcore import viz
 from kdcore import runkinds_families as rf
 from kdcore.loss_families import DEFAULT_METHODS, LOSS_FAMILIES, verdict
 from kdcore.models import ModelConfig
@@ -74,7 +74,7 @@ links.showing_run(run_id)   # the Share box links to this run's result
 v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="losses_run", label="Loss families",
-               chart=lambda c: figures.live_curves(c, "Test accuracy of each finished student, live",
+               chart=lambda c: viz.common.live_curves(c, "Test accuracy of each finished student, live",
                                                    y_title="test accuracy (%)", x_title="seed (in order)"))
 elif v is None:
     st.info("Choose losses and seeds and press **Run**. On *digits* each student takes a few seconds; the "
@@ -99,7 +99,7 @@ else:
                                    "formula": r["formula"], "paper": r["paper"]} for r in table])
             csv_table.show(shown, key="losses_csv", file_name=f"losses_{ds.name}_seed{ds.seed}.csv",
                            label="Download the table (CSV)")
-            st.plotly_chart(figures.mean_std_bars(table, f"Test accuracy per loss: {res.settings['student']}, "
+            st.plotly_chart(viz.common.mean_std_bars(table, f"Test accuracy per loss: {res.settings['student']}, "
                                                   f"{res.settings['epochs']} epochs, mean ± std over seeds"),
                             width="stretch")
             c = spec.config

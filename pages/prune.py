@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures
-from kdcore import figures_pruning as pf
+from kdcore import viz
 from kdcore import pruning as P
 from kdcore import runkinds_compress as rc
 from kdcore.metrics import evaluate
@@ -135,7 +134,7 @@ links.showing_run(run_id)   # the Share box links to this run's result
 v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="prune", label="Computing saliencies and one-shot curves",
-               chart=lambda c: figures.live_curves(c, "Test accuracy after one-shot pruning, live",
+               chart=lambda c: viz.common.live_curves(c, "Test accuracy after one-shot pruning, live",
                                                    y_title="test accuracy (%)"))
     st.stop()
 v, a = ended_result(run_id, "pruning analysis")
@@ -163,7 +162,7 @@ with left:
     log_x = st.toggle("Log-scaled x axis", value=True, key="prune_logx", bind="query-params")
     which = st.radio("Histogram of", ["OBD", "magnitude"], horizontal=True, key="prune_hist_of", bind="query-params")
     if shown:
-        st.plotly_chart(pf.saliency_histogram(
+        st.plotly_chart(viz.pruning.saliency_histogram(
             {n: scores[which][n] for n in shown}, log_x,
             title=f"{'OBD saliency' if which == 'OBD' else 'Magnitude |θ|'} per layer",
             x_title="saliency ½·h·θ² (nats)" if which == "OBD" else "|θ|"), width="stretch")
@@ -175,13 +174,13 @@ with right:
     view_s = st.select_slider("Sparsity for these views", LEVELS, value=0.8, format_func=lambda s: f"{100 * s:g} %",
                               key="prune_view_sparsity", bind="query-params")
     masks = {c: P.masks_for_sparsity(scores[c], view_s, a.scope) for c in ("OBD", "magnitude", "random")}
-    st.plotly_chart(pf.obd_vs_magnitude({n: scores["OBD"][n] for n in shown or layers}, scores["magnitude"],
+    st.plotly_chart(viz.pruning.obd_vs_magnitude({n: scores["OBD"][n] for n in shown or layers}, scores["magnitude"],
                                         masks["OBD"], masks["magnitude"]), width="stretch")
     agree = np.mean(np.concatenate([(masks["OBD"][n] == masks["magnitude"][n]).flatten().numpy() for n in layers]))
     st.caption(f"At {100 * view_s:g} % sparsity the two criteria make the same decision on {100 * agree:.1f} % "
                "of the weights. Where they disagree, OBD keeps small weights on which the loss is steep "
                "and drops large ones on which it is flat.")
-st.plotly_chart(pf.fraction_removed({c: P.layer_fractions(m) for c, m in masks.items()}, view_s), width="stretch")
+st.plotly_chart(viz.pruning.fraction_removed({c: P.layer_fractions(m) for c, m in masks.items()}, view_s), width="stretch")
 
 st.subheader("2 · Accuracy against sparsity")
 points = a.oneshot
@@ -204,7 +203,7 @@ else:
 rv, r = ended_result(retrain_id, "retraining")
 if rv is not None and rv.active:
     runs.watch(retrain_id, key="prune_curves", label="Retraining the pruned models",
-               chart=lambda c: figures.live_curves(c, "Accuracy after retraining, live", y_title="test accuracy (%)"))
+               chart=lambda c: viz.common.live_curves(c, "Accuracy after retraining, live", y_title="test accuracy (%)"))
 retrained = {}
 if r is not None:
     retrain_spec = runs.store().get(retrain_id).spec.to_dict()
@@ -220,7 +219,7 @@ merged = [{**p, "retrained_accuracy": retrained.get((p["criterion"], p["sparsity
 
 left, right = st.columns(2, gap="large")
 with left:
-    st.plotly_chart(pf.accuracy_curves(merged, a.base_accuracy), width="stretch")
+    st.plotly_chart(viz.pruning.accuracy_curves(merged, a.base_accuracy), width="stretch")
     top = max(p["sparsity"] for p in merged) if merged else None
     at_top = {p["criterion"]: p for p in merged if p["sparsity"] == top}
     if {"OBD", "magnitude", "random"} <= set(at_top):
@@ -232,7 +231,7 @@ with left:
     if not retrained:
         st.caption("Dashed: pruned only. Press **Retrain the pruned models** for the solid curves.")
 with right:
-    st.plotly_chart(pf.predicted_vs_actual(points), width="stretch")
+    st.plotly_chart(viz.pruning.predicted_vs_actual(points), width="stretch")
     st.caption("OBD's prediction is a second-order Taylor expansion at a minimum with the off-diagonal terms "
                "dropped: it holds for small deletions and fails for large ones (points leave the diagonal). "
                "It also assumes the gradient is zero; the neglected first-order term Σ −g·θ is in the table.")
@@ -251,7 +250,7 @@ if not a.sensitivity:
 else:
     sens = pd.DataFrame(a.sensitivity)
     left, right = st.columns([3, 2], gap="large")
-    left.plotly_chart(pf.sensitivity(a.sensitivity, a.base_accuracy), width="stretch")
+    left.plotly_chart(viz.pruning.sensitivity(a.sensitivity, a.base_accuracy), width="stretch")
     measured = [n for n in layers if n in set(sens["layer"])]
     pivot = sens.assign(acc=100 * sens["accuracy"], s=(100 * sens["sparsity"]).map(lambda v: f"{v:g} %")) \
         .pivot(index="layer", columns="s", values="acc").loc[measured]
@@ -275,7 +274,7 @@ if a.complete:
 iv, it = ended_result(iter_id, "iterative pruning")
 if iv is not None and iv.active:
     runs.watch(iter_id, key="prune_iter", label="Pruning iteratively",
-               chart=lambda c: figures.live_curves(c, "Iterative pruning: validation accuracy, live"))
+               chart=lambda c: viz.common.live_curves(c, "Iterative pruning: validation accuracy, live"))
 elif it is None or not it.steps:
     st.caption("Prune k % of the remaining weights, retrain n epochs, repeat (saliencies recomputed each round). "
                "The result is added to this session's models for the Trade-offs page.")
@@ -284,7 +283,7 @@ else:
     register(label, a.n_prunable, it.model, it.criterion, it.steps[-1].sparsity, f"iterative, {len(steps)} rounds",
              runs.store().get(iter_id).spec.to_dict(), ["model"])
     final = steps[-1]
-    st.plotly_chart(pf.iterative_progress(steps, f"Iterative pruning by {it.criterion}: validation accuracy"),
+    st.plotly_chart(viz.pruning.iterative_progress(steps, f"Iterative pruning by {it.criterion}: validation accuracy"),
                     width="stretch")
     st.caption(f"{len(steps)} rounds{'' if it.complete else ' (stopped early)'} · final sparsity "
                f"{100 * final['sparsity']:.1f} % · validation accuracy {100 * final['accuracy']:.2f} % · "

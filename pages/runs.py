@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from kdcore import codec, figures
+from kdcore import codec, viz
 from kdcore.models import format_bytes
 from kdcore.store import runs_frame
 from ui import runs, state
@@ -66,7 +66,7 @@ if len(chosen) >= 2:
             if ys:
                 curves[f"{by_id[rid].display_name} · {name}"] = ys
     if curves:
-        st.plotly_chart(figures.live_curves(curves, "Validation accuracy per epoch, runs overlaid"),
+        st.plotly_chart(viz.common.live_curves(curves, "Validation accuracy per epoch, runs overlaid"),
                         width="stretch", key="runs_compare_chart")
     else:
         st.caption("These runs have no per-epoch curves to overlay.")

@@ -5,8 +5,7 @@ draws stored results (and runs the stored models on the test sequences for its c
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures
-from kdcore import figures_sequences as fs
+from kdcore import viz
 from kdcore.chunker import ABOUT, ChunkerConfig, chunker_takeover_shares, describe_takeover
 from kdcore.models import format_bytes
 from kdcore.runkinds_seq import chunker_config, seq_distill_config, seq_groups_config, seq_teacher_config
@@ -19,7 +18,6 @@ from kdcore.sequences import SEQUENCE_TASKS, SeqTaskConfig, make_sequence_datase
 from kdcore.train import TrainConfig
 from ui import runs, state
 
-FIGURES = "seq_figures"       # (run id, view) -> built figure
 TASK_TITLES = {"events": "User sessions (events)", "reber": "Embedded Reber grammar"}
 TEACHER_WIDTHS = [8, 16, 32, 64, 128, 256]
 STUDENT_WIDTHS = [2, 4, 8, 16, 32, 64, 128]
@@ -27,12 +25,7 @@ seed = state.seed()
 
 
 def figure(run_id: str, view: tuple, build):
-    """A chart built once per run and view (the page's reruns only send it again)."""
-    cache = st.session_state.setdefault(FIGURES, {})
-    key = (run_id, *view)
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+    return state.cached_figure("sequences", run_id, view, build)
 
 
 def ended_result(slot: str, kind: str, dataset: str, label: str, what: str, live_title: str,
@@ -43,7 +36,7 @@ def ended_result(slot: str, kind: str, dataset: str, label: str, what: str, live
     if v is None:
         return None, None
     if v.active:
-        runs.watch(run_id, key=f"{slot}_w", label=label, chart=lambda c: figures.live_curves(c, live_title, y_title))
+        runs.watch(run_id, key=f"{slot}_w", label=label, chart=lambda c: viz.common.live_curves(c, live_title, y_title))
         return None, None
     runs.explain_end(v, what)
     if v.status not in ("finished", "stopped"):
@@ -156,7 +149,7 @@ with tab_kd:
                            f"{m['params']:,} parameters ({format_bytes(m['bytes'])}).")
             elif active is not None:
                 runs.watch(active, key="seq_teacher_w", label="Training the teacher",
-                           chart=lambda c: figures.live_curves(c, "Teacher's validation accuracy, live"))
+                           chart=lambda c: viz.common.live_curves(c, "Teacher's validation accuracy, live"))
             else:
                 st.info("No teacher with these settings yet: **Train teacher**, or press **Distill** and it is "
                         "trained first.")
@@ -220,21 +213,21 @@ with tab_kd:
             st.markdown("**Soft targets, step by step**")
             c1, c2, c3 = st.columns(3)
             who = c1.selectbox("Model", list(models), key="seq_view_model", bind="query-params",
-                               format_func=lambda n: fs.SEQ_NAMES.get(n, n))
+                               format_func=lambda n: viz.sequences.SEQ_NAMES.get(n, n))
             n_test = len(ds.test)
             idx = int(c2.number_input("Test sequence", 1, n_test, 1, key="seq_view_index", bind="query-params",
                                       help=f"One of the {n_test} test sequences.")) - 1
             T = c3.slider("T", 0.5, 10.0, float(d_cfg.temperature), 0.5, key="seq_view_T", bind="query-params",
                           help="Redraws the same model's predictions softened at this temperature; nothing is retrained.")
             steps = int(ds.test.lengths[idx])
-            heat = figure(run_id, ("soft", who, idx, T), lambda: fs.soft_targets_heatmap(
+            heat = figure(run_id, ("soft", who, idx, T), lambda: viz.sequences.soft_targets_heatmap(
                 soft_targets_of_sequence(models[who], ds.test, idx, T), sequence_symbols(ds, ds.test, idx),
-                ds.class_names, ds.test.targets[idx, :steps].tolist(), T, fs.SEQ_NAMES.get(who, who)))
+                ds.class_names, ds.test.targets[idx, :steps].tolist(), T, viz.sequences.SEQ_NAMES.get(who, who)))
             st.plotly_chart(heat, width="stretch", key="seq_heatmap")
             st.caption(f"Sequence: `{ds.test.strings[idx]}` · red rings: the symbol that came next.")
         with right:
             st.markdown("**Accuracy along the sequence**")
-            pos = figure(run_id, ("positions",), lambda: fs.accuracy_per_position_chart(
+            pos = figure(run_id, ("positions",), lambda: viz.sequences.accuracy_per_position_chart(
                 {n: accuracy_per_position(mod, ds.test) for n, mod in models.items()}))
             st.plotly_chart(pos, width="stretch", key="seq_positions")
             st.caption("Each point: the share of right predictions at that step, over the test sequences long "
@@ -304,10 +297,10 @@ with tab_groups:
             cols[2].caption(f"{format_bytes(g_res.sizes['one student'])} · same initialization and batches")
         left, right = st.columns([3, 2], gap="large")
         with left:
-            st.plotly_chart(figure(g_id, ("groups",), lambda: fs.accuracy_per_group_chart(
+            st.plotly_chart(figure(g_id, ("groups",), lambda: viz.sequences.accuracy_per_group_chart(
                 g_res.accuracy_per_group, g_res.group_names)), width="stretch", key="seq_groups_chart")
         with right:
-            st.plotly_chart(figure(g_id, ("sizes",), lambda: fs.model_size_bars(
+            st.plotly_chart(figure(g_id, ("sizes",), lambda: viz.sequences.model_size_bars(
                 {f"{n_models} campaign models": g_res.sizes["per-campaign models"],
                  "one student": g_res.sizes["one student"]})), width="stretch", key="seq_groups_sizes")
         st.caption("'Solved' means: overall at most 0.5 points below the per-campaign models and no campaign more "
@@ -345,7 +338,7 @@ with tab_1991:
             st.info("Press the button to train both networks (about 5 s of CPU at the defaults).")
     elif c_res.history:
         st.info(describe_takeover(c_res.history))
-        st.plotly_chart(figure(c_id, ("shares",), lambda: fs.chunker_share_chart(
+        st.plotly_chart(figure(c_id, ("shares",), lambda: viz.sequences.chunker_share_chart(
             chunker_takeover_shares(c_res.history))), width="stretch", key="seq_chunker_chart")
         ex = c_res.example
         st.markdown("**Who predicts what, on one test sequence** (A: the automatizer was confident; C: handed to "

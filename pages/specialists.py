@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures
+from kdcore import viz
 from kdcore.runkinds_paper import specialists_config
 from kdcore.runs import RunSpec
-from kdcore.specialists import SpecialistConfig, SpecialistResult, covariance_heatmap, describe_gain, per_class_bars
+from kdcore.specialists import SpecialistConfig, SpecialistResult, describe_gain
 from ui import links, runs, state
 from ui import teacher as teacher_ui
 
@@ -66,7 +66,7 @@ links.showing_run(run_id)   # the Share box links to this run's result
 v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="spec_train", label="Training specialists",
-               chart=lambda c: figures.live_curves(c, "Specialists: validation accuracy, live"))
+               chart=lambda c: viz.common.live_curves(c, "Specialists: validation accuracy, live"))
     st.stop()
 if v is not None:
     runs.explain_end(v, "specialists' training")
@@ -91,7 +91,7 @@ names = ds.class_names
 left, right = st.columns([1, 1], gap="large")
 with left:
     hide_diag = st.toggle("Hide the diagonal (each class's own variance)", value=True, key="spec_hide_diag", bind="query-params")
-    st.plotly_chart(covariance_heatmap(result.covariance, result.clusters, names, hide_diag), width="stretch")
+    st.plotly_chart(viz.specialists.covariance_heatmap(result.covariance, result.clusters, names, hide_diag), width="stretch")
     st.caption(f"K-means (K = {result.config.n_clusters}) on the covariance's columns, diagonal set to 0, "
                f"measured on the {result.config.split} split at T = {result.config.temperature:g}. "
                "Red: classes predicted together more than chance; boxes: the clusters.")
@@ -134,7 +134,7 @@ c3.metric("On the classes with a specialist", f"{100 * report['combined_covered'
 
 show_all = st.toggle("Show every class", value=False, key="spec_all_classes", bind="query-params")
 rows = [r for r in report["per_class"] if show_all or r["covered"]]
-st.plotly_chart(per_class_bars(rows, "Per-class test accuracy" + ("" if show_all else
+st.plotly_chart(viz.specialists.per_class_bars(rows, "Per-class test accuracy" + ("" if show_all else
                                                                    ": classes with a specialist")), width="stretch")
 st.dataframe(pd.DataFrame([{"class": r["class"], "specialist": "yes" if r["covered"] else "no",
                             "test examples": r["n"], "generalist (%)": 100 * r["generalist"],

@@ -9,8 +9,7 @@ import importlib.util
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures
-from kdcore.figures_sweep import accuracy_vs_temperature, sweep_heatmap
+from kdcore import viz
 from kdcore.models import ModelConfig
 from kdcore.presets import default_kd, default_student
 from kdcore.registry import ModelRecord
@@ -19,12 +18,11 @@ from kdcore.runs import RunSpec
 from kdcore.sweep import SweepConfig, SweepResult, column_label
 from kdcore.teachers import TeacherSpec
 from kdcore.train import TrainConfig
-from ui import links, runs, state
+from ui import runs, state
 from ui import table as csv_table
 from ui import teacher as teacher_ui
 
 SLOT = "sweep"                 # the page's current sweep run, per dataset and seed
-LAST_CLICK = "sweep_last_click"
 MAX_STUDENTS = 400
 RAY_AVAILABLE = importlib.util.find_spec("ray") is not None
 BACKENDS = {"in-process": "in-process", "Ray": "ray"}
@@ -96,19 +94,12 @@ if run_pressed:
         st.error(f"These settings cannot be used: {err}")
         st.stop()
     runs.submit(RunSpec("sweep", sweep_config(teacher.spec, config, backend=BACKENDS[backend_name])), slot=SLOT)
-    st.session_state.pop("sweep_cell", None)
+    st.session_state.pop(state.SWEEP_CELL_KEY, None)
 
 st.divider()
 run_id = runs.current(SLOT, "sweep", ds.name, ds.seed)
-links.showing_run(run_id)   # the Share box links to this run's result
-v = runs.view(run_id)
-if v is not None and v.active:
-    runs.watch(run_id, key="sweep", label="Sweeping",
-               chart=lambda c: figures.live_curves(c, "Validation accuracy per width (best and mean student), live"))
-    st.stop()
-if v is not None:
-    runs.explain_end(v, "sweep")
-res: SweepResult | None = runs.result(run_id)
+res: SweepResult | None = runs.watched_result(run_id, "sweep", "Sweeping", "sweep",
+                                              "Validation accuracy per width (best and mean student), live")
 
 if res is None:
     st.info("Press **Run sweep**. On *digits* the default 5 × 5 grid (25 students, 30 epochs) trains "
@@ -169,28 +160,28 @@ def clicked_cell(width: int) -> tuple | None:
 
 for width in widths:   # a new click selects its cell (read before drawing, so the frame follows at once)
     clicked = clicked_cell(width)
-    if clicked in labels and st.session_state.get(LAST_CLICK) != clicked:
-        st.session_state[LAST_CLICK] = clicked
-        st.session_state["sweep_cell"] = labels[clicked]
-selected = by_label.get(st.session_state.get("sweep_cell"), best_full)
+    if clicked in labels and st.session_state.get(state.SWEEP_LAST_CLICK_KEY) != clicked:
+        st.session_state[state.SWEEP_LAST_CLICK_KEY] = clicked
+        st.session_state[state.SWEEP_CELL_KEY] = labels[clicked]
+selected = by_label.get(st.session_state.get(state.SWEEP_CELL_KEY), best_full)
 heat_cols = st.columns(min(len(widths), 2))
 for i, width in enumerate(widths):
     with heat_cols[i % len(heat_cols)]:
-        fig = sweep_heatmap(cells, width, metric, best=best_key if width == best_full[0] else None,
+        fig = viz.sweep.sweep_heatmap(cells, width, metric, best=best_key if width == best_full[0] else None,
                             selected=selected[1:] if selected[0] == width else None,
                             temperatures=cfg.temperatures, alphas=cfg.alphas)
         st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points",
                         key=f"sweep_heat_{width}_{metric}")
 
-if st.session_state.get("sweep_cell") not in by_label:
-    st.session_state["sweep_cell"] = labels[best_full]
-cell = by_label[st.selectbox("Cell (or click one in a heatmap)", list(by_label), key="sweep_cell")]
+if st.session_state.get(state.SWEEP_CELL_KEY) not in by_label:
+    st.session_state[state.SWEEP_CELL_KEY] = labels[best_full]
+cell = by_label[st.selectbox("Cell (or click one in a heatmap)", list(by_label), key=state.SWEEP_CELL_KEY)]
 students = res.find(*cell)
 left, right = st.columns(2, gap="large")
 with left:
     curve_names = {"val_acc": "validation accuracy", "train_loss": "training loss", "val_loss": "validation loss"}
     curve = st.radio("Curve", list(curve_names), horizontal=True, key="sweep_curve", bind="query-params", format_func=curve_names.get)
-    st.plotly_chart(figures.training_curves({f"seed {s.spec.seed}": s.history for s in students}, curve,
+    st.plotly_chart(viz.common.training_curves({f"seed {s.spec.seed}": s.history for s in students}, curve,
                                             f"{labels[cell]}: {curve_names[curve]} per epoch"),
                     width="stretch")
     accs = ", ".join(f"{100 * s.metrics['accuracy']:.1f} %" for s in students)
@@ -199,7 +190,7 @@ with right:
     choices = ["best α per T"] + list(cfg.alphas)
     alpha_choice = st.selectbox("Accuracy against T at", choices, key="sweep_alpha_line", bind="query-params",
                                 format_func=lambda a: a if isinstance(a, str) else f"α = {a:g}")
-    st.plotly_chart(accuracy_vs_temperature(cells, None if isinstance(alpha_choice, str) else alpha_choice),
+    st.plotly_chart(viz.sweep.accuracy_vs_temperature(cells, None if isinstance(alpha_choice, str) else alpha_choice),
                     width="stretch")
     if len(widths) > 1:
         st.caption("Hinton et al. (2015) observe that larger students tolerate (and benefit from) higher T, "

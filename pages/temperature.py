@@ -10,15 +10,14 @@ import numpy as np
 import streamlit as st
 
 from kdcore import temperature as tl
-from kdcore.figures import COLORS
+from kdcore import viz
+from kdcore.viz.style import COLORS
 from kdcore.models import build_model
 from kdcore.presets import default_student
 from kdcore.train import predict_logits, seeded_model
 from ui import runs, state
 from ui import teacher as teacher_ui
 
-STUDENT_LOGITS = "temperature_student_logits"   # per user: (student module, its test logits), computed once
-STANDIN_LOGITS = "temperature_standin_logits"   # per user: (dataset, seed) -> the stand-in student's test logits
 
 ds = state.dataset()
 st.title("Temperature")
@@ -31,12 +30,12 @@ teacher = teacher_ui.require(ds, key="temperature")
 
 def untrained_student_logits() -> np.ndarray:
     """Test logits of the default student at its seeded initialization (the stand-in), once per user."""
-    kept = st.session_state.setdefault(STANDIN_LOGITS, {})
-    if (ds.name, ds.seed) not in kept:
+    kept = state.per_user(state.TEMPERATURE_STANDIN_KEY)
+    if state.data_key(ds) not in kept:
         cfg, _ = default_student(ds.name)
         model = seeded_model(lambda: build_model(cfg, ds.input_shape, ds.n_classes), ds.seed)
-        kept[(ds.name, ds.seed)] = predict_logits(model, ds.X_test).double().numpy()
-    return kept[(ds.name, ds.seed)]
+        kept[state.data_key(ds)] = predict_logits(model, ds.X_test).double().numpy()
+    return kept[state.data_key(ds)]
 
 
 def distilled_student():
@@ -44,10 +43,10 @@ def distilled_student():
     result = runs.distill_result(ds)
     if result is None:
         return None
-    kept = st.session_state.get(STUDENT_LOGITS)
+    kept = st.session_state.get(state.TEMPERATURE_STUDENT_KEY)
     if kept is None or kept[0] is not result.distilled:
         kept = (result.distilled, predict_logits(result.distilled, ds.X_test).double().numpy())
-        st.session_state[STUDENT_LOGITS] = kept
+        st.session_state[state.TEMPERATURE_STUDENT_KEY] = kept
     return kept[1], result.kd.temperature
 
 
@@ -112,9 +111,9 @@ with left:
     title = f"Test example {idx}: a “{names[y_true]}”"
     if ds.is_image:
         img = ds.X_test[idx].numpy().reshape(ds.input_shape[-2:])
-        st.plotly_chart(tl.input_image(img, title), width="stretch", key="temperature_input")
+        st.plotly_chart(viz.temperature.input_image(img, title), width="stretch", key="temperature_input")
     else:
-        st.plotly_chart(tl.input_point(ds.X_test.numpy(), out.labels, names, ds.X_test[idx].numpy(), title),
+        st.plotly_chart(viz.temperature.input_point(ds.X_test.numpy(), out.labels, names, ds.X_test[idx].numpy(), title),
                         width="stretch", key="temperature_input")
     st.caption(f"True class **{names[y_true]}**; the teacher says **{names[y_pred]}** ({verdict}) with "
                f"p = {p1[y_pred]:.3f} at T = 1. Rank {int(out.confusion_rank[idx])} of {N} by entropy "
@@ -127,7 +126,7 @@ with right:
         qT = tl.soften(s_logits[idx], T)
         series.append((f"distilled student, T = {T:g} (H = {float(tl.entropy(qT)):.3f} nats)", qT,
                        COLORS["distilled"]))
-    st.plotly_chart(tl.probability_bars(names, series, log_scale,
+    st.plotly_chart(viz.temperature.probability_bars(names, series, log_scale,
                                         f"Probabilities at T = 1 and T = {T:g} · entropy {H1:.3f} → {HT:.3f} "
                                         f"nats (max {np.log(C):.2f})"),
                     width="stretch", key="temperature_bars")
@@ -140,7 +139,7 @@ with right:
 left, right = st.columns([2.2, 1], gap="large")
 H_curve, top_curve = tl.entropy_and_top(v)
 with left:
-    st.plotly_chart(tl.entropy_curve(tl.CURVE_TEMPERATURES, H_curve, top_curve, T, C,
+    st.plotly_chart(viz.temperature.entropy_curve(tl.CURVE_TEMPERATURES, H_curve, top_curve, T, C,
                                      f"Entropy and top-class probability of example {idx}, T from 0.5 to 50"),
                     width="stretch", key="temperature_entropy")
 with right:
@@ -157,7 +156,7 @@ sim = out.similarity(T)
 top3 = tl.most_similar(sim, k=3)
 left, right = st.columns([2.2, 1], gap="large")
 with left:
-    st.plotly_chart(tl.similarity_heatmap(sim, names, T, log_scale,
+    st.plotly_chart(viz.temperature.similarity_heatmap(sim, names, T, log_scale,
                                           f"Mean soft targets at T = {T:g} per true class (%, rows sum to 100)"),
                     width="stretch", key="temperature_similarity")
 with right:
@@ -191,12 +190,12 @@ st.markdown(
     "logits (Hinton, Vinyals & Dean 2015, eq. 2–3).")
 left, right = st.columns(2, gap="large")
 with left:
-    st.plotly_chart(tl.gradient_ratio_figure(story, T, "Soft-target gradient ÷ logit-matching gradient"),
+    st.plotly_chart(viz.temperature.gradient_ratio_figure(story, T, "Soft-target gradient ÷ logit-matching gradient"),
                     width="stretch", key="temperature_ratio")
     st.caption("The two gradients become the same vector as T grows: norm ratio and cosine → 1. "
                "At low T the soft targets only care about the few classes with the largest logits.")
 with right:
-    st.plotly_chart(tl.gradient_magnitude_figure(story, T, tl.hard_gradient_norm(z, y_true),
+    st.plotly_chart(viz.temperature.gradient_magnitude_figure(story, T, tl.hard_gradient_norm(z, y_true),
                                                  "Why the soft loss is multiplied by T²"),
                     width="stretch", key="temperature_magnitude")
     st.caption("Without T² the soft gradient shrinks like 1/T² at high T, so raising T would silently turn "

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from kdcore import figures
+from kdcore import viz
 from kdcore import runkinds_compress as rc
 from kdcore import runkinds_families as rf
 from kdcore.binary import binary_record
@@ -30,18 +30,15 @@ from ui import runs, state
 from ui import table as csv_table
 from ui import teacher as teacher_ui
 
-LATENCY = "tradeoffs_latency"        # (record name, id(model)) -> {batch size: Latency}; measured once
-SWEEP_ADD = "tradeoffs_sweep_added"  # sweep run id -> add its students to section 1?
-BITS = "tradeoffs_panels"            # (dataset, seed) -> a PTQ panel computed here (model made by no run)
 SLOT_SWEEP, SLOT_BITS, SLOT_PIPE = "tradeoffs_sweep", "tradeoffs_bits", "tradeoffs_pipe"
 SLOT_WL, SLOT_BIN, SLOT_LR = "tradeoffs_weightless", "tradeoffs_binary", "tradeoffs_lowrank"
 
 ds = state.dataset()
 runs.register_workspace_students(ds)   # a reload keeps the Distill page's students in the lists
-key = (ds.name, ds.seed)
-latencies: dict = st.session_state.setdefault(LATENCY, {})
-panels: dict = st.session_state.setdefault(BITS, {})
-sweep_add: dict = st.session_state.setdefault(SWEEP_ADD, {})
+key = state.data_key(ds)
+latencies: dict = state.per_user(state.TRADEOFFS_LATENCY_KEY)
+panels: dict = state.per_user(state.TRADEOFFS_PANELS_KEY)
+sweep_add: dict = state.per_user(state.TRADEOFFS_SWEEP_ADDED_KEY)
 
 
 def register_once(name: str, model, build) -> None:
@@ -196,10 +193,10 @@ if len(points) < 3:
     st.info("Few models so far: run the **size sweep** below, distill a student on the *Distill* page, "
             "or quantize a model in section 3; each new model appears here.")
 
-axis = st.radio("Accuracy against", list(tr.AXES), horizontal=True, key="tradeoffs_axis", bind="query-params",
+axis = st.radio("Accuracy against", list(viz.tradeoffs.AXES), horizontal=True, key="tradeoffs_axis", bind="query-params",
                 format_func={"bytes": "size (bytes)", "latency_b1_ms": "latency, batch 1",
                              "latency_b256_ms": "latency, batch 256"}.get)
-st.plotly_chart(tr.frontier_figure(points, axis), width="stretch")
+st.plotly_chart(viz.tradeoffs.frontier_figure(points, axis), width="stretch")
 threads = next(iter(next(iter(by_name.values())).values())).threads if by_name else torch.get_num_threads()
 st.caption(f"Latency: median of repeated forward passes on this machine's CPU ({threads} thread(s)), "
            "inference mode, after warm-up; measured once per model. Quantized models here hold "
@@ -241,7 +238,7 @@ if sweep_pressed:
 
 if sweep_view is not None and sweep_view.active:
     runs.watch(sweep_id, key="tradeoffs_sweep", label="Size sweep: distilled and scratch students",
-               chart=lambda c: figures.live_curves(c, "Test accuracy of each finished width, live",
+               chart=lambda c: viz.common.live_curves(c, "Test accuracy of each finished width, live",
                                                    y_title="test accuracy (%)"))
 elif sweep is None:
     if sweep_view is not None:
@@ -253,7 +250,7 @@ else:
         st.warning(f"The size sweep was stopped after {len(sweep.points)} of {len(sweep.widths)} widths; "
                    "the finished students are kept.")
     (st.success if any(p.gain >= 0.005 for p in sweep.points) else st.info)(sweep.summary())
-    st.plotly_chart(tr.sweep_figure(sweep.points, sweep.teacher_metrics), width="stretch")
+    st.plotly_chart(viz.tradeoffs.sweep_figure(sweep.points, sweep.teacher_metrics), width="stretch")
     sweep_table = pd.DataFrame([p.row() for p in sweep.points])
     csv_table.show(sweep_table, key="tradeoffs_csv_sweep", file_name=f"size_sweep_{ds.name}_seed{ds.seed}.csv",
                    label="Download the sweep (CSV)",
@@ -321,7 +318,7 @@ if key in panels:
     panel = panels[key]
 elif bits_view is not None and bits_view.active:
     runs.watch(bits_id, key="tradeoffs_bits", label="Quantization panel (PTQ, then quantization-aware distillation)",
-               chart=lambda c: figures.live_curves(c, "Test accuracy per bit width done, live",
+               chart=lambda c: viz.common.live_curves(c, "Test accuracy per bit width done, live",
                                                    y_title="test accuracy (%)"))
 elif run_panel is not None:
     c = bits_spec.config
@@ -336,7 +333,7 @@ if panel is None:
         st.info("Choose a model and press **Quantize**. PTQ is instant; QAT distills once per bit width.")
 else:
     src, rows = panel["source"], panel["rows"]
-    st.plotly_chart(tr.bits_figure(rows, f"Test accuracy against bits: {src.name} ({panel['quant']})"),
+    st.plotly_chart(viz.tradeoffs.bits_figure(rows, f"Test accuracy against bits: {src.name} ({panel['quant']})"),
                     width="stretch")
     float_acc = src.accuracy
     lines = []
@@ -362,47 +359,43 @@ st.header("4 · Pipeline: distill → prune → quantize")
 st.markdown("Take a (distilled) student, remove its smallest weights (global magnitude pruning), "
             "fine-tune it by distillation with the pruned weights held at zero, then quantize it. "
             "A pruned model is stored sparsely: the cheaper of *values + indices* and *bitmask + values*.")
-pruning_error = tr.pruning_unavailable_reason()
-if pruning_error:
-    st.warning(pruning_error)
-else:
-    pipe_sources = [r for r in state.models(ds).values()
-                    if r.role in ("distilled", "scratch", "teacher") and rc.record_source(r) is not None]
-    pipe_names = [r.name for r in pipe_sources]
-    with st.form(f"tradeoffs_pipe_form_{ds.name}"):
-        c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
-        pipe_source_name = c1.selectbox(
-            "Model", pipe_names, key="tradeoffs_pipe_model", bind="query-params",
-            index=next((i for i, r in enumerate(pipe_sources) if r.role == "distilled"), 0),
-            help="Models made by a run (the pipeline runs as a job, which rebuilds its model from that run).")
-        pipe_sparsity = c2.select_slider("Sparsity", [0.5, 0.6, 0.7, 0.8, 0.9, 0.95], value=0.8,
-                                         key="tradeoffs_pipe_sparsity", bind="query-params", format_func=lambda s: f"{100 * s:g} %")
-        pipe_bits = c3.selectbox("Bits", list(QUANT_BITS), index=1, key="tradeoffs_pipe_bits", bind="query-params")
-        pipe_epochs = c4.number_input("Fine-tune epochs (0 = none)", 0, 200, 10, key="tradeoffs_pipe_epochs", bind="query-params")
-        pipe_pressed = st.form_submit_button("Prune and quantize", icon=":material/content_cut:")
-    if pipe_pressed and pipe_source_name is not None:
-        source = state.models(ds)[pipe_source_name]
-        quant = QuantConfig(int(pipe_bits), "channel", "mse")
-        finetune = (TrainConfig(**{**student_train.to_dict(), "epochs": int(pipe_epochs), "lr": 3e-3})
-                    if pipe_epochs else None)
-        cfg = rc.pipeline_config(teacher.spec, rc.record_source(source), float(pipe_sparsity), quant, finetune,
-                                 kd_default, ds.seed, source_recipe=source.recipe)
-        cfg["about"] = about(source)
-        runs.submit(RunSpec("prune_quantize", cfg), slot=SLOT_PIPE)
-        st.rerun()
-    if pipe_view is not None and pipe_view.active:
-        runs.watch(pipe_id, key="tradeoffs_pipe", label="Pruning, fine-tuning and quantizing",
-                   chart=lambda c: figures.live_curves(c, "Fine-tuning the pruned model: validation accuracy, live"))
-    elif pipe is not None:
-        if not pipe.complete:
-            st.warning(f"The fine-tuning was stopped after {pipe.epochs_run} epochs; the stages below are those "
-                       "of the model as it was then.")
-        st.success(" ".join(
-            f"{s.stage.capitalize()}: {100 * s.metrics['accuracy']:.1f} %, {format_bytes(s.metrics['bytes'])} "
-            f"({s.metrics['encoding']})." for s in pipe.stages) + f" The source: {100 * pipe_source.accuracy:.1f} %, "
-            f"{format_bytes(pipe_source.bytes)}. Both are now points in section 1.")
-    elif pipe_view is not None:
-        runs.explain_end(pipe_view, "pipeline")
+pipe_sources = [r for r in state.models(ds).values()
+                if r.role in ("distilled", "scratch", "teacher") and rc.record_source(r) is not None]
+pipe_names = [r.name for r in pipe_sources]
+with st.form(f"tradeoffs_pipe_form_{ds.name}"):
+    c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
+    pipe_source_name = c1.selectbox(
+        "Model", pipe_names, key="tradeoffs_pipe_model", bind="query-params",
+        index=next((i for i, r in enumerate(pipe_sources) if r.role == "distilled"), 0),
+        help="Models made by a run (the pipeline runs as a job, which rebuilds its model from that run).")
+    pipe_sparsity = c2.select_slider("Sparsity", [0.5, 0.6, 0.7, 0.8, 0.9, 0.95], value=0.8,
+                                     key="tradeoffs_pipe_sparsity", bind="query-params", format_func=lambda s: f"{100 * s:g} %")
+    pipe_bits = c3.selectbox("Bits", list(QUANT_BITS), index=1, key="tradeoffs_pipe_bits", bind="query-params")
+    pipe_epochs = c4.number_input("Fine-tune epochs (0 = none)", 0, 200, 10, key="tradeoffs_pipe_epochs", bind="query-params")
+    pipe_pressed = st.form_submit_button("Prune and quantize", icon=":material/content_cut:")
+if pipe_pressed and pipe_source_name is not None:
+    source = state.models(ds)[pipe_source_name]
+    quant = QuantConfig(int(pipe_bits), "channel", "mse")
+    finetune = (TrainConfig(**{**student_train.to_dict(), "epochs": int(pipe_epochs), "lr": 3e-3})
+                if pipe_epochs else None)
+    cfg = rc.pipeline_config(teacher.spec, rc.record_source(source), float(pipe_sparsity), quant, finetune,
+                             kd_default, ds.seed, source_recipe=source.recipe)
+    cfg["about"] = about(source)
+    runs.submit(RunSpec("prune_quantize", cfg), slot=SLOT_PIPE)
+    st.rerun()
+if pipe_view is not None and pipe_view.active:
+    runs.watch(pipe_id, key="tradeoffs_pipe", label="Pruning, fine-tuning and quantizing",
+               chart=lambda c: viz.common.live_curves(c, "Fine-tuning the pruned model: validation accuracy, live"))
+elif pipe is not None:
+    if not pipe.complete:
+        st.warning(f"The fine-tuning was stopped after {pipe.epochs_run} epochs; the stages below are those "
+                   "of the model as it was then.")
+    st.success(" ".join(
+        f"{s.stage.capitalize()}: {100 * s.metrics['accuracy']:.1f} %, {format_bytes(s.metrics['bytes'])} "
+        f"({s.metrics['encoding']})." for s in pipe.stages) + f" The source: {100 * pipe_source.accuracy:.1f} %, "
+        f"{format_bytes(pipe_source.bytes)}. Both are now points in section 1.")
+elif pipe_view is not None:
+    runs.explain_end(pipe_view, "pipeline")
 
 # ---------------------------------------------------------------- 5 · more compression
 more_active = any(v is not None for v in (wl_view, bin_view, lr_view))
@@ -447,7 +440,7 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
                 st.rerun()
         if wl_view is not None and wl_view.active:
             runs.watch(wl_id, key="tradeoffs_wl", label="Weightless: prune, then encode layer by layer",
-                       chart=lambda c: figures.live_curves(c, "Test accuracy after each stage, live",
+                       chart=lambda c: viz.common.live_curves(c, "Test accuracy after each stage, live",
                                                            y_title="test accuracy (%)", x_title="stage"))
         elif wl is not None:
             if not wl.finished:
@@ -496,7 +489,7 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
             st.rerun()
         if bin_view is not None and bin_view.active:
             runs.watch(bin_id, key="tradeoffs_bin", label="Binary MLPs: labels and KD, same initialization",
-                       chart=lambda c: figures.live_curves(c, "Binary MLPs: validation accuracy, live"))
+                       chart=lambda c: viz.common.live_curves(c, "Binary MLPs: validation accuracy, live"))
         elif bin_pair is not None:
             if not bin_pair.complete:
                 st.warning(f"Stopped after {bin_pair.kd_history.epochs_run} of {bin_pair.epochs} epochs.")
@@ -554,13 +547,13 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
                 st.rerun()
         if lr_view is not None and lr_view.active:
             runs.watch(lr_id, key="tradeoffs_lr", label="Low rank: factorize, then fine-tune",
-                       chart=lambda c: figures.live_curves(c, "Test accuracy per setting, live",
+                       chart=lambda c: viz.common.live_curves(c, "Test accuracy per setting, live",
                                                            y_title="test accuracy (%)", x_title="setting"))
         elif lr_sweep is not None:
             if not lr_sweep.complete:
                 st.warning(f"Stopped after {len(lr_sweep.points)} setting(s).")
             lr_rows = [p.row() for p in lr_sweep.points]
-            st.plotly_chart(figures.low_rank_figure(lr_rows, f"Low rank of {lr_about['name']}: test accuracy "
+            st.plotly_chart(viz.tradeoffs.low_rank_figure(lr_rows, f"Low rank of {lr_about['name']}: test accuracy "
                                                     "against size"), width="stretch")
             csv_table.show(pd.DataFrame(lr_rows), key="tradeoffs_csv_lr",
                            file_name=f"low_rank_{ds.name}_seed{ds.seed}.csv",

@@ -5,12 +5,12 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from kdcore import figures
+from kdcore import viz
 from kdcore.registry import ModelRecord
 from kdcore.runkinds_paper import student_config
 from kdcore.runs import RunSpec
 from kdcore.teachers import TeacherSpec
-from kdcore.transfer import DEFAULT_FRACTIONS, LOSSES, bias_figure, fraction_figure, loss_bars
+from kdcore.transfer import DEFAULT_FRACTIONS, LOSSES
 from ui import runs, state
 from ui import student as student_ui
 from ui import teacher as teacher_ui
@@ -63,7 +63,7 @@ def shown(what: str, label: str, title: str):
         return None, False
     if v.active:
         runs.watch(run_id, key=f"transfer_{what}", label=label,
-                   chart=lambda c: figures.live_curves(c, f"{title}: validation accuracy, live"))
+                   chart=lambda c: viz.common.live_curves(c, f"{title}: validation accuracy, live"))
         return None, True
     runs.explain_end(v, title.lower())
     if v.status not in ("finished", "stopped"):
@@ -118,7 +118,7 @@ with tab_f:
     elif not points:
         st.info("Press **Run the curve**: one distilled and one scratch student per share.")
     else:
-        st.plotly_chart(fraction_figure(points), width="stretch")
+        st.plotly_chart(viz.transfer.fraction_figure(points), width="stretch")
         table = pd.DataFrame([{"labelled (%)": 100 * p.fraction, "labels": p.n_labelled,
                                "soft targets + labels (%)": 100 * p.distilled["accuracy"],
                                "labels only (%)": 100 * p.scratch["accuracy"], "gain (points)": 100 * p.gain,
@@ -178,7 +178,7 @@ with tab_o:
                   f"{100 * (d1['accuracy'] - d0['accuracy']):+.2f} pts vs b = 0")
         c3.metric(f"Scratch: accuracy on {cname} / overall",
                   f"{100 * s1['class_accuracy']:.1f} % / {100 * s1['accuracy']:.1f} %")
-        st.plotly_chart(bias_figure(res, bias, -5.0, hi), width="stretch")
+        st.plotly_chart(viz.transfer.bias_figure(res, bias, -5.0, hi), width="stretch")
         st.caption(f"Test errors at b = {bias:g}: distilled {d1['errors']} ({d1['class_errors']} on {cname}), "
                    f"scratch {s1['errors']} ({s1['class_errors']} on {cname}). Moving the slider re-scores "
                    f"stored test logits; nothing is retrained.")
@@ -201,13 +201,13 @@ with tab_l:
     elif res_l is None:
         st.info("Press **Compare the losses**.")
     else:
-        st.plotly_chart(loss_bars(res_l, teacher.metrics["accuracy"]), width="stretch")
+        st.plotly_chart(viz.transfer.loss_bars(res_l, teacher.metrics["accuracy"]), width="stretch")
         st.dataframe(pd.DataFrame([
             {"loss": LOSSES[k], "test accuracy (%)": 100 * m["accuracy"], "test errors": m["errors"],
              "agreement with teacher (%)": 100 * m["agreement"]} for k, m in res_l.metrics.items()]),
             hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.2f")
                                             for c in ["test accuracy (%)", "agreement with teacher (%)"]})
-        st.plotly_chart(figures.training_curves({k: h.to_records() for k, h in res_l.histories.items()},
+        st.plotly_chart(viz.common.training_curves({k: h.to_records() for k, h in res_l.histories.items()},
                                                 "val_acc"), width="stretch")
         best = max(res_l.metrics, key=lambda k: res_l.metrics[k]["accuracy"])
         st.caption(f"{res_l.n_labelled} labelled examples ({100 * res_l.kd.labelled_fraction:g} %), "

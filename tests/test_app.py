@@ -34,7 +34,7 @@ def test_distill_runs_and_view_changes_do_not_retrain(digits_teacher, settle):
     at.switch_page("pages/distill.py").run()
     assert not at.exception
     # the default teacher is on disk (fixture): found without training
-    assert "loaded from the cache" in at.success[0].value or "test accuracy" in at.success[0].value
+    assert "loaded from the cache" in at.success[0].value and "test accuracy" in at.success[0].value
     at.number_input(key="distill_epochs").set_value(4)
     click(at, "Distill")
     settle(at)
@@ -72,7 +72,7 @@ def test_missing_dataset_is_a_message_not_a_traceback(tmp_path, monkeypatch):
 
 def test_two_dimensional_data_shows_decision_regions(settle):
     from kdcore.data import load_dataset
-    from kdcore.figures import decision_boundary
+    from kdcore.viz.common import decision_boundary
     from kdcore.models import ModelConfig, build_model
     ds = load_dataset("moons", 0)
     model = build_model(ModelConfig(hidden=(8,)), ds.input_shape, ds.n_classes)

@@ -11,12 +11,13 @@ import torch
 
 from kdcore.distill import KDConfig
 from kdcore.ensemble import (EnsembleDistillRun, build_ensemble, combine_logits, distill_from_ensemble,
-                             ensemble_bars, make_ensemble, member_specs)
+                             make_ensemble, member_specs)
 from kdcore.losses import soften
 from kdcore.metrics import accuracy
 from kdcore.models import ModelConfig
 from kdcore.teachers import TeacherCache, TeacherSpec
 from kdcore.train import TrainConfig
+from kdcore.viz.ensembles import ensemble_bars
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from kdcore.distill import KDConfig
 from kdcore.loss_families import LossFamilyRun
 from kdcore.lowrank import LowRankConfig, low_rank_sweep
 from kdcore.models import ModelConfig
-from kdcore.runs import RunContext, RunSpec, drive, kind
+from kdcore.runs import RunContext, RunSpec
 from runtools import roundtrip, run_spec, stop_after
 from kdcore.store import RunStore
 from kdcore.teachers import TeacherCache

@@ -7,7 +7,6 @@ import copy
 import pytest
 import torch
 
-from kdcore import codec
 from kdcore import pruning as P
 from kdcore import runkinds_compress as rc
 from kdcore import tradeoffs as tr
@@ -15,7 +14,7 @@ from kdcore.distill import KDConfig
 from kdcore.models import ModelConfig
 from kdcore.quantize import QuantConfig
 from kdcore.runkinds import distill_config
-from kdcore.runs import RunContext, RunSpec, drive, kind
+from kdcore.runs import RunContext, RunSpec, kind
 from runtools import roundtrip, run_spec, stop_after
 from kdcore.store import RunStore
 from kdcore.teachers import TeacherCache

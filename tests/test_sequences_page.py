@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdcore import codec
 from kdcore.chunker import ChunkerConfig, ChunkerRun
 from kdcore.runs import RunContext, RunSpec, drive, kind
 from kdcore.runkinds_seq import chunker_config, seq_distill_config, seq_groups_config, seq_teacher_config

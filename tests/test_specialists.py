@@ -11,9 +11,10 @@ import torch
 
 from kdcore.models import ModelConfig
 from kdcore.specialists import (SpecialistConfig, SpecialistRun, cluster_classes, combine_approx, combine_kl,
-                                covariance_heatmap, enriched_indices, kl_objective, map_labels, per_class_bars,
+                                enriched_indices, kl_objective, map_labels,
                                 prediction_covariance, specialist_clusters, specialist_model)
 from kdcore.train import predict_logits
+from kdcore.viz.specialists import covariance_heatmap, per_class_bars
 
 ROOT = Path(__file__).resolve().parents[1]
 

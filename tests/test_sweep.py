@@ -123,7 +123,7 @@ def test_grid_groups_widths_and_aggregates_seeds(digits, digits_teacher):
     best = res.best_cell()
     assert best["val_acc_mean"] == cells["val_acc_mean"].max()
     # the figure labels the T axis at the grid's temperatures; every table column has a readable name
-    from kdcore.figures_sweep import accuracy_vs_temperature
+    from kdcore.viz.sweep import accuracy_vs_temperature
     from kdcore.sweep import COLUMN_LABELS, column_label
     xaxis = accuracy_vs_temperature(cells).layout.xaxis
     assert tuple(xaxis.tickvals) == (2.0, 4.0) and tuple(xaxis.ticktext) == ("2", "4") and xaxis.type == "log"

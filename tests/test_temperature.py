@@ -8,10 +8,12 @@ import types
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 import torch
 
 from kdcore import temperature as tl
+from kdcore.viz import temperature as tv
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/temperature.py"
@@ -169,7 +171,7 @@ def test_T_squared_keeps_the_gradient_size_like_the_kd_loss():
     assert story.soft_norm[-1] < story.soft_norm[0] / 1000      # without T² it vanishes
 
 
-# ---- figures: valid plotly (validated here, since the page skips validation for speed) ----
+# ---- figures: valid plotly, each with titles and hover text ----
 
 def test_every_figure_is_valid_plotly():
     rng = np.random.default_rng(5)
@@ -178,22 +180,22 @@ def test_every_figure_is_valid_plotly():
     out = tl.TeacherOutputs.from_logits(_logits(50), rng.integers(0, 10, 50), 10)
     H, top = tl.entropy_and_top(v)
     story = tl.gradient_story(z, v)
-    figs = [tl.input_image(rng.random((8, 8)), "image"),
-            tl.input_point(rng.normal(size=(30, 2)), rng.integers(0, 2, 30), ["a", "b"], np.zeros(2), "point"),
-            tl.probability_bars(names, [("T=1", tl.soften(v, 1), "#000"), ("T=4", tl.soften(v, 4), "#111")],
+    figs = [tv.input_image(rng.random((8, 8)), "image"),
+            tv.input_point(rng.normal(size=(30, 2)), rng.integers(0, 2, 30), ["a", "b"], np.zeros(2), "point"),
+            tv.probability_bars(names, [("T=1", tl.soften(v, 1), "#000"), ("T=4", tl.soften(v, 4), "#111")],
                                 True, "bars"),
-            tl.probability_bars(names, [("T=1", tl.soften(v, 1), "#000")], False, "bars"),
-            tl.entropy_curve(tl.CURVE_TEMPERATURES, H, top, 4.0, 10, "entropy"),
-            tl.similarity_heatmap(out.similarity(4.0), names, 4.0, True, "sim"),
-            tl.similarity_heatmap(out.similarity(4.0), names, 4.0, False, "sim"),
-            tl.gradient_ratio_figure(story, 4.0, "ratio"),
-            tl.gradient_magnitude_figure(story, 4.0, tl.hard_gradient_norm(z, 3), "size")]
-    for f in figs:
-        fig = f.figure()                              # raises on any invalid property
+            tv.probability_bars(names, [("T=1", tl.soften(v, 1), "#000")], False, "bars"),
+            tv.entropy_curve(tl.CURVE_TEMPERATURES, H, top, 4.0, 10, "entropy"),
+            tv.similarity_heatmap(out.similarity(4.0), names, 4.0, True, "sim"),
+            tv.similarity_heatmap(out.similarity(4.0), names, 4.0, False, "sim"),
+            tv.gradient_ratio_figure(story, 4.0, "ratio"),
+            tv.gradient_magnitude_figure(story, 4.0, tl.hard_gradient_norm(z, 3), "size")]
+    for fig in figs:
+        assert isinstance(fig, go.Figure)
         assert fig.layout.title.text
         for axis in ("xaxis", "yaxis"):
             ax = fig.layout[axis]
-            assert ax.visible is False or ax.title.text, f"{f!r}: {axis} needs a title"
+            assert ax.visible is False or ax.title.text, f"{fig.layout.title.text}: {axis} needs a title"
         assert all(t.hovertemplate or t.type == "heatmap" for t in fig.data)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from kdcore import tradeoffs as tr
+from kdcore import viz
 from kdcore.distill import KDConfig
 from kdcore.models import ModelConfig, build_model, model_bytes
 from kdcore.quantize import QuantConfig, model_size
@@ -92,7 +93,7 @@ def test_ptq_and_qat_rows(digits, digits_teacher):
                       on_bits=lambda r: calls.append(r.bits))
     assert [r.bits for r in qat] == calls == [32, 1] and all(r.method == "QAT" for r in qat)
     assert all(len(torch.unique(row)) == 2 for row in qat[1].model[1].weight)
-    fig = tr.bits_figure(ptq + qat)
+    fig = viz.tradeoffs.bits_figure(ptq + qat)
     assert len(fig.data) == 2 and fig.layout.xaxis.title.text
 
 
@@ -121,20 +122,14 @@ def test_points_summary_and_frontier_figure():
     text = " ".join(lines)
     assert "2-bit distilled is 94 × smaller than the teacher" in text and "loses 1.3 points" in text
     assert "1 of the 3 models are dominated" in text
-    fig = tr.frontier_figure(pts, "bytes")
+    fig = viz.tradeoffs.frontier_figure(pts, "bytes")
     assert fig.layout.xaxis.type == "log" and fig.data[-1].name == "Pareto frontier"
     assert "size" in fig.layout.xaxis.title.text
-    fig_lat = tr.frontier_figure(pts, "latency_b256_ms")   # only the measured point is drawn
+    fig_lat = viz.tradeoffs.frontier_figure(pts, "latency_b256_ms")   # only the measured point is drawn
     assert sum(len(t.x) for t in fig_lat.data if t.mode == "markers") == 1
 
 
 def test_distill_prune_quantize_pipeline(digits, digits_teacher):
-    reason = tr.pruning_unavailable_reason()
-    if reason is not None:
-        with pytest.raises(tr.PruningUnavailable):
-            tr.prune_then_quantize(digits_teacher.model, digits, digits_teacher.logits, 0.8, QuantConfig(4),
-                                   None, KD)
-        pytest.skip(reason)
     student = build_model(ModelConfig(hidden=(32,)), digits.input_shape, 10)
     stages = tr.prune_then_quantize(student, digits, digits_teacher.logits, 0.8, QuantConfig(4),
                                     TrainConfig(epochs=2), KD, seed=0, source_recipe="a student")
@@ -211,18 +206,15 @@ def test_tradeoffs_page(digits_teacher, open_page, wait_for_runs):
     assert any("smaller than the teacher" in m.value for m in at.markdown)
     assert len(at.get("download_button")) == 3
 
-    if tr.pruning_unavailable_reason() is None:
-        at.selectbox(key="tradeoffs_pipe_model").set_value("sweep distilled MLP 8 (seed 0)")
-        at.number_input(key="tradeoffs_pipe_epochs").set_value(1)
-        button(at, "Prune and quantize").click()
-        at.run()
-        wait_for_runs(at)
-        assert not at.exception, at.exception
-        roles = [r.role for r in at.session_state["session_models"].values() if "pruned" in r.name]
-        assert roles == ["pruned", "quantized"]
-        assert any("Both are now points" in s.value for s in at.success)
-    else:
-        assert any("pruning" in w.value for w in at.warning)
+    at.selectbox(key="tradeoffs_pipe_model").set_value("sweep distilled MLP 8 (seed 0)")
+    at.number_input(key="tradeoffs_pipe_epochs").set_value(1)
+    button(at, "Prune and quantize").click()
+    at.run()
+    wait_for_runs(at)
+    assert not at.exception, at.exception
+    roles = [r.role for r in at.session_state["session_models"].values() if "pruned" in r.name]
+    assert roles == ["pruned", "quantized"]
+    assert any("Both are now points" in s.value for s in at.success)
 
     # PTQ of a model no run made is computed in the page; QAT of it is refused with a reason
     sweep4 = at.session_state["session_models"]["sweep distilled MLP 4 (seed 0)"]

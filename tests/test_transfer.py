@@ -167,12 +167,15 @@ def test_transfer_page(digits_teacher, open_page, wait_for_runs):
     assert all(r is not None for r in results.values())
     assert [p.fraction for p in results["fractions"]] == [0.05, 1.0]
     assert len(at.get("plotly_chart")) >= 4     # curve, bias, loss bars, loss curves
-    # moving the bias slider or switching to auto re-scores; nothing retrains
-    n_models = len(at.session_state["session_models"])
+    # moving the bias slider or switching to auto re-scores stored logits: no run is submitted
+    store = runs.runner().store
+    runs_before = [(r.id, r.status) for r in store.workspace_runs(at.session_state["ws"])]
+    bias_before = at.session_state["to_bias"]
     at.slider(key="to_bias").set_value(3.0)
     at.run()
-    assert not at.exception
+    assert not at.exception and at.session_state["to_bias"] == 3.0 != bias_before
     at.radio(key="to_mode").set_value("auto")
     at.run()
-    assert not at.exception and len(at.session_state["session_models"]) == n_models
+    assert not at.exception and not runs.runner().active()
+    assert [(r.id, r.status) for r in store.workspace_runs(at.session_state["ws"])] == runs_before
     assert any("transfer: distilled" in name for name in at.session_state["session_models"])

@@ -8,7 +8,10 @@ def _use_app_navigation() -> None:
     `st.navigation`, runs a requested page (say /distill) directly in its old multipage mode:
     no sidebar, no page config, file names as the menu. The first import of this package happens
     inside such a run (every page imports `ui`), so switching the flag here and asking for a
-    rerun sends that very first visit through app.py too.
+    rerun sends that very first visit through app.py too. No public option does this (checked
+    in Streamlit 1.67: the flag is set from the folder's existence, once per process), and the
+    product keeps its `pages/` folder; tests/test_streamlit_contract.py fails the day Streamlit
+    renames the flag or stops reading it.
     """
     try:
         from streamlit.runtime.pages_manager import PagesManager

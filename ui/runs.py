@@ -19,6 +19,7 @@ import time
 
 import streamlit as st
 
+from kdcore import viz
 from kdcore.jobs import UNSTARTED, JobRunner, JobView
 from kdcore.runs import RunContext, RunSpec, kind
 from kdcore.store import ArtifactUnreadable, RunStore
@@ -160,6 +161,8 @@ def watch(run_id: str, key: str, label: str, chart=None, on_end: str = "app") ->
     When the run ends the whole page reruns (`on_end="app"`) to draw its stored result.
     """
 
+    mine = state.per_user(state.LIVE_VIEWS_KEY).setdefault(key, {})
+
     @st.fragment(run_every=REFRESH_SECONDS)
     def _live():
         v = view(run_id)
@@ -171,23 +174,40 @@ def watch(run_id: str, key: str, label: str, chart=None, on_end: str = "app") ->
                      help="Stop after the current step and keep what has been learned so far."):
             outcome = runner().stop(run_id, state.workspace())
             if outcome == "detached":
-                st.session_state[f"{key}_detached"] = True
-        if st.session_state.get(f"{key}_detached"):
+                mine["detached"] = True
+        if mine.get("detached"):
             st.caption("Other sessions are watching this run too: it goes on for them, and its "
                        "result will still be listed in your runs.")
         if chart is not None and v.curves and any(v.curves.values()):
             # built again only when a new point arrived, and at most every CHART_SECONDS: an unchanged
             # figure is not drawn again by the browser (a redraw costs it far more than the server)
             stamp = (run_id, tuple(len(c) for c in v.curves.values()))
-            cached = st.session_state.get(f"{key}_figure")
+            cached = mine.get("figure")
             now = time.monotonic()
             if cached is None or cached[0][0] != run_id or (cached[0] != stamp and now - cached[2] >= CHART_SECONDS):
-                cached = st.session_state[f"{key}_figure"] = (stamp, chart(v.curves), now)
+                cached = mine["figure"] = (stamp, chart(v.curves), now)
             st.plotly_chart(cached[1], width="stretch", key=f"{key}_chart")
 
     _live()
 
 
+def watched_result(run_id: str | None, key: str, label: str, what: str, live_title: str | None = None,
+                   chart=None):
+    """A page's current run: while it is under way, its live progress and this page's run stops there;
+    once it ended, its stored result (None if there is none), after saying how an unfinished run ended.
+
+    live_title: title of the live chart of the run's curves (or `chart`, a function of the curves)."""
+    from ui import links
+    links.showing_run(run_id)     # the Share box links to it
+    v = view(run_id)
+    if v is not None and v.active:
+        if chart is None and live_title is not None:
+            chart = lambda curves: viz.common.live_curves(curves, live_title)  # noqa: E731
+        watch(run_id, key=key, label=label, chart=chart)
+        st.stop()
+    if v is not None:
+        explain_end(v, what)
+    return result(run_id)
 
 
 def explain_end(v: JobView, what: str) -> None:

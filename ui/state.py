@@ -19,12 +19,24 @@ from kdcore.presets import default_teacher_spec
 from kdcore.registry import ModelRecord
 from kdcore.teachers import TeacherCache, TeacherSpec, TrainedTeacher
 
-DATASET_KEY = "dataset"              # also the URL's ?dataset=... (the sidebar's widget is bound to it)
-SEED_KEY = "seed"                    # ?seed=...
-TEACHER_SPEC_KEY = "teacher_spec"
-MODELS_KEY = "session_models"
+# ---- every per-user key of the app that is not a widget's own (pages and helpers use these names,
+# through the accessors below; a page's widgets keep their keys beside them, prefixed by the page)
+DATASET_KEY = "dataset"               # the sidebar's dataset (its selectbox's key; also ?dataset=...)
+SEED_KEY = "seed"                     # the sidebar's seed (its number input's key)
+TEACHER_SPEC_KEY = "teacher_spec"     # (dataset, seed) -> the TeacherSpec chosen on Distill
+MODELS_KEY = "session_models"         # name -> ModelRecord of every model this session made
 WORKSPACE_KEY = "ws"                  # also the URL's query parameter (?ws=...) that carries it
 CURRENT_RUNS_KEY = "current_runs"     # (slot, dataset, seed) -> the run id a page shows
+FIGURES_KEY = "built_figures"         # (page, run id, view...) -> a chart built once, sent again by reruns
+REGISTERED_KEY = "registered_runs"    # run ids whose models are already listed in MODELS_KEY
+SWEEP_CELL_KEY = "sweep_cell"         # the Sweep page's selected cell (its selectbox's key)
+SWEEP_LAST_CLICK_KEY = "sweep_last_click"   # the last heatmap click the Sweep page acted on
+TEMPERATURE_STUDENT_KEY = "temperature_student_logits"   # (student module, its test logits)
+TEMPERATURE_STANDIN_KEY = "temperature_standin_logits"   # (dataset, seed) -> the stand-in's test logits
+TRADEOFFS_LATENCY_KEY = "tradeoffs_latency"    # (record name, id(model)) -> {batch size: Latency}
+TRADEOFFS_SWEEP_ADDED_KEY = "tradeoffs_sweep_added"   # size-sweep run id -> its students added to the plot?
+TRADEOFFS_PANELS_KEY = "tradeoffs_panels"     # (dataset, seed) -> a PTQ panel computed in the page
+LIVE_VIEWS_KEY = "live_views"         # a live view's key -> {"detached": bool, "figure": (stamp, fig, time)}
 WORKSPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 
 # ---- the address bar (ui/links.py): every setting is a widget bound to a query parameter ----
@@ -177,7 +189,7 @@ def teacher_cache() -> TeacherCache:
 def teacher_spec(ds: Dataset) -> TeacherSpec:
     """The teacher settings chosen for this dataset and split (defaults until changed)."""
     specs = st.session_state.setdefault(TEACHER_SPEC_KEY, {})
-    spec = specs.get((ds.name, ds.seed))
+    spec = specs.get(data_key(ds))
     return spec if spec is not None else default_teacher_spec(ds.name, ds.seed)
 
 
@@ -201,3 +213,31 @@ def models(ds: Dataset | None = None) -> dict[str, ModelRecord]:
 def register(record: ModelRecord) -> None:
     """Add (or replace, by name) a model made in this session."""
     st.session_state.setdefault(MODELS_KEY, {})[record.name] = record
+
+
+def data_key(ds: Dataset) -> tuple[str, int]:
+    """(dataset name, split seed): what per-dataset state is keyed by."""
+    return ds.name, ds.seed
+
+
+def per_user(key: str, default_factory=dict):
+    """This user's mutable value under `key` (one of the keys above), made on first use."""
+    return st.session_state.setdefault(key, default_factory())
+
+
+def cached_figure(page: str, run_id: str | None, view: tuple, build):
+    """A chart built once per page, run and view (building a plotly figure costs ~25 ms; sending it
+    again, ~1 ms): the reruns of a page that only change another view reuse it."""
+    cache = per_user(FIGURES_KEY)
+    key = (page, run_id, *view)
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+def register_once(run_id: str, register) -> None:
+    """Call `register()` (which lists a run's models) once per run and session, not on every rerun."""
+    done = per_user(REGISTERED_KEY, set)
+    if run_id not in done:
+        register()
+        done.add(run_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kdcore import figures
+from kdcore import viz
 from kdcore.data import Dataset
 from kdcore.registry import ModelRecord
 from kdcore.runs import RunSpec
@@ -38,7 +38,7 @@ def watch_training(spec: TeacherSpec, key: str) -> bool:
     if run_id is None:
         return False
     runs.watch(run_id, key=f"{key}_teacher", label=f"Training the teacher ({spec.model.describe()})",
-               chart=lambda c: figures.live_curves(c, "Teacher: validation accuracy, live"))
+               chart=lambda c: viz.common.live_curves(c, "Teacher: validation accuracy, live"))
     return True
 
 

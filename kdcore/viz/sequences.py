@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from kdcore.figures import COLORS, _layout
+from kdcore.viz.style import COLORS, layout
 
 # the students of `kdcore.seqdistill` and the models of `kdcore.seqgroups`, in the lab's colours
 SEQ_COLORS = {
@@ -53,7 +53,7 @@ def soft_targets_heatmap(probs: np.ndarray, inputs: Sequence[str], class_names: 
             hovertemplate="step %{x}<br>came next: %{y}<extra></extra>"))
     fig.update_xaxes(title_text="step · input symbol", type="category", tickangle=-45, automargin=True)
     fig.update_yaxes(title_text="next symbol", type="category", autorange="reversed")
-    return _layout(fig, title or f"Soft targets of the {model_name} at T = {temperature:g}, one test sequence",
+    return layout(fig, title or f"Soft targets of the {model_name} at T = {temperature:g}, one test sequence",
                    height=400 + 14 * max(len(names) - 8, 0))
 
 
@@ -75,7 +75,7 @@ def accuracy_per_position_chart(curves: Mapping[str, tuple[np.ndarray, np.ndarra
                           "<br>%{customdata} sequences reach it<extra></extra>"))
     fig.update_xaxes(title_text="position in the sequence (step)", rangemode="tozero")
     fig.update_yaxes(title_text="accuracy (%)", range=[0, 102])
-    return _legend_below(_layout(fig, title, height=380))
+    return _legend_below(layout(fig, title, height=380))
 
 
 def accuracy_per_group_chart(per_group: Mapping[str, Sequence[float]], group_names: Sequence[str],
@@ -93,7 +93,7 @@ def accuracy_per_group_chart(per_group: Mapping[str, Sequence[float]], group_nam
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="campaign")
     fig.update_yaxes(title_text="accuracy (%)", range=[lo, 100 + (100 - lo) * 0.1])
-    return _legend_below(_layout(fig, title, height=380))
+    return _legend_below(layout(fig, title, height=380))
 
 
 def model_size_bars(sizes: Mapping[str, int], title: str = "Size of what must be deployed") -> go.Figure:
@@ -107,7 +107,7 @@ def model_size_bars(sizes: Mapping[str, int], title: str = "Size of what must be
                            hovertemplate="%{x}: %{y:.1f} KB<extra></extra>"))
     fig.update_xaxes(title_text="model")
     fig.update_yaxes(title_text="size (KB, float32 parameters)", range=[0, 1.2 * max(kb + [1e-3])])
-    return _layout(fig, title, height=380)
+    return layout(fig, title, height=380)
 
 
 PART_NAMES = {"all": "all steps", "predictable": "chunk steps (predictable)",
@@ -128,4 +128,4 @@ def chunker_share_chart(shares: Mapping[str, Sequence[float]],
                                                "chunker's share %{y:.1f} %<extra></extra>"))
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     fig.update_yaxes(title_text="steps handed to the chunker (%)", range=[-2, 102])
-    return _legend_below(_layout(fig, title, height=380))
+    return _legend_below(layout(fig, title, height=380))

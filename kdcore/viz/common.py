@@ -1,37 +1,22 @@
-"""Plotly figure builders: data in, `go.Figure` out (no streamlit, no training).
+"""Figures shared by several pages: training curves (stored and live), confusion matrices, 2-D
+decision regions, and mean ± std bars over seeds.
 
-Every figure has a title, axis titles with units, and hover text, so a chart
-projected in class or pasted in a report says what it shows.
+Every figure has a title, axis titles with units, and hover text, so a chart projected in class or
+pasted in a report says what it shows.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from kdcore.models import format_bytes
+from kdcore.viz.style import COLORS, PALETTE, layout
 
-# one colour per role, used by every page so "distilled" always looks the same
-COLORS = {
-    "teacher": "#4C78A8",
-    "distilled": "#F58518",
-    "scratch": "#54A24B",
-    "hard labels": "#72B7B2",
-    "labels only": "#54A24B",   # the sequence students' name for "scratch"
-    "pruned": "#B279A2",
-    "quantized": "#E45756",
-    "other": "#9D755D",
-}
-
-
-def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0.0, xanchor="left"), height=height,
-                      margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.2),
-                      template="plotly_white")
-    return fig
+if TYPE_CHECKING:
+    import torch
 
 
 def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "val_acc",
@@ -53,7 +38,7 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "v
                                  hovertemplate=f"{name}<br>epoch %{{x}}<br>%{{y:.3f}}<extra></extra>"))
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     fig.update_yaxes(title_text=labels.get(metric, metric))
-    return _layout(fig, title or labels.get(metric, metric).capitalize() + " per epoch")
+    return layout(fig, title or labels.get(metric, metric).capitalize() + " per epoch")
 
 
 def live_curves(curves: Mapping[str, Sequence[float]], title: str = "Validation accuracy, live",
@@ -66,7 +51,7 @@ def live_curves(curves: Mapping[str, Sequence[float]], title: str = "Validation 
                                  mode="lines", name=name, line=dict(color=COLORS.get(name, None))))
     fig.update_xaxes(title_text=x_title, rangemode="tozero")
     fig.update_yaxes(title_text=y_title)
-    return _layout(fig, title, height=280)
+    return layout(fig, title, height=280)
 
 
 def confusion_heatmap(counts, class_names: Sequence[str], title: str = "Confusion matrix",
@@ -83,36 +68,7 @@ def confusion_heatmap(counts, class_names: Sequence[str], title: str = "Confusio
         + "<extra></extra>", colorbar=dict(title="%" if normalize else "count")))
     fig.update_xaxes(title_text="predicted class", type="category")
     fig.update_yaxes(title_text="true class", type="category", autorange="reversed")
-    return _layout(fig, title, height=380)
-
-
-def accuracy_bars(results: Mapping[str, Mapping], title: str = "Test accuracy and size") -> go.Figure:
-    """Bars of test accuracy per model, each labelled with its size."""
-    names = list(results)
-    acc = [100 * results[n]["accuracy"] for n in names]
-    text = [f"{a:.1f}%<br>{format_bytes(results[n]['bytes'])}" for n, a in zip(names, acc)]
-    fig = go.Figure(go.Bar(x=names, y=acc, text=text, textposition="outside",
-                           marker_color=[COLORS.get(n, COLORS["other"]) for n in names],
-                           hovertemplate="%{x}: %{y:.2f}%<extra></extra>"))
-    lo = max(0.0, min(acc) - 10)
-    fig.update_yaxes(title_text="test accuracy (%)", range=[lo, 100.5 + (100 - lo) * 0.12])
-    fig.update_xaxes(title_text="model")
-    return _layout(fig, title)
-
-
-def image_grid(images: np.ndarray, captions: Sequence[str], cols: int = 8,
-               title: str = "Examples") -> go.Figure:
-    """Greyscale images (N, H, W) in a grid, with a caption above each."""
-    n = len(images)
-    rows = max(1, int(np.ceil(n / cols)))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(captions),
-                        horizontal_spacing=0.01, vertical_spacing=0.08)
-    for i, img in enumerate(images):
-        fig.add_trace(go.Heatmap(z=np.asarray(img)[::-1], colorscale="Greys", reversescale=False,
-                                 showscale=False, hoverinfo="skip"), row=i // cols + 1, col=i % cols + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, title, height=140 * rows + 60)
+    return layout(fig, title, height=380)
 
 
 def decision_boundary(models: Mapping[str, "torch.nn.Module"], X, y, class_names: Sequence[str],
@@ -134,8 +90,7 @@ def decision_boundary(models: Mapping[str, "torch.nn.Module"], X, y, class_names
     ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution, dtype=np.float32)
     grid = torch.from_numpy(np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2))
     n = len(class_names)
-    palette = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D",
-               "#BAB0AC", "#EECA3B"]
+    palette = PALETTE
     scale = [[i / max(n - 1, 1), palette[i % len(palette)]] for i in range(n)]
     fig = make_subplots(rows=1, cols=len(models), subplot_titles=list(models), horizontal_spacing=0.04)
     for col, (name, model) in enumerate(models.items(), start=1):
@@ -152,7 +107,7 @@ def decision_boundary(models: Mapping[str, "torch.nn.Module"], X, y, class_names
                           row=1, col=col)
     fig.update_xaxes(title_text="x₁")
     fig.update_yaxes(title_text="x₂", col=1)
-    return _layout(fig, title, height=380)
+    return layout(fig, title, height=380)
 
 
 def mean_std_bars(rows: Sequence[Mapping], title: str = "Test accuracy per loss, mean ± std over seeds",
@@ -173,24 +128,4 @@ def mean_std_bars(rows: Sequence[Mapping], title: str = "Test accuracy per loss,
     lo = max(0.0, min(means, default=0.0) - max(stds, default=0.0) - 10)
     fig.update_yaxes(title_text="test accuracy (%), mean ± std over seeds", range=[lo, 100.5 + (100 - lo) * 0.12])
     fig.update_xaxes(title_text=x_title)
-    return _layout(fig, title)
-
-
-def low_rank_figure(rows: Sequence[Mapping], title: str = "Low rank: test accuracy against size") -> go.Figure:
-    """Accuracy before and after fine-tuning against size, one point per rank setting.
-
-    rows: dicts with 'setting', 'size (bytes)', 'accuracy before fine-tuning (%)',
-    'accuracy after fine-tuning (%)' (`LowRankPoint.row()`)."""
-    rows = sorted(rows, key=lambda r: r["size (bytes)"])
-    fig = go.Figure()
-    for col, name, color in (("accuracy before fine-tuning (%)", "before fine-tuning", COLORS["scratch"]),
-                             ("accuracy after fine-tuning (%)", "after fine-tuning", COLORS["distilled"])):
-        ys = [r[col] for r in rows]
-        if all(np.isnan(y) for y in ys):
-            continue
-        fig.add_trace(go.Scatter(x=[r["size (bytes)"] for r in rows], y=ys, mode="lines+markers", name=name,
-                                 line=dict(color=color), text=[r["setting"] for r in rows],
-                                 hovertemplate="%{text}<br>%{x:,} bytes<br>%{y:.2f} %<extra></extra>"))
-    fig.update_xaxes(title_text="size (bytes, float32)", type="log")
-    fig.update_yaxes(title_text="test accuracy (%)")
-    return _layout(fig, title)
+    return layout(fig, title)

@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from kdcore.figures import COLORS, _layout
+from kdcore.viz.style import COLORS, layout
 
 CRITERION_COLORS = {"OBD": COLORS["pruned"], "magnitude": COLORS["teacher"], "random": "#9D9D9D"}
 
@@ -44,7 +44,7 @@ def saliency_histogram(values: Mapping[str, torch.Tensor], log_x: bool = True, b
                                  hovertemplate=f"{n}<br>%{{x:.3g}}<br>%{{y}} weights<extra></extra>"))
     fig.update_xaxes(title_text=x_title + (" (log scale)" if log_x else ""), type="log" if log_x else "linear")
     fig.update_yaxes(title_text="weights per bin")
-    return _layout(fig, title)
+    return layout(fig, title)
 
 
 def obd_vs_magnitude(obd: Mapping[str, torch.Tensor], magnitude: Mapping[str, torch.Tensor],
@@ -72,7 +72,7 @@ def obd_vs_magnitude(obd: Mapping[str, torch.Tensor], magnitude: Mapping[str, to
     fig.update_xaxes(title_text="magnitude |θ| (log scale)", type="log")
     fig.update_yaxes(title_text="saliency ½·h·θ² (nats, log scale)", type="log")
     note = f" (a sample of {len(idx)} of {len(s)})" if len(idx) < len(s) else ""
-    return _layout(fig, title + note, height=420)
+    return layout(fig, title + note, height=420)
 
 
 def fraction_removed(fractions: Mapping[str, Mapping[str, float]], sparsity: float,
@@ -85,7 +85,7 @@ def fraction_removed(fractions: Mapping[str, Mapping[str, float]], sparsity: flo
                              hovertemplate=f"{crit}<br>%{{x}}: %{{y:.1f}} % removed<extra></extra>"))
     fig.update_xaxes(title_text="layer (weight tensor)")
     fig.update_yaxes(title_text="weights removed (%)", range=[0, 100])
-    return _layout(fig, title or f"Fraction of each layer removed at {100 * sparsity:g} % sparsity")
+    return layout(fig, title or f"Fraction of each layer removed at {100 * sparsity:g} % sparsity")
 
 
 def accuracy_curves(points: Sequence[Mapping], base_accuracy: float,
@@ -110,7 +110,7 @@ def accuracy_curves(points: Sequence[Mapping], base_accuracy: float,
                   annotation_text=f"unpruned {100 * base_accuracy:.1f} %", annotation_position="bottom left")
     fig.update_xaxes(title_text="sparsity of the prunable weights (%)")
     fig.update_yaxes(title_text="test accuracy (%)")
-    return _layout(fig, title, height=400)
+    return layout(fig, title, height=400)
 
 
 def predicted_vs_actual(points: Sequence[Mapping], title: str = "OBD: predicted against actual loss increase") -> go.Figure:
@@ -130,7 +130,7 @@ def predicted_vs_actual(points: Sequence[Mapping], title: str = "OBD: predicted 
                                  line=dict(color="black", dash="dot", width=1), hoverinfo="skip"))
     fig.update_xaxes(title_text="predicted increase Σ ½·h·θ² (nats)")
     fig.update_yaxes(title_text="actual increase of the training loss (nats)")
-    return _layout(fig, title, height=400)
+    return layout(fig, title, height=400)
 
 
 def sensitivity(rows: Sequence[Mapping], base_accuracy: float,
@@ -145,7 +145,7 @@ def sensitivity(rows: Sequence[Mapping], base_accuracy: float,
     fig.add_hline(y=100 * base_accuracy, line=dict(color="black", dash="dot", width=1))
     fig.update_xaxes(title_text="sparsity of that layer alone (%)")
     fig.update_yaxes(title_text="test accuracy (%)")
-    return _layout(fig, title)
+    return layout(fig, title)
 
 
 def iterative_progress(steps: Sequence[Mapping], title: str = "Iterative pruning: validation accuracy") -> go.Figure:
@@ -161,4 +161,4 @@ def iterative_progress(steps: Sequence[Mapping], title: str = "Iterative pruning
     ])
     fig.update_xaxes(title_text="sparsity of the prunable weights (%)")
     fig.update_yaxes(title_text="validation accuracy (%)")
-    return _layout(fig, title)
+    return layout(fig, title)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from kdcore.figures import _layout
+from kdcore.viz.style import layout
 from kdcore.sweep import COLUMN_LABELS
 
 METRIC_LABELS = {k: COLUMN_LABELS[k] for k in ("test_acc", "agreement", "val_acc")}
@@ -66,7 +66,7 @@ def sweep_heatmap(cells, width: int, metric: str = "test_acc", title: str | None
                            yshift=14, font=dict(color="white", size=12))
     fig.update_xaxes(title_text="temperature T", type="category")
     fig.update_yaxes(title_text="α (weight of the soft targets)", type="category")
-    return _layout(fig, title or f"{label.capitalize()}, student width {width}", height=380)
+    return layout(fig, title or f"{label.capitalize()}, student width {width}", height=380)
 
 
 def accuracy_vs_temperature(cells, alpha: float | None = None, metric: str = "test_acc") -> go.Figure:
@@ -94,4 +94,4 @@ def accuracy_vs_temperature(cells, alpha: float | None = None, metric: str = "te
                      ticktext=[f"{t:g}" for t in temps])
     fig.update_yaxes(title_text=METRIC_LABELS.get(metric, metric))
     which = f"α={alpha:g}" if alpha is not None else "best α per T (chosen on validation)"
-    return _layout(fig, f"{METRIC_LABELS.get(metric, metric).capitalize()} against T, {which}")
+    return layout(fig, f"{METRIC_LABELS.get(metric, metric).capitalize()} against T, {which}")

@@ -1,0 +1,77 @@
+"""The one look of every chart in the lab: colours per role, a light template, titles and legends.
+
+Every figure builder in `kdcore.viz` ends with `layout(fig, title, height)` (a `go.Figure` built
+with plotly's API) or `figure(data, layout, title, height)` (traces and layout written as plain
+dicts, for the views redrawn on every slider move). Both give the same title placement, margins,
+legend under the plot (never over its title) and template.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+# one colour per role, used by every page so "distilled" always looks the same
+COLORS = {
+    "teacher": "#4C78A8",
+    "distilled": "#F58518",
+    "scratch": "#54A24B",
+    "hard labels": "#72B7B2",
+    "labels only": "#54A24B",   # the sequence students' name for "scratch"
+    "pruned": "#B279A2",
+    "quantized": "#E45756",
+    "other": "#9D755D",
+}
+# classes in 2-D views and the Home page's bars
+PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D",
+           "#BAB0AC", "#EECA3B"]
+NEUTRAL = "#888"
+
+# plotly_white's look in a few keys: the full template is ~7 kB that plotly deep-copies, walks and
+# sends with every figure; this one keeps a chart cheap to build and to send
+TEMPLATE = {"layout": {
+    "paper_bgcolor": "white", "plot_bgcolor": "white", "font": {"color": "#2a3f5f"},
+    "colorway": ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880"],
+    "hovermode": "closest", "hoverlabel": {"align": "left"},
+    "xaxis": {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "zerolinecolor": "#EBF0F8", "automargin": True,
+              "ticks": "", "zerolinewidth": 2},
+    "yaxis": {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "zerolinecolor": "#EBF0F8", "automargin": True,
+              "ticks": "", "zerolinewidth": 2},
+}}
+# a horizontal legend under the x-axis title, anchored by its top so a second row grows downwards
+LEGEND_BELOW = dict(orientation="h", x=0.0, xanchor="left", y=-0.22, yanchor="top")
+# a legend above the plot on the right, for charts whose x-axis is crowded (grouped bars)
+LEGEND_ABOVE = dict(orientation="h", x=1.0, xanchor="right", y=1.02, yanchor="bottom")
+MARGIN = dict(l=60, r=20, t=56, b=50)
+
+
+def base_layout(title: str, height: int = 360) -> dict:
+    """The layout every figure starts from: title at the top left, legend below, the light template."""
+    return dict(title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top"), height=height,
+                margin=dict(MARGIN), legend=dict(LEGEND_BELOW), template=TEMPLATE)
+
+
+def layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
+    """Give a figure built with plotly's API the lab's look (settings made before are kept unless they
+    are the title, height, margin, legend or template)."""
+    fig.update_layout(**base_layout(title, height))
+    return fig
+
+
+def figure(data: list[dict], layout_: dict, title: str, height: int = 360) -> go.Figure:
+    """A figure from plain trace and layout dicts, with the lab's look; `layout_` overrides the base."""
+    base = base_layout(title, height)
+    for key, value in layout_.items():
+        base[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return go.Figure(dict(data=data, layout=base))
+
+
+def vline(x: float, color: str = NEUTRAL, dash: str = "dot") -> dict:
+    """A vertical line shape at x in axis units (on a log axis pass log10 of the value, as plotly wants)."""
+    return dict(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1,
+                line=dict(color=color, dash=dash, width=1.5))
+
+
+def hline(y: float, color: str = NEUTRAL, dash: str = "dash", yref: str = "y") -> dict:
+    """A horizontal line shape at y in axis units."""
+    return dict(type="line", xref="paper", yref=yref, x0=0, x1=1, y0=y, y1=y,
+                line=dict(color=color, dash=dash, width=1.2))
