@@ -97,7 +97,7 @@ else:
                                    "test accuracy (%)": f"{r['test accuracy mean (%)']:.2f} ± {r['std (points)']:.2f}",
                                    "seeds": r["seeds"], "per seed (%)": r["per seed (%)"],
                                    "formula": r["formula"], "paper": r["paper"]} for r in table])
-            csv_table.show(shown, key="losses_csv", file_name=f"losses_{ds.name}_seed{ds.seed}.csv",
+            csv_table.show(shown, key="losses_csv", settings=runs.run_settings(run_id), file_name=f"losses_{ds.name}_seed{ds.seed}.csv",
                            label="Download the table (CSV)")
             st.plotly_chart(viz.common.mean_std_bars(table, f"Test accuracy per loss: {res.settings['student']}, "
                                                   f"{res.settings['epochs']} epochs, mean ± std over seeds"),

@@ -214,11 +214,11 @@ st.subheader("Table")
 table = pd.DataFrame(res.records())
 tab_cells, tab_students = st.tabs(["per cell (mean ± std over seeds)", "per student"])
 with tab_cells:
-    csv_table.show(cells, key="sweep_csv_cells", file_name=f"sweep_cells_{ds.name}_seed{ds.seed}.csv",
+    csv_table.show(cells, key="sweep_csv_cells", settings=runs.run_settings(run_id), file_name=f"sweep_cells_{ds.name}_seed{ds.seed}.csv",
                    label="Download CSV (per cell)", labels={c: column_label(c) for c in cells.columns},
                    formats={c: "%.2f" for c in cells.columns if c.endswith(("_mean", "_std"))})
 with tab_students:
-    csv_table.show(table, key="sweep_csv", file_name=f"sweep_{ds.name}_seed{ds.seed}.csv",
+    csv_table.show(table, key="sweep_csv", settings=runs.run_settings(run_id), file_name=f"sweep_{ds.name}_seed{ds.seed}.csv",
                    label="Download CSV (per student)", labels={c: column_label(c) for c in table.columns},
                    formats={"test_acc": "%.2f", "agreement": "%.2f", "val_acc": "%.2f", "kl_teacher": "%.4f",
                             "test_loss": "%.4f"})

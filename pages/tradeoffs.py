@@ -18,6 +18,7 @@ from kdcore.binary import binary_record
 from kdcore.lowrank import LowRankConfig, low_rank_record
 from kdcore.weightless import WeightlessConfig, weightless_record
 from kdcore import tradeoffs as tr
+from kdcore.store import code_version
 from kdcore.distill import KDConfig
 from kdcore.models import format_bytes
 from kdcore.presets import default_kd, default_student
@@ -206,7 +207,8 @@ st.caption(f"Latency: median of repeated forward passes on this machine's CPU ({
 table = pd.DataFrame([p.row() for p in points])
 frontier = set(tr.pareto_front([p.bytes for p in points], [p.accuracy for p in points]))
 table.insert(1, "on size frontier", [i in frontier for i in range(len(points))])
-csv_table.show(table, key="tradeoffs_csv_models", file_name=f"tradeoffs_{ds.name}_seed{ds.seed}.csv",
+csv_table.show(table, key="tradeoffs_csv_models",
+               settings={"dataset": ds.name, "split seed": ds.seed, "code version": code_version()}, file_name=f"tradeoffs_{ds.name}_seed{ds.seed}.csv",
                label="Download all models (CSV)", hide=["size (bytes)"],
                formats={"test accuracy (%)": "%.2f", "latency batch 1 (ms)": "%.4f",
                         "latency batch 256 (ms)": "%.3f"})
@@ -252,7 +254,7 @@ else:
     (st.success if any(p.gain >= 0.005 for p in sweep.points) else st.info)(sweep.summary())
     st.plotly_chart(viz.tradeoffs.sweep_figure(sweep.points, sweep.teacher_metrics), width="stretch")
     sweep_table = pd.DataFrame([p.row() for p in sweep.points])
-    csv_table.show(sweep_table, key="tradeoffs_csv_sweep", file_name=f"size_sweep_{ds.name}_seed{ds.seed}.csv",
+    csv_table.show(sweep_table, key="tradeoffs_csv_sweep", settings=runs.run_settings(sweep_id), file_name=f"size_sweep_{ds.name}_seed{ds.seed}.csv",
                    label="Download the sweep (CSV)",
                    formats={"distilled accuracy (%)": "%.2f", "scratch accuracy (%)": "%.2f",
                             "gain (points)": "%+.2f"})
@@ -351,7 +353,7 @@ else:
         st.caption(f"QAT at 32 bits is the same distillation without quantization ({100 * ctrl.accuracy:.1f} %): "
                    "the part of a QAT model's accuracy that comes from extra training, not from QAT.")
     bits_table = pd.DataFrame([r.row() for r in rows])
-    csv_table.show(bits_table, key="tradeoffs_csv_bits", file_name=f"quantization_{ds.name}_seed{ds.seed}.csv",
+    csv_table.show(bits_table, key="tradeoffs_csv_bits", settings=runs.run_settings(bits_id), file_name=f"quantization_{ds.name}_seed{ds.seed}.csv",
                    label="Download the panel (CSV)", formats={"test accuracy (%)": "%.2f"})
 
 # ---------------------------------------------------------------- 4 · pipeline

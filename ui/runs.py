@@ -210,6 +210,17 @@ def watched_result(run_id: str | None, key: str, label: str, what: str, live_tit
     return result(run_id)
 
 
+def run_settings(run_id: str | None) -> dict:
+    """A stored run's settings for a CSV beside its numbers: run id, dataset, split seed, code version
+    and its config flattened (dotted names)."""
+    from kdcore.report import flat_settings
+    rec = store().get(run_id) if run_id else None
+    if rec is None:
+        return {}
+    return {"run": rec.id, "dataset": rec.dataset, "split seed": rec.data_seed, "code version": rec.code_version,
+            **dict(flat_settings(rec.config))}
+
+
 def explain_end(v: JobView, what: str) -> None:
     """Say how a run that is not finished ended (stopped before it started, failed, interrupted)."""
     if v.status == "stopped" and v.error == UNSTARTED:
