@@ -27,6 +27,9 @@ def show(key: str = "sidebar") -> None:
             st.caption(ds.summary())
         else:
             st.caption("⚠️ dataset not available (see the page)")
+        st.toggle("Presentation mode", key=state.PRESENT_KEY, bind="query-params",
+                  help="Large type, the settings in one line, no toolbar, charts sized for a projector "
+                       "(1280 × 720). A link with ?present=1 opens in it.")
         st.text_input("Workspace", key=state.WORKSPACE_KEY, bind="query-params", max_chars=64,
                       help="Your runs are kept under this id, which is in the page's address: a reload, "
                            "a bookmark or a server restart finds them again. Paste another id to open "
