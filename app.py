@@ -35,6 +35,7 @@ PAGES = {
         st.Page("pages/tradeoffs.py", title="Trade-offs", icon=":material/balance:"),
     ],
     "Workspace": [
+        st.Page("pages/data.py", title="Your data", icon=":material/upload_file:"),
         st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
     ],
 }

@@ -98,7 +98,7 @@ def _page_work_ms(ds, teacher, reruns: int) -> float:
         T = TEMPS[i % len(TEMPS)]
         t0 = time.perf_counter()
         v = out.logits[idx]
-        p1, pT = tl.soften(v, 1.0), tl.soften(v, T)
+        p1, pT = tl.soften_np(v, 1.0), tl.soften_np(v, T)
         H, top = tl.entropy_and_top(v)
         sim = out.similarity(T)
         tl.most_similar(sim)

@@ -1,4 +1,4 @@
-"""How small can the digits model get, and what does it cost? Size sweep, PTQ vs QAT, pipeline, latency.
+"""How small can the digits model get, and what does it cost? Size curve, PTQ vs QAT, pipeline, latency.
 
 Run from the repository root: `python -m bench.tradeoffs [--seed 0] [--threads 1]`. Prints tables
 (markdown) for docs/performance.md, section "quantization (issue 5)". Everything uses the
@@ -14,7 +14,8 @@ from datetime import date
 
 import torch
 
-from kdcore import tradeoffs as tr
+
+from kdcore import bitwidths, latency, pipeline, sizecurve
 from kdcore.data import load_dataset
 from kdcore.distill import DistillRun
 from kdcore.models import format_bytes
@@ -48,9 +49,9 @@ def main() -> None:
     tm = teacher.metrics
 
     t0 = time.perf_counter()
-    sweep = tr.SizeSweep(ds, teacher.logits, tm, tr.SWEEP_WIDTHS, student_train, kd, seed=args.seed)
+    sweep = sizecurve.SizeCurve(ds, teacher.logits, tm, sizecurve.SIZE_WIDTHS, student_train, kd, seed=args.seed)
     sweep.run()
-    print(f"## Size sweep ({len(sweep.widths)} widths × 2 students, {student_train.epochs} epochs, "
+    print(f"## Size curve ({len(sweep.widths)} widths × 2 students, {student_train.epochs} epochs, "
           f"{100 * kd.labelled_fraction:g} % labels; {time.perf_counter() - t0:.1f} s)\n")
     print(table([{k: v for k, v in p.row().items() if k not in ("size (bytes)",)} for p in sweep.points]))
     print("\n" + sweep.summary() + "\n")
@@ -63,7 +64,7 @@ def main() -> None:
     for name, model in (("teacher " + teacher.spec.model.describe(), teacher.model),
                         ("distilled " + student_cfg.describe(), student)):
         t0 = time.perf_counter()
-        rows = tr.ptq_rows(model, ds) + tr.qat_rows(model, ds, teacher.logits["train"], qat_train, kd,
+        rows = bitwidths.ptq_rows(model, ds) + bitwidths.qat_rows(model, ds, teacher.logits["train"], qat_train, kd,
                                                     seed=args.seed)
         print(f"## PTQ vs QAT: {name} (per channel, min.-error step; QAT {args.qat_epochs} epochs; "
               f"{time.perf_counter() - t0:.1f} s)\n")
@@ -71,12 +72,12 @@ def main() -> None:
         print(table([{"bits": b, "size": format_bytes(by[("PTQ", b)].bytes),
                       "× smaller than teacher": tm["bytes"] / by[("PTQ", b)].bytes,
                       "PTQ acc (%)": 100 * by[("PTQ", b)].accuracy, "QAT acc (%)": 100 * by[("QAT", b)].accuracy}
-                     for b in tr.PANEL_BITS]))
+                     for b in bitwidths.PANEL_BITS]))
         print()
 
     rows = []
     for sparsity, bits in ((0.5, 8), (0.8, 4), (0.9, 2), (0.8, 1)):
-        stages = tr.prune_then_quantize(student, ds, teacher.logits, sparsity, QuantConfig(bits), qat_train,
+        stages = pipeline.prune_then_quantize(student, ds, teacher.logits, sparsity, QuantConfig(bits), qat_train,
                                         kd, seed=args.seed)
         for s in stages:
             rows.append({"stage": s.stage, "sparsity (%)": 100 * s.sparsity, "bits": s.bits,
@@ -89,8 +90,8 @@ def main() -> None:
 
     lat = []
     for name, model in (("teacher", teacher.model), ("distilled MLP 16", student),
-                        ("binary PTQ of MLP 16", tr.ptq_rows(student, ds, (1,))[0].model)):
-        m = tr.measure_latencies(model, ds.input_shape)
+                        ("binary PTQ of MLP 16", bitwidths.ptq_rows(student, ds, (1,))[0].model)):
+        m = latency.measure_latencies(model, ds.input_shape)
         lat.append({"model": name, "batch 1 (ms)": m[1].median_ms, "batch 256 (ms)": m[256].median_ms,
                     "µs / example at 256": m[256].per_example_us})
     print("## CPU latency (median, inference mode)\n")

@@ -1,10 +1,40 @@
-"""kdcore: the engine of Distillation Lab.
+"""kdcore: the engine of Distillation Lab (plain PyTorch, no Streamlit). Where things are:
 
-A plain PyTorch library (no streamlit) for knowledge distillation and model
-compression on small datasets: data loading, models, losses, a callback-driven
-trainer, a disk cache of trained teachers, metrics; its figures are in `kdcore.viz`.
-Pages of the app read widgets, call kdcore and draw; a notebook or a script can
-use it just the same.
+Data and models
+    data          built-in datasets (digits, moons, spirals, MNIST, Fashion-MNIST), splits
+    models        MLP / CNN configs, parameter counts, sizes in bytes
+    presets       the default teacher, student and KD settings per dataset (chosen by measurement)
+    records       ModelRecord: a model made in a session, for the views that compare them all
+Training and distillation
+    losses        kd_loss (α·T²·KL + (1−α)·CE), soften, logit matching, DKD, hints (formula + paper each)
+    train         TrainConfig, the callback-driven Trainer, fit, History
+    teachers      TeacherSpec, train_teacher, the disk cache of trained teachers
+    distill       KDConfig, DistillRun (distilled, scratch and hard-label students), the verdict sentence
+    metrics       accuracy, agreement, KL, confusion
+Experiments, one module per page that runs them
+    temperature   soft targets against T, dark knowledge, the gradient story       (Temperature)
+    sweep         the T × α (× width × seed) grid trained as one batched model     (Sweep)
+    ensemble      ensembles and their distilled students                           (Ensembles)
+    specialists   generalist + specialists with a dustbin class                    (Specialists)
+    transfer      few labels, the omitted class, soft loss vs logit matching        (Transfer sets)
+    hinton        the paper's MNIST preset                                         (Hinton MNIST)
+    sequences, seqdistill, seqgroups, chunker   recurrent teachers and students    (Sequences)
+    loss_families KD vs DKD vs hints vs a class-distance teacher                   (Losses)
+Compression (Prune and Trade-offs pages)
+    pruning       OBD saliencies (exact, Gauss–Newton, Hutchinson), magnitude, random; masks
+    quantize      fake quantization, honest sizes, QAT by distillation
+    tradeoffs     the Pareto front and the words for stakeholders; latency (timings),
+                  sizecurve (students of several widths), bitwidths (PTQ vs QAT),
+                  pipeline (distill → prune → quantize), weightless (Bloomier filters),
+                  binary (XNOR MLPs), lowrank
+Runs: every long experiment as a run that outlives the page
+    runs          RunSpec (kind + JSON config), RunKind, drive(); the kinds in runkinds*.py
+    jobs, store, codec, ray_executor   the job runner, the SQLite run store, results ↔ files, Ray
+Figures
+    viz           every figure, one module per page (viz.sweep, viz.temperature, ...) and one style
+
+A page's logic is in the module named above for its page; its figures in `kdcore.viz.<page>`; its
+per-user state in `ui/state.py`.
 """
 
 from kdcore.data import Dataset, DatasetUnavailable, DATASETS, load_dataset

@@ -25,8 +25,6 @@ and a bit-packed XNOR-popcount forward pass in numpy.
 from __future__ import annotations
 
 import copy
-import statistics
-import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -36,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdcore.data import Dataset
+from kdcore.latency import time_call
 from kdcore.train import EpochLog, History, TrainConfig, fit, seeded_model
 
 INPUT_BITS = 8            # the first layer reads the input as 8-bit integers (bit planes in the XNOR forward)
@@ -239,20 +238,8 @@ class XnorMLP:
         return self.preactivations(x)[-1]
 
 
-def _median_ms(fn: Callable[[], object], repeats: int = 15, warmup: int = 3, target_ms: float = 5.0) -> float:
-    for _ in range(warmup):
-        fn()
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-7)
-    inner = int(min(max(1, round(target_ms / 1000 / one)), 200))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) / inner)
-    return 1000 * statistics.median(times)
+def _median_ms(fn: Callable[[], object]) -> float:
+    return time_call(fn, target_ms=5.0)[0]
 
 
 @dataclass(frozen=True)
@@ -297,7 +284,7 @@ def latency_comparison(model: BinaryMLP, X: torch.Tensor, batch_sizes: Sequence[
 def binary_record(model: BinaryMLP, dataset: Dataset, recipe: str, name: str = "binary MLP"):
     """A `ModelRecord` of a trained BinaryMLP, sized by `binary_model_bits` (role "binary")."""
     from kdcore.metrics import evaluate
-    from kdcore.registry import ModelRecord
+    from kdcore.records import ModelRecord
     metrics = evaluate(model, dataset.X_test, dataset.y_test)
     metrics["bytes"] = -(-binary_model_bits(model) // 8)
     metrics["encoding"] = "1-bit weights and activations"

@@ -40,8 +40,19 @@ def _qualname(obj) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+# classes moved since results were stored under their old paths: old path -> new path
+MOVED = {
+    "kdcore.tradeoffs:SweepPoint": "kdcore.sizecurve:SizePoint",
+    "kdcore.tradeoffs:BitsRow": "kdcore.bitwidths:BitsRow",
+    "kdcore.tradeoffs:PipelineStage": "kdcore.pipeline:PipelineStage",
+    "kdcore.tradeoffs:Latency": "kdcore.latency:Latency",
+    "kdcore.runkinds_compress:SizeSweepResult": "kdcore.runkinds_compress:SizeCurveResult",
+    "kdcore.registry:ModelRecord": "kdcore.records:ModelRecord",
+}
+
+
 def _import(path: str):
-    mod, _, qual = path.partition(":")
+    mod, _, qual = MOVED.get(path, path).partition(":")
     try:
         obj = importlib.import_module(mod)
         for part in qual.split("."):

@@ -11,6 +11,7 @@ Python data pipeline.
 - mnist, fashion_mnist: 28x28 images read by torchvision from a data root
   (`<root>/MNIST/raw/*.gz`, `<root>/FashionMNIST/raw/*.gz`); downloaded when
   online, and when offline and missing a `DatasetUnavailable` says where to put them.
+- user-<fingerprint>: a dataset a user uploaded (`kdcore.userdata`), stored under the cache folder.
 
 Loaded datasets are memoised per (name, seed, data_root): loading MNIST twice
 costs nothing. A Dataset is shared and must be treated as read-only.
@@ -67,7 +68,7 @@ class Dataset:
         return getattr(self, f"X_{which}"), getattr(self, f"y_{which}")
 
     def summary(self) -> str:
-        return (f"{self.name}: {len(self.y_train)} train / {len(self.y_val)} val / "
+        return (f"{self.extra.get('label', self.name)}: {len(self.y_train)} train / {len(self.y_val)} val / "
                 f"{len(self.y_test)} test, {self.n_classes} classes, input {self.input_shape}")
 
 
@@ -176,6 +177,9 @@ DATASETS = {
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(name: str, seed: int, data_root: str | None) -> Dataset:
+    from kdcore import userdata
+    if userdata.is_user_dataset(name):   # an upload, stored under the cache folder (kdcore.userdata)
+        return userdata.load(userdata.fingerprint_of(name), seed)
     return DATASETS[name](seed, Path(data_root) if data_root else None)
 
 
@@ -184,7 +188,8 @@ def load_dataset(name: str = "digits", seed: int = 0, data_root: str | Path | No
 
     Raises `DatasetUnavailable` with a readable message if it cannot be had.
     """
-    if name not in DATASETS:
+    from kdcore.userdata import is_user_dataset
+    if name not in DATASETS and not is_user_dataset(name):
         raise DatasetUnavailable(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
     return _load_cached(name, int(seed), str(data_root) if data_root is not None else None)
 

@@ -89,12 +89,12 @@ LESSONS: list[Lesson] = [
            {"tradeoffs_bin_width": "128", "tradeoffs_bin_epochs": "30"}),
     Lesson("frontier", "The accuracy-vs-size frontier",
            "Every model of the session on one chart, accuracy against honest size, with the Pareto frontier: "
-           "the models no other model beats on both. A size sweep of distilled students fills it in.",
+           "the models no other model beats on both. A size curve of distilled students fills it in.",
            "tradeoffs",
-           "Press **Run size sweep**, then look at section 1 again (its students are added).",
+           "Press **Run the size curve**, then look at section 1 again (its students are added).",
            "Which models lie on the frontier, by size and by latency at batch 1 (the link's axis); where "
            "the distilled students of each width fall against the teacher and the quantized models.",
-           {"tradeoffs_axis": "latency, batch 1", "tradeoffs_sweep_epochs": "40"}),
+           {"tradeoffs_axis": "latency, batch 1", "tradeoffs_sizes_epochs": "40"}),
 ]
 
 BY_SLUG = {lesson.slug: lesson for lesson in LESSONS}

@@ -166,7 +166,7 @@ def low_rank_sweep(model: nn.Module, dataset: Dataset, configs: Sequence[LowRank
 def low_rank_record(point: LowRankPoint, source_name: str, source_recipe: str, dataset: Dataset,
                     finetune_epochs: int = 0):
     """A `ModelRecord` of a factorized model for the Trade-offs frontier (role "low rank")."""
-    from kdcore.registry import ModelRecord
+    from kdcore.records import ModelRecord
     metrics = evaluate(point.model, dataset.X_test, dataset.y_test)
     metrics["encoding"] = "dense"
     tail = f", fine-tuned {finetune_epochs} epochs" if finetune_epochs else ""

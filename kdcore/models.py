@@ -37,6 +37,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        if d.get("arch") in ("forest", "boosting", "logits"):   # an imported teacher (kdcore.userteachers)
+            from kdcore.userteachers import ImportedModel
+            return ImportedModel.from_dict(d)
         return cls(**{**d, "hidden": tuple(d.get("hidden", ())), "channels": tuple(d.get("channels", (16, 32)))})
 
     def describe(self) -> str:

@@ -2,7 +2,8 @@
 
 The digits defaults were chosen by measurement (docs/results.md, made by
 `python -m bench.results_digits`): they are the settings where distillation
-really helps, not the first ones that came to mind.
+really helps, not the first ones that came to mind. Uploaded datasets (`user-<fingerprint>`)
+get defaults derived from their size (`uploaded_defaults`).
 """
 
 from __future__ import annotations
@@ -48,11 +49,45 @@ STUDENT_TRAINING = {
 KD_DEFAULT = KDConfig(temperature=4.0, alpha=0.9, labelled_fraction=0.1)
 
 
+def uploaded_defaults(n_rows: int) -> dict[str, object]:
+    """Teacher and student settings for an uploaded dataset of `n_rows` examples (kdcore.userdata).
+
+    The teacher is a regularized MLP, the student a small one; the schedules shrink as the data
+    grows, so that a default teacher trains in well under a minute on two CPU cores (about 2 000
+    batches), and small data still gets enough epochs."""
+    n_train = max(1, int(0.6 * n_rows))
+    batch = 64 if n_train < 5_000 else 256
+    steps_per_epoch = max(1, -(-n_train // batch))
+    t_epochs = int(min(60, max(3, 2_000 // steps_per_epoch)))
+    s_epochs = int(min(40, max(2, 1_200 // steps_per_epoch)))
+    width = 256 if n_train < 20_000 else 512
+    return {
+        "teacher": ModelConfig(hidden=(width, width), dropout=0.3 if n_train < 5_000 else 0.2),
+        "teacher_train": TrainConfig(epochs=t_epochs, batch_size=batch, lr=3e-3),
+        "student": ModelConfig(hidden=(16,)),
+        "student_train": TrainConfig(epochs=s_epochs, batch_size=batch, lr=1e-2 if n_train < 5_000 else 3e-3),
+    }
+
+
+def _uploaded(dataset: str) -> dict[str, object]:
+    from kdcore import userdata
+    if not userdata.is_user_dataset(dataset):
+        raise KeyError(f"no defaults for dataset {dataset!r}")
+    meta = userdata.read_meta(userdata.fingerprint_of(dataset))
+    return uploaded_defaults(int(meta["n_rows"]))
+
+
 def default_teacher_spec(dataset: str, data_seed: int = 0, seed: int = 0) -> TeacherSpec:
+    if dataset not in TEACHER_MODELS:
+        d = _uploaded(dataset)
+        return TeacherSpec(dataset, data_seed, d["teacher"], d["teacher_train"], seed)
     return TeacherSpec(dataset, data_seed, TEACHER_MODELS[dataset], TEACHER_TRAINING[dataset], seed)
 
 
 def default_student(dataset: str) -> tuple[ModelConfig, TrainConfig]:
+    if dataset not in STUDENT_MODELS:
+        d = _uploaded(dataset)
+        return d["student"], d["student_train"]
     return STUDENT_MODELS[dataset], STUDENT_TRAINING[dataset]
 
 

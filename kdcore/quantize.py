@@ -46,6 +46,7 @@ from torch.nn.utils import parametrize
 
 from kdcore.data import Dataset
 from kdcore.distill import KDConfig, transfer_labels
+from kdcore.metrics import evaluate
 from kdcore.train import EpochLog, History, TrainConfig, Trainer
 
 QUANT_BITS = (8, 4, 2, 1)   # supported low bit widths (32 = float, not quantized)
@@ -350,3 +351,13 @@ def qat_distill(dataset: Dataset, teacher_train_logits: torch.Tensor, model: nn.
     finally:
         run.finish()
     return run.model, run.history
+
+
+def evaluate_sized(model: nn.Module, ds: Dataset, teacher_test_logits: torch.Tensor | None,
+                   bits: int = FLOAT_BITS, granularity: str = "channel") -> dict:
+    """Test metrics with 'bytes' the honest size of the model stored at `bits` bits, plus its encoding."""
+    metrics = evaluate(model, ds.X_test, ds.y_test, teacher_test_logits)
+    size = model_size(model, bits, granularity)
+    metrics["bytes"] = size.bytes
+    metrics["encoding"] = size.encoding
+    return metrics

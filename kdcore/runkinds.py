@@ -67,6 +67,16 @@ class TeacherRun:
                             complete=self.done)
 
 
+def make_teacher_run(config: dict, ctx: RunContext):
+    """A network teacher's TeacherRun, or an imported teacher's run (kdcore.userteachers)."""
+    from kdcore.teachers import TeacherSpec, is_imported
+    spec = TeacherSpec.from_dict(config)
+    if is_imported(spec):
+        from kdcore import userteachers
+        return userteachers.make_run(spec, ctx.dataset(spec.dataset, spec.data_seed), ctx.teachers)
+    return TeacherRun(config, ctx)
+
+
 def _teacher_finished(teacher, status: str, ctx: RunContext) -> None:
     if status == "finished" and teacher.complete and not teacher.from_cache:
         ctx.teachers.put(teacher)   # a stopped teacher is stored as a run, never as the cached teacher
@@ -74,12 +84,15 @@ def _teacher_finished(teacher, status: str, ctx: RunContext) -> None:
 
 def _teacher_name(config: dict) -> str:
     from kdcore.teachers import TeacherSpec
+    from kdcore.teachers import is_imported
     spec = TeacherSpec.from_dict(config)
+    if is_imported(spec):
+        return f"teacher {spec.model.describe()} ({spec.dataset}, seed {spec.seed})"
     return f"teacher {spec.model.describe()}, {spec.train.epochs} epochs ({spec.dataset}, seed {spec.seed})"
 
 
 register_kind(RunKind(
-    "teacher", "Teacher", TeacherRun, on_finish=_teacher_finished, describe=_teacher_name,
+    "teacher", "Teacher", make_teacher_run, on_finish=_teacher_finished, describe=_teacher_name,
     summary=lambda t: {"accuracy": t.metrics["accuracy"], "params": t.metrics["params"],
                        "bytes": t.metrics["bytes"], "epochs": len(t.history)}))
 

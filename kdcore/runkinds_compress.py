@@ -6,14 +6,14 @@
   its analysis run.
 - "prune_iterative": prune k % of what is left, retrain, repeat (one round per step); requires its
   analysis run.
-- "size_sweep": distilled and scratch MLP students of several widths (one epoch of one pair per step).
+- "size_curve": distilled and scratch MLP students of several widths (one epoch of one pair per step).
 - "quant_panel": post-training quantization at each bit width (one step), then optionally
   quantization-aware distillation per bit width (one epoch per step).
 - "prune_quantize": the distill → prune → quantize pipeline (one fine-tuning epoch per step).
 
 The model a run prunes or quantizes is named by a **model source** (`model_source`): the spec of
 the run that made it plus a path into that run's result, e.g. the "distill" run's spec and
-["distilled"], a "teacher" run's spec and ["model"], a size sweep's spec and ["points", 2, "scratch"].
+["distilled"], a "teacher" run's spec and ["model"], a size curve's spec and ["points", 2, "scratch"].
 A worker rebuilds it from the run store (`load_model`), and the source run is required first.
 
 Config conventions as in `kdcore.runkinds`: "dataset", "data_seed" and "seed" in every config,
@@ -333,46 +333,46 @@ register_kind(RunKind(
                        "accuracy": r.steps[-1].accuracy if r.steps else float("nan")}))
 
 
-# ---------------------------------------------------------------- the size sweep
+# ---------------------------------------------------------------- the size curve
 
 @dataclass
-class SizeSweepResult:
-    """What `tradeoffs.SizeSweep` holds after `run()`: the finished pairs (a stop drops a half-trained one)."""
+class SizeCurveResult:
+    """What `tradeoffs.SizeCurve` holds after `run()`: the finished pairs (a stop drops a half-trained one)."""
     dataset: Dataset
     widths: list[int]
     train: object                     # TrainConfig
     kd: object                        # KDConfig
     seed: int
     teacher_metrics: dict
-    points: list = field(default_factory=list)   # SweepPoint per finished width
+    points: list = field(default_factory=list)   # SizePoint per finished width
 
     @property
     def done(self) -> bool:
         return len(self.points) >= len(self.widths)
 
     def summary(self) -> str:
-        from kdcore.tradeoffs import SizeSweep
-        return SizeSweep.summary(self)
+        from kdcore.sizecurve import SizeCurve
+        return SizeCurve.summary(self)
 
 
-def sweep_config(teacher_spec, widths, train, kd, seed: int) -> dict:
+def size_curve_config(teacher_spec, widths, train, kd, seed: int) -> dict:
     return {"dataset": teacher_spec.dataset, "data_seed": teacher_spec.data_seed, "seed": int(seed),
             "teacher": teacher_spec.to_dict(), "widths": sorted({int(w) for w in widths}),
             "train": train.to_dict(), "kd": kd.to_dict()}
 
 
-class SizeSweepRun:
-    """`SizeSweep.run` one epoch of one (distilled, scratch) pair per step."""
+class SizeCurveRun:
+    """`SizeCurve.run` one epoch of one (distilled, scratch) pair per step."""
 
     def __init__(self, config: dict, ctx: RunContext):
         from kdcore.distill import KDConfig
-        from kdcore.tradeoffs import SizeSweep
+        from kdcore.sizecurve import SizeCurve
         from kdcore.train import TrainConfig
         teacher = ctx.teacher(config["teacher"])
         ds = ctx.dataset(config["dataset"], config["data_seed"])
-        self.sweep = SizeSweep(ds, teacher.logits, teacher.metrics, config["widths"], TrainConfig(**config["train"]),
+        self.sweep = SizeCurve(ds, teacher.logits, teacher.metrics, config["widths"], TrainConfig(**config["train"]),
                                KDConfig(**config["kd"]), seed=int(config["seed"]))
-        self.res = SizeSweepResult(ds, list(self.sweep.widths), self.sweep.train, self.sweep.kd, self.sweep.seed,
+        self.res = SizeCurveResult(ds, list(self.sweep.widths), self.sweep.train, self.sweep.kd, self.sweep.seed,
                                    teacher.metrics, self.sweep.points)
         self.pair = None
         self.t0 = 0.0
@@ -385,7 +385,7 @@ class SizeSweepRun:
     def step(self):
         from kdcore.distill import DistillRun
         from kdcore.models import ModelConfig
-        from kdcore.tradeoffs import SweepPoint
+        from kdcore.sizecurve import SizePoint
         sw = self.sweep
         width = sw.widths[len(sw.points)]
         if self.pair is None:
@@ -398,7 +398,7 @@ class SizeSweepRun:
         if run.done:
             res = run.result()
             dm, sm = res.distilled_metrics, res.scratch_metrics
-            sw.points.append(SweepPoint(width, dm["params"], dm["bytes"], dm["accuracy"], sm["accuracy"],
+            sw.points.append(SizePoint(width, dm["params"], dm["bytes"], dm["accuracy"], sm["accuracy"],
                                         res.distilled, res.scratch, dm, sm, run.epoch, time.perf_counter() - self.t0))
             self.pair = None
 
@@ -419,13 +419,13 @@ class SizeSweepRun:
                         {"distilled": [p.distilled_accuracy for p in sw.points],
                          "scratch": [p.scratch_accuracy for p in sw.points]})
 
-    def result(self) -> SizeSweepResult:
+    def result(self) -> SizeCurveResult:
         return self.res
 
 
 register_kind(RunKind(
-    "size_sweep", "Size sweep", SizeSweepRun, requires=_requires("teacher"),
-    describe=lambda c: f"size sweep · widths {', '.join(map(str, c['widths']))}, {c['train']['epochs']} epochs "
+    "size_curve", "Size curve", SizeCurveRun, requires=_requires("teacher"),
+    describe=lambda c: f"size curve · widths {', '.join(map(str, c['widths']))}, {c['train']['epochs']} epochs "
                        f"(seed {c['seed']})",
     summary=lambda r: {"widths": len(r.points),
                        "best_gain_pts": max((100 * p.gain for p in r.points), default=0.0)}))
@@ -489,7 +489,8 @@ class QuantPanelRun:
 
     def step(self):
         from kdcore.quantize import FLOAT_BITS, QATDistillRun, QuantConfig
-        from kdcore.tradeoffs import BitsRow, evaluate_sized, ptq_rows
+        from kdcore.bitwidths import BitsRow, ptq_rows
+        from kdcore.quantize import evaluate_sized
         c, p = self.config, self.panel
         if not self.ptq_done:
             p.rows += ptq_rows(self.model, self.ds, c["bits"], c["granularity"], c["scale"])
@@ -558,7 +559,7 @@ class PipelineJob(EngineRun):
     def __init__(self, config: dict, ctx: RunContext):
         from kdcore.distill import KDConfig
         from kdcore.quantize import QuantConfig
-        from kdcore.tradeoffs import PipelineRun
+        from kdcore.pipeline import PipelineRun
         from kdcore.train import TrainConfig
         teacher = ctx.teacher(config["teacher"])
         ds = ctx.dataset(config["dataset"], config["data_seed"])

@@ -63,7 +63,12 @@ class SpecialistsJob:
         from kdcore.specialists import SpecialistConfig, SpecialistRun
         generalist = ctx.teacher(config["teacher"])
         self.ds = ctx.dataset(config["dataset"], config["data_seed"])
-        self.run = SpecialistRun(self.ds, generalist.model, generalist.logits, generalist.spec.model,
+        from kdcore.teachers import is_imported
+        net, net_cfg = generalist.model, generalist.spec.model
+        if is_imported(generalist.spec):   # a forest / boosting / uploaded generalist: network specialists
+            from kdcore.presets import default_teacher_spec   # from scratch, of the default teacher's shape
+            net, net_cfg = None, default_teacher_spec(self.ds.name, self.ds.seed).model
+        self.run = SpecialistRun(self.ds, net, generalist.logits, net_cfg,
                                  SpecialistConfig(**config["specialists"]), generalist.metrics)
         self._last = None
 

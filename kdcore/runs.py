@@ -132,10 +132,14 @@ def _ensure_loaded() -> None:
             _loaded = True
 
 
+# kinds renamed since runs were stored under their old names: old name -> new name
+RENAMED_KINDS = {"size_sweep": "size_curve"}
+
+
 def kind(name: str) -> RunKind:
     _ensure_loaded()
     try:
-        return _KINDS[name]
+        return _KINDS[RENAMED_KINDS.get(name, name)]
     except KeyError:
         raise KeyError(f"unknown run kind {name!r}; known: {', '.join(sorted(_KINDS))}") from None
 

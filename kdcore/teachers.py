@@ -16,6 +16,9 @@ A teacher may train on a GPU (`device=`); its model is then moved to the CPU
 once its logits are computed, like every model kdcore hands back. The device is
 not part of the key (the config is the same teacher on any device, though the
 last digits differ); the JSON beside the weights records which one trained it.
+
+A spec whose model is an `ImportedModel` (a scikit-learn ensemble, or a teacher's outputs uploaded
+with a dataset) is handled by `kdcore.userteachers`: its fitted estimator is cached as `<key>.pkl`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,13 @@ from kdcore.metrics import evaluate
 from kdcore.models import ModelConfig, build_model
 from kdcore.train import EpochLog, History, TrainConfig, fit, predict_logits, seeded_model
 
-CACHE_FORMAT = 1  # bump when the stored layout or the training code changes what a key means
+CACHE_FORMAT = 1
+IMPORTED_ARCHS = ("forest", "boosting", "logits")   # teachers that are not networks (kdcore.userteachers)
+
+
+def is_imported(spec: "TeacherSpec") -> bool:
+    """A scikit-learn ensemble or uploaded outputs rather than a network of kdcore.models."""
+    return getattr(spec.model, "arch", "mlp") in IMPORTED_ARCHS  # bump when the stored layout or the training code changes what a key means
 
 
 def default_cache_dir() -> Path:
@@ -111,6 +120,11 @@ def train_teacher(spec: TeacherSpec, dataset: Dataset,
     """Train the teacher of `spec` from scratch (no cache involved), on `device` (default: the CPU)."""
     if dataset.name != spec.dataset or dataset.seed != spec.data_seed:
         raise ValueError("the dataset does not match the teacher spec")
+    if is_imported(spec):
+        from kdcore import userteachers
+        if spec.model.arch == "logits":
+            return userteachers.logits_teacher(spec, dataset)
+        return userteachers.fit_teacher(spec, dataset, callbacks, stop)
     model = seeded_model(lambda: _build(spec, dataset), spec.seed)
     hist: History = fit(model, dataset.X_train, dataset.y_train, spec.train, seed=spec.seed,
                         X_val=dataset.X_val, y_val=dataset.y_val, callbacks=callbacks, stop=stop,
@@ -137,6 +151,13 @@ class TeacherCache:
             hit = self._memory.get(spec.key)
         if hit is not None:
             return hit
+        if is_imported(spec):   # a scikit-learn ensemble or uploaded outputs (kdcore.userteachers)
+            from kdcore import userteachers
+            teacher = userteachers.cache_get(self.root, spec, dataset)
+            if teacher is not None:
+                with self._lock:
+                    self._memory[spec.key] = teacher
+            return teacher
         weights, meta = self._paths(spec.key)
         if not (weights.exists() and meta.exists()):
             return None
@@ -163,6 +184,9 @@ class TeacherCache:
             return  # a stopped training is shown, never cached
         with self._lock:
             self._memory[teacher.key] = teacher
+        if is_imported(teacher.spec):
+            from kdcore import userteachers
+            return userteachers.cache_put(self.root, teacher)
         from safetensors.torch import save_file
         weights, meta = self._paths(teacher.key)
         try:

@@ -4,7 +4,7 @@ Everything here works on logits that are already computed (a teacher's test
 logits, `TrainedTeacher.logits["test"]`), so moving the temperature only costs
 softmaxes:
 
-- `soften`, `entropy`, `entropy_and_top`: p_T = softmax(z / T) and its entropy
+- `soften_np`, `entropy`, `entropy_and_top`: p_T = softmax(z / T) and its entropy
   H = −Σ p log p (nats), for one example over a grid of temperatures.
 - `TeacherOutputs`: the T-independent view of a teacher's test logits, made
   once per teacher (entropies at T = 1, "most confusing" ordering, per-class
@@ -40,8 +40,11 @@ CURVE_TEMPERATURES = np.geomspace(0.5, 50.0, 121)
 # computations
 # ---------------------------------------------------------------------------------------------
 
-def soften(logits, temperature) -> np.ndarray:
+def soften_np(logits, temperature) -> np.ndarray:
     """Soft targets p_T = softmax(z / T) along the last axis (Hinton et al. 2015, eq. 1), float64.
+
+    The NumPy twin of `kdcore.losses.soften` (which trains on torch tensors): the Temperature page
+    redraws from NumPy arrays on every slider move; the tests check the two agree.
 
     `temperature` may be a float or an array broadcastable against `logits[..., :1]`
     (e.g. a column of temperatures for one example's logits repeated per row).
@@ -63,7 +66,7 @@ def entropy(p, axis: int = -1) -> np.ndarray:
 def entropy_and_top(logits_row, temperatures=CURVE_TEMPERATURES) -> tuple[np.ndarray, np.ndarray]:
     """For one example's logits (C,): entropy (nats) and top-class probability at each temperature."""
     temps = np.asarray(temperatures, dtype=np.float64).reshape(-1, 1)
-    p = soften(np.asarray(logits_row, dtype=np.float64)[None, :], temps)   # (len(temps), C)
+    p = soften_np(np.asarray(logits_row, dtype=np.float64)[None, :], temps)   # (len(temps), C)
     return entropy(p), p.max(axis=-1)
 
 
@@ -103,7 +106,7 @@ class TeacherOutputs:
         if z.ndim != 2 or len(z) != len(y):
             raise ValueError("logits must be (N, C) with one label per row")
         n_classes = int(n_classes or z.shape[1])
-        ent = entropy(soften(z, 1.0))
+        ent = entropy(soften_np(z, 1.0))
         order = np.argsort(-ent, kind="stable")
         rank = np.empty_like(order)
         rank[order] = np.arange(1, len(order) + 1)
@@ -120,7 +123,7 @@ class TeacherOutputs:
 
     def soft_targets(self, temperature: float) -> np.ndarray:
         """(N, C) soft targets of every test example at T."""
-        return soften(self.logits, temperature)
+        return soften_np(self.logits, temperature)
 
     def similarity(self, temperature: float) -> np.ndarray:
         """(C, C) mean soft target at T of the examples of each true class; each row sums to 1.
@@ -129,7 +132,7 @@ class TeacherOutputs:
         One softmax of the class-sorted logits and one segmented sum (no BLAS call: a
         matrix product here is slow when BLAS threads fight over a busy machine).
         """
-        sums = np.add.reduceat(soften(self.by_class_logits, temperature), self.class_starts, axis=0)
+        sums = np.add.reduceat(soften_np(self.by_class_logits, temperature), self.class_starts, axis=0)
         sim = np.full((self.n_classes, self.n_classes), np.nan)
         sim[self.present] = sums / self.class_counts[self.present, None]
         return sim
@@ -172,7 +175,7 @@ def soft_target_gradient(student_logits, teacher_logits, temperature) -> np.ndar
     2015, eq. 2). z = student logits, v = teacher logits, along the last axis.
     """
     T = np.asarray(temperature, dtype=np.float64)
-    return (soften(student_logits, T) - soften(teacher_logits, T)) / T
+    return (soften_np(student_logits, T) - soften_np(teacher_logits, T)) / T
 
 
 def logit_matching_gradient(student_logits, teacher_logits, temperature) -> np.ndarray:
@@ -229,7 +232,7 @@ def gradient_agreement(student_logits, teacher_logits, temperature) -> tuple[flo
 
 def hard_gradient_norm(student_logits, label: int) -> float:
     """‖softmax(z) − onehot(y)‖: the size of the labels' cross-entropy gradient, for scale."""
-    q = soften(student_logits, 1.0)
+    q = soften_np(student_logits, 1.0)
     q[..., int(label)] -= 1.0
     return _norm(q)
 

@@ -529,7 +529,7 @@ class WeightlessRun:
 
 def weightless_record(result: WeightlessResult, source_name: str, source_recipe: str, dataset: Dataset):
     """A `ModelRecord` of the encoded model for the Trade-offs frontier (role "weightless")."""
-    from kdcore.registry import ModelRecord
+    from kdcore.records import ModelRecord
     cfg = result.config
     return ModelRecord(f"{cfg.describe()} of {source_name}", "weightless", result.model, result.metrics,
                        f"{source_recipe}; then {cfg.describe()}, later layers retrained {cfg.retrain_epochs} "

@@ -7,9 +7,9 @@ from kdcore import viz
 from kdcore.distill import DistillResult
 from kdcore.models import ModelConfig, format_bytes
 from kdcore.runkinds import distill_config
-from kdcore.presets import default_teacher_spec
 from kdcore.runs import RunSpec
-from kdcore.teachers import TeacherSpec
+from kdcore.presets import default_teacher_spec
+from kdcore.teachers import TeacherSpec, is_imported
 from kdcore.train import TrainConfig
 from ui import runs, state
 from ui import student as student_ui
@@ -27,32 +27,50 @@ st.markdown("Train a big **teacher**, then a small **student** on the teacher's 
             "and, from the very same initialization and batches, the same student on the labels "
             "alone. The difference between the two students is what distillation buys.")
 
+spec_now = state.teacher_spec(ds)
 spec_default = default_teacher_spec(ds.name, ds.seed)   # the widgets' defaults: a link leaves them out
 WIDTHS_T = [32, 64, 128, 256, 512, 800, 1024, 1200]
 
 col_t, col_s = st.columns(2, gap="large")
 with col_t:
     st.subheader("1 · Teacher")
-    with st.form(f"teacher_form_{ds.name}"):
-        m, tr = spec_default.model, spec_default.train
-        c1, c2 = st.columns(2)
-        t_width = c1.select_slider("Hidden width", WIDTHS_T, value=m.hidden[0] if m.hidden[0] in WIDTHS_T else 512,
-                                   help="Units in each hidden layer.", key="distill_t_width", bind="query-params")
-        t_depth = c2.slider("Hidden layers", 1, 3, len(m.hidden), key="distill_t_depth", bind="query-params")
-        t_dropout = c1.slider("Dropout", 0.0, 0.7, float(m.dropout), 0.05,
-                              help="A regularized teacher gives better soft targets.", key="distill_t_dropout", bind="query-params")
-        t_epochs = c2.number_input("Epochs", 1, 300, tr.epochs, key="distill_t_epochs", bind="query-params")
-        t_arch = "mlp"
-        if ds.is_image:
-            t_arch = c1.radio("Architecture", ["mlp", "cnn"], index=["mlp", "cnn"].index(m.arch), horizontal=True,
-                              format_func={"mlp": "MLP", "cnn": "small CNN"}.get, key="distill_t_arch", bind="query-params",
-                              help="The CNN has two conv3×3 → ReLU → max-pool blocks (16 and 32 channels) "
-                                   "before the dense layers.")
-        train_teacher_pressed = st.form_submit_button("Train teacher", icon=":material/model_training:")
-    spec = TeacherSpec(ds.name, ds.seed,
-                       ModelConfig(arch=t_arch, hidden=(t_width,) * t_depth, dropout=t_dropout,
-                                   input_dropout=m.input_dropout if t_arch == "mlp" else 0.0),
-                       TrainConfig(**{**tr.to_dict(), "epochs": int(t_epochs)}), seed=ds.seed)
+imported = is_imported(spec_now)
+if imported:   # a scikit-learn ensemble or uploaded outputs, chosen on the Your data page
+    with col_t:
+        st.markdown(f"**{spec_now.model.describe()}**, chosen on the **Your data** page: the students learn "
+                    "from its class probabilities (log-probabilities as logits).")
+        if st.button("Use a network teacher instead", key=f"t_network_{ds.name}"):
+            state.set_teacher_spec(default_teacher_spec(ds.name, ds.seed))
+            st.rerun()
+    spec, train_teacher_pressed = spec_now, False
+else:
+    with col_t:
+        with st.form(f"teacher_form_{ds.name}"):
+            m, tr = spec_default.model, spec_default.train
+            c1, c2 = st.columns(2)
+            t_width = c1.select_slider("Hidden width", WIDTHS_T, value=m.hidden[0] if m.hidden[0] in WIDTHS_T else 512,
+                                       help="Units in each hidden layer.", key="distill_t_width",
+                                       bind="query-params")
+            t_depth = c2.slider("Hidden layers", 1, 3, len(m.hidden), key="distill_t_depth", bind="query-params")
+            t_dropout = c1.slider("Dropout", 0.0, 0.7, float(m.dropout), 0.05,
+                                  help="A regularized teacher gives better soft targets.", key="distill_t_dropout",
+                                  bind="query-params")
+            t_epochs = c2.number_input("Epochs", 1, 300, tr.epochs, key="distill_t_epochs", bind="query-params")
+            t_arch = "mlp"
+            if ds.is_image:
+                t_arch = c1.radio("Architecture", ["mlp", "cnn"], index=["mlp", "cnn"].index(m.arch), horizontal=True,
+                                  format_func={"mlp": "MLP", "cnn": "small CNN"}.get, key="distill_t_arch",
+                                  bind="query-params",
+                                  help="The CNN has two conv3×3 → ReLU → max-pool blocks (16 and 32 channels) "
+                                       "before the dense layers.")
+            else:
+                c1.caption("MLP teacher: the small CNN needs images, and these inputs are a vector.")
+            train_teacher_pressed = st.form_submit_button("Train teacher", icon=":material/model_training:")
+        spec = TeacherSpec(ds.name, ds.seed,
+                           ModelConfig(arch=t_arch, hidden=(t_width,) * t_depth, dropout=t_dropout,
+                                       input_dropout=m.input_dropout if t_arch == "mlp" else 0.0),
+                           TrainConfig(**{**tr.to_dict(), "epochs": int(t_epochs)}), seed=ds.seed)
+with col_t:
     teacher_status = st.empty()
 
 with col_s:
@@ -170,7 +188,8 @@ with right:
         width="stretch")
 
 if ds.input_shape == (2,):   # 2-D data: where each model draws its class boundaries
-    panels = {"teacher": teacher.model} if teacher is not None else {}
+    # uploaded outputs exist only for the dataset's rows, not for the plane's grid
+    panels = {"teacher": teacher.model} if teacher is not None and getattr(spec.model, "arch", "") != "logits" else {}
     panels |= {"distilled": result.distilled, "scratch": result.scratch}
     st.plotly_chart(figure(("regions", tuple(panels)), lambda: viz.common.decision_boundary(
         panels, ds.X_test, ds.y_test, ds.class_names,

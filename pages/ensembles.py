@@ -13,9 +13,11 @@ import streamlit as st
 from kdcore import viz
 from kdcore.ensemble import METHODS, Ensemble, EnsembleDistillResult, describe_member, member_specs
 from kdcore.models import format_bytes
-from kdcore.registry import ModelRecord
+from kdcore.presets import default_teacher_spec
+from kdcore.records import ModelRecord
 from kdcore.runkinds_ensemble import ensemble_config, ensemble_distill_config
 from kdcore.runs import RunSpec
+from kdcore.teachers import is_imported
 from kdcore.train import TrainConfig
 from kdcore.jobs import UNSTARTED
 from ui import links, runs, state
@@ -57,6 +59,10 @@ st.markdown(
     "into **one** small student keeps much of its accuracy at a fraction of the cost.")
 
 base = state.teacher_spec(ds)
+if is_imported(base):   # a forest, boosting or uploaded outputs: members are the lab's network teacher
+    st.info(f"The current teacher is **{base.model.describe()}**, not a network: the members here are the lab's "
+            "default network teacher for this dataset, with different seeds.")
+    base = default_teacher_spec(ds.name, ds.seed)
 
 col_e, col_s = st.columns(2, gap="large")
 with col_e:

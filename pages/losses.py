@@ -30,6 +30,9 @@ st.markdown("Is plain knowledge distillation the best way to use a teacher? The 
             "over seeds says how much of a difference is noise.")
 
 teacher = teacher_ui.require(ds, key="losses")
+if teacher_ui.not_a_network(teacher, "FitNets hints, one of the losses compared here, match the teacher's "
+                                     "hidden layer, which only a network has"):
+    st.stop()
 student_cfg, student_train = default_student(ds.name)
 kd = default_kd(ds.name)
 

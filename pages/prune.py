@@ -16,7 +16,7 @@ from kdcore import runkinds_compress as rc
 from kdcore.metrics import evaluate
 from kdcore.models import format_bytes, param_count
 from kdcore.quantize import model_size
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.runs import RunSpec
 from ui import links, runs, state
 from ui import teacher as teacher_ui
@@ -81,12 +81,16 @@ st.markdown(
     "**random** pruning is the baseline both must beat.")
 
 teacher = teacher_ui.require(ds, key="prune")
-# models a worker can rebuild: the teacher and the students made by runs (Distill, the size sweep)
+# models a worker can rebuild: the teacher and the students made by runs (Distill, the size curve)
 sources = {}
 for r in sorted(state.models(ds).values(), key=lambda r: r.role != "teacher"):
     src = rc.record_source(r)
     if r.role in ("teacher", "distilled", "scratch") and src is not None:
         sources[r.name] = (r, src)
+
+if not sources and teacher_ui.not_a_network(teacher, "pruning works on a network's weights, and no student "
+                                                    "of this dataset is listed yet"):
+    st.stop()
 
 with st.form(f"prune_form_{ds.name}"):
     c1, c2, c3 = st.columns(3)

@@ -7,6 +7,7 @@ from kdcore import viz
 from kdcore.runkinds_paper import specialists_config
 from kdcore.runs import RunSpec
 from kdcore.specialists import SpecialistConfig, SpecialistResult, describe_gain
+from kdcore.teachers import is_imported
 from ui import links, runs, state
 from ui import teacher as teacher_ui
 
@@ -33,6 +34,10 @@ generalist = teacher_ui.require(ds, key="specialists")
 st.caption(f"Generalist: the current teacher, **{teacher_ui.teacher_name(generalist)}**, "
            f"{100 * generalist.metrics['accuracy']:.1f} % test accuracy (change it on the Distill page).")
 
+imported = is_imported(generalist.spec)
+if imported:
+    st.caption("The generalist is not a network, so the specialists are networks of the lab's default teacher "
+               "shape, trained from a fresh initialization (not from the generalist's weights).")
 max_clusters = ds.n_classes - 1
 with st.form(f"spec_form_{ds.name}"):
     c1, c2, c3 = st.columns(3)
@@ -43,7 +48,8 @@ with st.form(f"spec_form_{ds.name}"):
                      help="The paper uses the training set.")
     temperature = c2.slider("Temperature of the predictions", 1.0, 10.0, 1.0, 0.5, key="spec_T", bind="query-params",
                             help="Softer predictions reveal more of the similarity between classes.")
-    init = c2.radio("Specialists start from", ["generalist", "scratch"], horizontal=True, key="spec_init", bind="query-params",
+    init = c2.radio("Specialists start from", ["scratch"] if imported else ["generalist", "scratch"],
+                    horizontal=True, key="spec_init", bind="query-params",
                     format_func={"generalist": "the generalist's weights (paper)",
                                  "scratch": "a fresh initialization"}.get)
     epochs = c3.number_input("Epochs per specialist", 1, 200, 10, key="spec_epochs", bind="query-params")

@@ -12,7 +12,7 @@ import streamlit as st
 from kdcore import viz
 from kdcore.models import ModelConfig
 from kdcore.presets import default_kd, default_student
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.runkinds_sweep import sweep_config
 from kdcore.runs import RunSpec
 from kdcore.sweep import SweepConfig, SweepResult, column_label

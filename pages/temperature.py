@@ -89,7 +89,7 @@ with c_temp:
 
 v = out.logits[idx]
 y_true, y_pred = int(out.labels[idx]), int(out.predictions[idx])
-p1, pT = tl.soften(v, 1.0), tl.soften(v, T)
+p1, pT = tl.soften_np(v, 1.0), tl.soften_np(v, T)
 H1, HT = float(tl.entropy(p1)), float(tl.entropy(pT))
 student = distilled_student()
 
@@ -123,7 +123,7 @@ with right:
               (f"teacher, T = {T:g} (H = {HT:.3f} nats)", pT, COLORS["teacher"])]
     if student is not None:
         s_logits, s_T = student
-        qT = tl.soften(s_logits[idx], T)
+        qT = tl.soften_np(s_logits[idx], T)
         series.append((f"distilled student, T = {T:g} (H = {float(tl.entropy(qT)):.3f} nats)", qT,
                        COLORS["distilled"]))
     st.plotly_chart(viz.temperature.probability_bars(names, series, log_scale,
@@ -206,7 +206,7 @@ match_T = tl.logit_matching_gradient(z, v, T)
 with np.errstate(divide="ignore", invalid="ignore"):
     ratio_T = np.where(np.abs(match_T) > 1e-12, soft_T / match_T, np.nan)
 # a markdown table: a few hundred characters, where a dataframe would cost a pandas → arrow conversion
-q_T = tl.soften(z, T)
+q_T = tl.soften_np(z, T)
 rows = "\n".join(f"| {names[i]} | {v[i]:.3g} | {z[i]:.3g} | {pT[i]:.3g} | {q_T[i]:.3g} | {soft_T[i]:.3g} | "
                  f"{match_T[i]:.3g} | {ratio_T[i]:.3g} |" for i in range(C))
 with st.expander("Per class, at the current T: logits, soft targets and both gradients", expanded=C <= 10):

@@ -1,6 +1,6 @@
 """Trade-offs: how small can the model get, and what does it cost? Accuracy against size and latency.
 
-The size sweep, the quantization panel (PTQ, and QAT by distillation) and the distill → prune →
+The size curve, the quantization panel (PTQ, and QAT by distillation) and the distill → prune →
 quantize pipeline run as jobs (`kdcore.runkinds_compress`); the page submits them, watches them and
 adds the models of their stored results to this session's models. Post-training quantization of a
 model no run made (it cannot be rebuilt by a worker) is computed here: it takes well under a second.
@@ -18,12 +18,13 @@ from kdcore.binary import binary_record
 from kdcore.lowrank import LowRankConfig, low_rank_record
 from kdcore.weightless import WeightlessConfig, weightless_record
 from kdcore import tradeoffs as tr
-from kdcore.store import code_version
+from kdcore import bitwidths, latency, pipeline, quantize, sizecurve
 from kdcore.distill import KDConfig
+from kdcore.store import code_version
 from kdcore.models import format_bytes
 from kdcore.presets import default_kd, default_student
 from kdcore.quantize import QUANT_BITS, QuantConfig
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.runs import RunSpec
 from kdcore.teachers import TeacherSpec
 from kdcore.train import TrainConfig
@@ -31,7 +32,7 @@ from ui import runs, state
 from ui import table as csv_table
 from ui import teacher as teacher_ui
 
-SLOT_SWEEP, SLOT_BITS, SLOT_PIPE = "tradeoffs_sweep", "tradeoffs_bits", "tradeoffs_pipe"
+SLOT_SIZES, SLOT_BITS, SLOT_PIPE = "tradeoffs_sizes", "tradeoffs_bits", "tradeoffs_pipe"
 SLOT_WL, SLOT_BIN, SLOT_LR = "tradeoffs_weightless", "tradeoffs_binary", "tradeoffs_lowrank"
 
 ds = state.dataset()
@@ -39,7 +40,7 @@ runs.register_workspace_students(ds)   # a reload keeps the Distill page's stude
 key = state.data_key(ds)
 latencies: dict = state.per_user(state.TRADEOFFS_LATENCY_KEY)
 panels: dict = state.per_user(state.TRADEOFFS_PANELS_KEY)
-sweep_add: dict = state.per_user(state.TRADEOFFS_SWEEP_ADDED_KEY)
+curve_add: dict = state.per_user(state.TRADEOFFS_SIZE_CURVE_ADDED_KEY)
 
 
 def register_once(name: str, model, build) -> None:
@@ -83,9 +84,9 @@ def quant_text(granularity: str, scale: str) -> str:
             f"{'min.-error' if scale == 'mse' else 'max'} step")
 
 
-def register_sweep(sweep, run_id: str) -> None:
+def register_size_curve(curve, run_id: str) -> None:
     spec = runs.store().get(run_id).spec
-    for i, rec in enumerate(tr.sweep_records(sweep, teacher_name_of(spec.config))):
+    for i, rec in enumerate(sizecurve.size_curve_records(curve, teacher_name_of(spec.config))):
         register_once(rec.name, rec.model,
                       lambda rec=rec, i=i: with_run(rec, spec.to_dict(),
                                                     ["points", i // 2, "distilled" if i % 2 == 0 else "scratch"]))
@@ -100,12 +101,12 @@ def register_panel(source: ModelRecord, rows, settings: str, spec: dict | None) 
             detail = settings if row.method == "QAT" else ""
 
             def build(row=row, detail=detail, path=path):
-                rec = tr.quantized_record(source, row.model, row.config, row.method, ds, t_test, detail)
+                rec = bitwidths.quantized_record(source, row.model, row.config, row.method, ds, t_test, detail)
                 return with_run(rec, spec, path) if spec else rec
             register_once(f"{row.config.describe()} {row.method} of {source.name}", row.model, build)
         elif row.method == "QAT":   # the float control: same distillation, no quantization
             def build(row=row, path=path):
-                m = tr.evaluate_sized(row.model, ds, t_test)
+                m = quantize.evaluate_sized(row.model, ds, t_test)
                 return with_run(ModelRecord(f"float KD fine-tune of {source.name}", source.role, row.model, m,
                                             f"{source.recipe}; then {settings} at full precision", ds.name, ds.seed,
                                             extra={"source": source.name}), spec, path)
@@ -133,9 +134,9 @@ student_cfg, student_train = default_student(ds.name)
 kd_default: KDConfig = default_kd(ds.name)
 
 # the stored results of this page's runs: their models join the session's models before section 1
-sweep_id, sweep_view, sweep = ended(SLOT_SWEEP, "size_sweep")
-if sweep is not None and sweep_add.get(sweep_id, True):
-    register_sweep(sweep, sweep_id)
+curve_id, curve_view, curve = ended(SLOT_SIZES, "size_curve")
+if curve is not None and curve_add.get(curve_id, True):
+    register_size_curve(curve, curve_id)
 bits_id, bits_view, run_panel = ended(SLOT_BITS, "quant_panel")
 if run_panel is not None and key not in panels:
     bits_spec = runs.store().get(bits_id).spec
@@ -145,7 +146,7 @@ pipe_id, pipe_view, pipe = ended(SLOT_PIPE, "prune_quantize")
 if pipe is not None:
     pipe_spec = runs.store().get(pipe_id).spec
     pipe_source = source_record(pipe_spec.config["about"])
-    for i, rec in enumerate(tr.pipeline_records(pipe.stages, pipe_source, QuantConfig(**pipe_spec.config["quant"]),
+    for i, rec in enumerate(pipeline.pipeline_records(pipe.stages, pipe_source, QuantConfig(**pipe_spec.config["quant"]),
                                                 ds)):
         register_once(rec.name, rec.model, lambda rec=rec, i=i: with_run(rec, pipe_spec.to_dict(),
                                                                           ["stages", i, "model"]))
@@ -166,14 +167,14 @@ if bin_pair is not None:
                       lambda role=role, how=how, bname=bname: with_run(
                           binary_record(getattr(bin_pair, role), ds, f"±1 weights and activations, {shape}, "
                                         f"{bin_pair.epochs} epochs, {how}", bname), bin_spec.to_dict(), [role]))
-lr_id, lr_view, lr_sweep = ended(SLOT_LR, "low_rank")
-if lr_sweep is not None:
+lr_id, lr_view, lr_result = ended(SLOT_LR, "low_rank")
+if lr_result is not None:
     lr_spec = runs.store().get(lr_id).spec
     lr_about = lr_spec.config["about"]
-    for i, p in enumerate(lr_sweep.points):
+    for i, p in enumerate(lr_result.points):
         register_once(f"low rank ({p.config.describe()}) of {lr_about['name']}", p.model,
                       lambda p=p, i=i: with_run(low_rank_record(p, lr_about["name"], lr_about["recipe"], ds,
-                                                                lr_sweep.finetune_epochs),
+                                                                lr_result.finetune_epochs),
                                                 lr_spec.to_dict(), ["points", i, "model"]))
 records = state.models(ds)
 
@@ -183,7 +184,7 @@ missing = [r for r in records.values() if (r.name, id(r.model)) not in latencies
 if missing:
     with st.spinner(f"Measuring CPU latency of {len(missing)} model(s)…"):
         for r in missing:
-            latencies[(r.name, id(r.model))] = tr.measure_latencies(r.model, ds.input_shape)
+            latencies[(r.name, id(r.model))] = latency.measure_latencies(r.model, ds.input_shape)
 by_name = {r.name: latencies[(r.name, id(r.model))] for r in records.values()}
 points = tr.tradeoff_points(records.values(), by_name)
 teacher_point = next((p for p in points if p.name == t_name), None)
@@ -191,7 +192,7 @@ teacher_point = next((p for p in points if p.name == t_name), None)
 for line in tr.stakeholder_summary(points, teacher_point):
     st.markdown(f"- {line}")
 if len(points) < 3:
-    st.info("Few models so far: run the **size sweep** below, distill a student on the *Distill* page, "
+    st.info("Few models so far: run the **size curve** below, distill a student on the *Distill* page, "
             "or quantize a model in section 3; each new model appears here.")
 
 axis = st.radio("Accuracy against", list(viz.tradeoffs.AXES), horizontal=True, key="tradeoffs_axis", bind="query-params",
@@ -213,52 +214,52 @@ csv_table.show(table, key="tradeoffs_csv_models",
                formats={"test accuracy (%)": "%.2f", "latency batch 1 (ms)": "%.4f",
                         "latency batch 256 (ms)": "%.3f"})
 
-# ---------------------------------------------------------------- 2 · size sweep
-st.header("2 · Size sweep: distilled vs scratch")
+# ---------------------------------------------------------------- 2 · size curve
+st.header("2 · Size curve: distilled vs scratch")
 st.markdown("Students with one hidden layer of each width, each distilled from the teacher and, from the "
             "same initialization and batches, trained on labels alone "
             f"(T = {kd_default.temperature:g}, α = {kd_default.alpha:g}, "
             f"{100 * kd_default.labelled_fraction:g} % of the labels, the Distill page's defaults). "
             "If distillation helps, its curve lies up and to the left of the scratch curve.")
-with st.form(f"tradeoffs_sweep_form_{ds.name}"):
+with st.form(f"tradeoffs_sizes_form_{ds.name}"):
     c1, c2, c3 = st.columns([3, 1, 1])
     widths = c1.multiselect("Hidden widths", [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
-                            default=list(tr.SWEEP_WIDTHS), key="tradeoffs_sweep_widths", bind="query-params")
-    sweep_epochs = c2.number_input("Epochs", 1, 300, student_train.epochs, key="tradeoffs_sweep_epochs", bind="query-params")
-    add_sweep = c3.checkbox("Add the students to section 1", value=True, key="tradeoffs_sweep_add", bind="query-params")
-    sweep_pressed = st.form_submit_button("Run size sweep", type="primary", icon=":material/stacked_line_chart:")
+                            default=list(sizecurve.SIZE_WIDTHS), key="tradeoffs_sizes_widths", bind="query-params")
+    curve_epochs = c2.number_input("Epochs", 1, 300, student_train.epochs, key="tradeoffs_sizes_epochs", bind="query-params")
+    add_curve = c3.checkbox("Add the students to section 1", value=True, key="tradeoffs_sizes_add", bind="query-params")
+    curve_pressed = st.form_submit_button("Run the size curve", type="primary", icon=":material/stacked_line_chart:")
 
-if sweep_pressed:
+if curve_pressed:
     if len(widths) < 1:
         st.error("Choose at least one width.")
     else:
-        train_cfg = TrainConfig(**{**student_train.to_dict(), "epochs": int(sweep_epochs)})
-        run_id = runs.submit(RunSpec("size_sweep", rc.sweep_config(teacher.spec, widths, train_cfg, kd_default,
-                                                                   ds.seed)), slot=SLOT_SWEEP)
-        sweep_add[run_id] = add_sweep
+        train_cfg = TrainConfig(**{**student_train.to_dict(), "epochs": int(curve_epochs)})
+        run_id = runs.submit(RunSpec("size_curve", rc.size_curve_config(teacher.spec, widths, train_cfg, kd_default,
+                                                                   ds.seed)), slot=SLOT_SIZES)
+        curve_add[run_id] = add_curve
         st.rerun()   # the page shows the new run (or, if identical settings ran before, its students at once)
 
-if sweep_view is not None and sweep_view.active:
-    runs.watch(sweep_id, key="tradeoffs_sweep", label="Size sweep: distilled and scratch students",
+if curve_view is not None and curve_view.active:
+    runs.watch(curve_id, key="tradeoffs_sizes", label="Size curve: distilled and scratch students",
                chart=lambda c: viz.common.live_curves(c, "Test accuracy of each finished width, live",
                                                    y_title="test accuracy (%)"))
-elif sweep is None:
-    if sweep_view is not None:
-        runs.explain_end(sweep_view, "size sweep")
-    st.info(f"Press **Run size sweep**: {len(tr.SWEEP_WIDTHS)} widths × 2 students; on *digits* it takes "
+elif curve is None:
+    if curve_view is not None:
+        runs.explain_end(curve_view, "size curve")
+    st.info(f"Press **Run the size curve**: {len(sizecurve.SIZE_WIDTHS)} widths × 2 students; on *digits* it takes "
             "well under a minute.")
 else:
-    if not sweep.done:
-        st.warning(f"The size sweep was stopped after {len(sweep.points)} of {len(sweep.widths)} widths; "
+    if not curve.done:
+        st.warning(f"The size curve was stopped after {len(curve.points)} of {len(curve.widths)} widths; "
                    "the finished students are kept.")
-    (st.success if any(p.gain >= 0.005 for p in sweep.points) else st.info)(sweep.summary())
-    st.plotly_chart(viz.tradeoffs.sweep_figure(sweep.points, sweep.teacher_metrics), width="stretch")
-    sweep_table = pd.DataFrame([p.row() for p in sweep.points])
-    csv_table.show(sweep_table, key="tradeoffs_csv_sweep", settings=runs.run_settings(sweep_id), file_name=f"size_sweep_{ds.name}_seed{ds.seed}.csv",
-                   label="Download the sweep (CSV)",
+    (st.success if any(p.gain >= 0.005 for p in curve.points) else st.info)(curve.summary())
+    st.plotly_chart(viz.tradeoffs.size_curve_figure(curve.points, curve.teacher_metrics), width="stretch")
+    curve_table = pd.DataFrame([p.row() for p in curve.points])
+    csv_table.show(curve_table, key="tradeoffs_csv_sweep", settings=runs.run_settings(curve_id), file_name=f"size_curve_{ds.name}_seed{ds.seed}.csv",
+                   label="Download the size curve (CSV)",
                    formats={"distilled accuracy (%)": "%.2f", "scratch accuracy (%)": "%.2f",
                             "gain (points)": "%+.2f"})
-    st.caption(f"{sweep.train.epochs} epochs per student, seed {sweep.seed}; one run, so gaps of a point "
+    st.caption(f"{curve.train.epochs} epochs per student, seed {curve.seed}; one run, so gaps of a point "
                "or two can be noise. Sizes are float32.")
 
 # ---------------------------------------------------------------- 3 · quantization panel
@@ -275,9 +276,9 @@ with st.form(f"tradeoffs_bits_form_{ds.name}"):
     c1, c2 = st.columns([3, 2])
     source_name = c1.selectbox("Model", names, index=default_source, key="tradeoffs_bits_model", bind="query-params",
                                help="QAT trains, so it runs as a job: it needs a model made by a run (the teacher, "
-                                    "Distill's students, the size sweep's, pruned models). Any model can be "
+                                    "Distill's students, the size curve's, pruned models). Any model can be "
                                     "quantized post-training.")
-    bits_list = c2.multiselect("Bits", list(tr.PANEL_BITS), default=list(tr.PANEL_BITS), key="tradeoffs_bits", bind="query-params")
+    bits_list = c2.multiselect("Bits", list(bitwidths.PANEL_BITS), default=list(bitwidths.PANEL_BITS), key="tradeoffs_bits", bind="query-params")
     c1, c2, c3, c4, c5 = st.columns(5)
     granularity = c1.radio("Scales", ["channel", "tensor"], key="tradeoffs_gran", bind="query-params",
                            format_func={"channel": "per channel", "tensor": "per tensor"}.get)
@@ -303,7 +304,7 @@ if bits_pressed:
                  "Turn off **Also QAT** to quantize it post-training here, or choose a model made by a run.")
     elif src is None:   # post-training only: instant, computed here
         bits_sorted = sorted({int(b) for b in bits_list}, reverse=True)
-        panels[key] = {"source": source, "rows": tr.ptq_rows(source.model, ds, bits_sorted, granularity, scale),
+        panels[key] = {"source": source, "rows": bitwidths.ptq_rows(source.model, ds, bits_sorted, granularity, scale),
                        "quant": quant_text(granularity, scale)}
         register_panel(source, panels[key]["rows"], "", None)
         st.rerun()
@@ -551,17 +552,17 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
             runs.watch(lr_id, key="tradeoffs_lr", label="Low rank: factorize, then fine-tune",
                        chart=lambda c: viz.common.live_curves(c, "Test accuracy per setting, live",
                                                            y_title="test accuracy (%)", x_title="setting"))
-        elif lr_sweep is not None:
-            if not lr_sweep.complete:
-                st.warning(f"Stopped after {len(lr_sweep.points)} setting(s).")
-            lr_rows = [p.row() for p in lr_sweep.points]
+        elif lr_result is not None:
+            if not lr_result.complete:
+                st.warning(f"Stopped after {len(lr_result.points)} setting(s).")
+            lr_rows = [p.row() for p in lr_result.points]
             st.plotly_chart(viz.tradeoffs.low_rank_figure(lr_rows, f"Low rank of {lr_about['name']}: test accuracy "
                                                     "against size"), width="stretch")
             csv_table.show(pd.DataFrame(lr_rows), key="tradeoffs_csv_lr",
                            file_name=f"low_rank_{ds.name}_seed{ds.seed}.csv",
                            formats={"accuracy before fine-tuning (%)": "%.2f",
                                     "accuracy after fine-tuning (%)": "%.2f"})
-            st.caption(f"The source: {100 * lr_sweep.source_accuracy:.1f} %, {format_bytes(lr_sweep.source_bytes)} "
+            st.caption(f"The source: {100 * lr_result.source_accuracy:.1f} %, {format_bytes(lr_result.source_bytes)} "
                        "(float32). A layer is factorized only where two factors hold fewer weights.")
         elif lr_view is not None:
-            runs.explain_end(lr_view, "low-rank sweep")
+            runs.explain_end(lr_view, "low-rank comparison")

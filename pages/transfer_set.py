@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from kdcore import viz
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.runkinds_paper import student_config
 from kdcore.runs import RunSpec
 from kdcore.teachers import TeacherSpec

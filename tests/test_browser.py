@@ -143,3 +143,38 @@ def test_reload_keeps_the_run_and_the_runs_page_compares_two(server, page):
     expect(page.get_by_text("Validation accuracy per epoch, runs overlaid")).to_be_attached(timeout=60_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "runs.png"), full_page=True)
+
+
+def test_upload_a_csv_train_reload_and_find_it_again(server, page, tmp_path):
+    """Your data: a CSV through the file widget, a distillation on it, a reload: the dataset is still listed
+    and can be picked in the sidebar."""
+    from playwright.sync_api import expect
+    from sklearn.datasets import load_wine
+    d = load_wine(as_frame=True)
+    csv = tmp_path / "wine.csv"
+    d.frame.to_csv(csv, index=False)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{server}/data", timeout=120_000)
+    expect(page.get_by_role("heading", name="Your data", exact=True)).to_be_visible(timeout=120_000)
+    page.locator("input[type=file]").first.set_input_files(str(csv))
+    expect(page.get_by_role("button", name="Add to my datasets")).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name="Add to my datasets").click()
+    try:
+        expect(page.get_by_text(re.compile("Added .*wine")).first).to_be_visible(timeout=60_000)
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "data.png"), full_page=True)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "data.png"), full_page=True)
+    page.get_by_role("link", name="Distill").first.click()
+    expect(page.get_by_role("button", name="Distill")).to_be_visible(timeout=120_000)
+    page.get_by_role("button", name="Distill").click()
+    expect(page.get_by_text("Distilled student").first).to_be_visible(timeout=180_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "distill-uploaded.png"), full_page=True)
+    assert "ws=" in page.url
+    page.reload()
+    page.get_by_role("link", name="Your data").first.click()
+    expect(page.get_by_text(re.compile(r"wine: 178 rows, 3 classes")).first).to_be_visible(timeout=120_000)
+    # and in the sidebar's picker
+    page.locator("section[data-testid=stSidebar]").get_by_role("combobox").first.click()
+    expect(page.get_by_role("option", name=re.compile(r"wine \(yours, 178 rows\)"))).to_be_visible(timeout=30_000)

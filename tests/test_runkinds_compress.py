@@ -9,7 +9,8 @@ import torch
 
 from kdcore import pruning as P
 from kdcore import runkinds_compress as rc
-from kdcore import tradeoffs as tr
+
+from kdcore import bitwidths, pipeline, sizecurve
 from kdcore.distill import KDConfig
 from kdcore.models import ModelConfig
 from kdcore.quantize import QuantConfig
@@ -103,10 +104,10 @@ def test_exact_on_a_big_model_is_refused(ctx, digits, digits_teacher):
         kind("prune_analysis").make(rc.analysis_config(digits, src, "exact", 0, 100, "global", [0.5]), ctx)
 
 
-def test_size_sweep(ctx, digits, digits_teacher):
-    spec = RunSpec("size_sweep", rc.sweep_config(digits_teacher.spec, [8, 4], TINY, KD, 0))
+def test_size_curve(ctx, digits, digits_teacher):
+    spec = RunSpec("size_curve", rc.size_curve_config(digits_teacher.spec, [8, 4], TINY, KD, 0))
     res, status = run_spec(spec, ctx)
-    direct = tr.SizeSweep(digits, digits_teacher.logits, digits_teacher.metrics, [8, 4], TINY, KD, seed=0)
+    direct = sizecurve.SizeCurve(digits, digits_teacher.logits, digits_teacher.metrics, [8, 4], TINY, KD, seed=0)
     direct.run()
     assert status == "finished" and res.done
     assert [(p.width, p.distilled_accuracy, p.scratch_accuracy) for p in res.points] == \
@@ -114,11 +115,11 @@ def test_size_sweep(ctx, digits, digits_teacher):
     assert res.summary() == direct.summary()
     back = roundtrip(res, ctx)
     assert torch.equal(back.points[1].scratch[1].weight, direct.points[1].scratch[1].weight)
-    assert [r.name for r in tr.sweep_records(back, "t")] == [r.name for r in tr.sweep_records(direct, "t")]
-    part, status = run_spec(RunSpec("size_sweep", rc.sweep_config(digits_teacher.spec, [4, 8], TINY, KD, 1)),
+    assert [r.name for r in sizecurve.size_curve_records(back, "t")] == [r.name for r in sizecurve.size_curve_records(direct, "t")]
+    part, status = run_spec(RunSpec("size_curve", rc.size_curve_config(digits_teacher.spec, [4, 8], TINY, KD, 1)),
                             ctx, stop_after(2))
     assert status == "stopped" and [p.width for p in part.points] == [4]   # 2 epochs: the first pair
-    part, _ = run_spec(RunSpec("size_sweep", rc.sweep_config(digits_teacher.spec, [4, 8], TINY, KD, 2)),
+    part, _ = run_spec(RunSpec("size_curve", rc.size_curve_config(digits_teacher.spec, [4, 8], TINY, KD, 2)),
                        ctx, stop_after(1))
     assert part.points == []                                               # a half-trained pair is dropped
     roundtrip(part, ctx)
@@ -130,8 +131,8 @@ def test_quant_panel(ctx, digits, digits_teacher, student):
     spec = RunSpec("quant_panel", rc.panel_config(digits, source, [32, 1], "channel", "mse", True,
                                                   digits_teacher.spec, train, KD))
     panel, status = run_spec(spec, ctx)
-    ptq = tr.ptq_rows(model, digits, [32, 1], "channel", "mse")
-    qat = tr.qat_rows(model, digits, digits_teacher.logits["train"], train, KD, [32, 1], "channel", "mse", seed=0)
+    ptq = bitwidths.ptq_rows(model, digits, [32, 1], "channel", "mse")
+    qat = bitwidths.qat_rows(model, digits, digits_teacher.logits["train"], train, KD, [32, 1], "channel", "mse", seed=0)
     assert status == "finished" and panel.complete
     assert [(r.method, r.bits, r.accuracy, r.bytes) for r in panel.rows] == \
         [(r.method, r.bits, r.accuracy, r.bytes) for r in ptq + qat]
@@ -139,7 +140,7 @@ def test_quant_panel(ctx, digits, digits_teacher, student):
     assert all(torch.equal(a.model[1].weight, b.model[1].weight) for a, b in zip(back.rows, ptq + qat))
     ptq_only, _ = run_spec(RunSpec("quant_panel", rc.panel_config(digits, source, [8, 4], "tensor", "max", False)),
                            ctx)
-    assert [r.accuracy for r in ptq_only.rows] == [r.accuracy for r in tr.ptq_rows(model, digits, [8, 4], "tensor",
+    assert [r.accuracy for r in ptq_only.rows] == [r.accuracy for r in bitwidths.ptq_rows(model, digits, [8, 4], "tensor",
                                                                                      "max")]
     part, status = run_spec(RunSpec("quant_panel", rc.panel_config(digits, source, [32, 2], "channel", "mse", True,
                                                                    digits_teacher.spec, TINY, KD, seed=1)),
@@ -153,7 +154,7 @@ def test_prune_quantize_pipeline(ctx, digits, digits_teacher, student):
     quant, ft = QuantConfig(4, "channel", "mse"), TrainConfig(epochs=2, lr=3e-3)
     spec = RunSpec("prune_quantize", rc.pipeline_config(digits_teacher.spec, source, 0.8, quant, ft, KD, 0, "r"))
     res, status = run_spec(spec, ctx)
-    direct = tr.prune_then_quantize(model, digits, digits_teacher.logits, 0.8, quant, ft, KD, seed=0,
+    direct = pipeline.prune_then_quantize(model, digits, digits_teacher.logits, 0.8, quant, ft, KD, seed=0,
                                     source_recipe="r")
     assert status == "finished" and res.complete and res.epochs_run == 2
     assert [(s.stage, s.metrics, s.sparsity, s.recipe) for s in res.stages] == \

@@ -398,3 +398,12 @@ def test_a_stopped_teacher_is_kept_as_a_run_but_never_cached(tmp_path):
         assert r.store.find_finished(RunSpec("teacher", spec.to_dict()).key) is None
     finally:
         r.close()
+
+
+def test_results_stored_before_a_class_moved_still_load():
+    from kdcore import codec, runs as runs_mod
+    from kdcore.sizecurve import SizePoint
+    assert codec._import("kdcore.tradeoffs:SweepPoint") is SizePoint
+    assert runs_mod.kind("size_sweep").name == "size_curve"
+    for old, new in codec.MOVED.items():   # every alias points at a class that exists
+        assert codec._import(new) is codec._import(old)

@@ -27,9 +27,9 @@ def _logits(n=64, c=10, scale=4.0, seed=0):
 
 def test_entropy_approaches_log_classes_as_T_grows():
     z = _logits(20, 10)
-    prev = tl.entropy(tl.soften(z, 0.5))
+    prev = tl.entropy(tl.soften_np(z, 0.5))
     for T in (1.0, 4.0, 20.0, 100.0, 1e4):
-        h = tl.entropy(tl.soften(z, T))
+        h = tl.entropy(tl.soften_np(z, T))
         assert np.all(h >= prev - 1e-12), "entropy must not fall as T rises"
         prev = h
     assert np.allclose(prev, np.log(10), atol=1e-5)
@@ -38,19 +38,19 @@ def test_entropy_approaches_log_classes_as_T_grows():
 
 def test_soft_targets_approach_one_hot_on_argmax_as_T_falls():
     z = _logits(20, 10)
-    p = tl.soften(z, 1e-3)
+    p = tl.soften_np(z, 1e-3)
     assert np.all(p.argmax(1) == z.argmax(1))
     assert np.allclose(p.max(1), 1.0, atol=1e-9)
     assert np.all(tl.entropy(p) < 1e-6)
     # huge logits stay finite (the max is subtracted before exp)
-    big = tl.soften(np.array([1e4, 0.0, -1e4]), 0.01)
+    big = tl.soften_np(np.array([1e4, 0.0, -1e4]), 0.01)
     assert np.all(np.isfinite(big)) and big[0] == pytest.approx(1.0)
 
 
 def test_softmax_matches_torch_and_rows_sum_to_one():
     z = _logits(32, 7)
     for T in (0.5, 1.0, 3.0, 50.0):
-        ours = tl.soften(z, T)
+        ours = tl.soften_np(z, T)
         ref = torch.softmax(torch.tensor(z) / T, dim=-1).numpy()
         assert np.allclose(ours, ref, atol=1e-12)
         assert np.allclose(ours.sum(1), 1.0)
@@ -182,9 +182,9 @@ def test_every_figure_is_valid_plotly():
     story = tl.gradient_story(z, v)
     figs = [tv.input_image(rng.random((8, 8)), "image"),
             tv.input_point(rng.normal(size=(30, 2)), rng.integers(0, 2, 30), ["a", "b"], np.zeros(2), "point"),
-            tv.probability_bars(names, [("T=1", tl.soften(v, 1), "#000"), ("T=4", tl.soften(v, 4), "#111")],
+            tv.probability_bars(names, [("T=1", tl.soften_np(v, 1), "#000"), ("T=4", tl.soften_np(v, 4), "#111")],
                                 True, "bars"),
-            tv.probability_bars(names, [("T=1", tl.soften(v, 1), "#000")], False, "bars"),
+            tv.probability_bars(names, [("T=1", tl.soften_np(v, 1), "#000")], False, "bars"),
             tv.entropy_curve(tl.CURVE_TEMPERATURES, H, top, 4.0, 10, "entropy"),
             tv.similarity_heatmap(out.similarity(4.0), names, 4.0, True, "sim"),
             tv.similarity_heatmap(out.similarity(4.0), names, 4.0, False, "sim"),

@@ -1,4 +1,4 @@
-"""Trade-offs: Pareto frontier by hand, latency, size sweep, PTQ vs QAT panel, pipeline, the page (AppTest)."""
+"""Trade-offs: Pareto frontier by hand, latency, size curve, PTQ vs QAT panel, pipeline, the page (AppTest)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from kdcore import tradeoffs as tr
+from kdcore import bitwidths, latency, pipeline, sizecurve
 from kdcore import viz
 from kdcore.distill import KDConfig
 from kdcore.models import ModelConfig, build_model, model_bytes
 from kdcore.quantize import QuantConfig, model_size
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,15 +46,15 @@ def test_pareto_front_agrees_with_the_definition_on_random_points():
 
 def test_latency_is_measured_per_batch_size():
     m = build_model(ModelConfig(hidden=(32,)), (1, 8, 8), 10).train()
-    lat = tr.measure_latencies(m, (1, 8, 8), (1, 256))
+    lat = latency.measure_latencies(m, (1, 8, 8), (1, 256))
     assert set(lat) == {1, 256}
     assert all(l.median_ms > 0 and l.threads == torch.get_num_threads() for l in lat.values())
     assert lat[256].per_example_us < lat[1].per_example_us * 5   # batching amortizes per-call overhead
     assert m.training   # the mode is restored
 
 
-def test_size_sweep_on_a_tiny_setting(digits, digits_teacher):
-    sweep = tr.SizeSweep(digits, digits_teacher.logits, digits_teacher.metrics, [8, 4],
+def test_size_curve_on_a_tiny_setting(digits, digits_teacher):
+    sweep = sizecurve.SizeCurve(digits, digits_teacher.logits, digits_teacher.metrics, [8, 4],
                          TrainConfig(epochs=2, lr=1e-2), KD, seed=0)
     seen_epochs, seen_students = [], []
     sweep.run(on_student=lambda p: seen_students.append(p.width),
@@ -65,14 +66,14 @@ def test_size_sweep_on_a_tiny_setting(digits, digits_teacher):
     assert p4.params == (64 * 4 + 4) + (4 * 10 + 10)
     assert 0 <= p4.distilled_accuracy <= 1 and 0 <= p4.scratch_accuracy <= 1
     assert "widths" in sweep.summary()
-    recs = tr.sweep_records(sweep, "teacher")
+    recs = sizecurve.size_curve_records(sweep, "teacher")
     assert [r.role for r in recs] == ["distilled", "scratch"] * 2
     # same seed, same numbers
-    again = tr.SizeSweep(digits, digits_teacher.logits, digits_teacher.metrics, [4],
+    again = sizecurve.SizeCurve(digits, digits_teacher.logits, digits_teacher.metrics, [4],
                          TrainConfig(epochs=2, lr=1e-2), KD, seed=0).run()
     assert again[0].distilled_accuracy == p4.distilled_accuracy and again[0].scratch_accuracy == p4.scratch_accuracy
     # a stop after the first student keeps it, and run() resumes with the next
-    stopped = tr.SizeSweep(digits, digits_teacher.logits, digits_teacher.metrics, [4, 8],
+    stopped = sizecurve.SizeCurve(digits, digits_teacher.logits, digits_teacher.metrics, [4, 8],
                            TrainConfig(epochs=1), KD, seed=0)
     stopped.run(on_student=lambda p: True)
     assert [p.width for p in stopped.points] == [4] and not stopped.done
@@ -81,7 +82,7 @@ def test_size_sweep_on_a_tiny_setting(digits, digits_teacher):
 
 
 def test_ptq_and_qat_rows(digits, digits_teacher):
-    ptq = tr.ptq_rows(digits_teacher.model, digits, (32, 8, 2, 1))
+    ptq = bitwidths.ptq_rows(digits_teacher.model, digits, (32, 8, 2, 1))
     assert [r.bits for r in ptq] == [32, 8, 2, 1] and all(r.method == "PTQ" for r in ptq)
     assert ptq[0].accuracy == pytest.approx(digits_teacher.metrics["accuracy"])
     sizes = [r.bytes for r in ptq]
@@ -89,7 +90,7 @@ def test_ptq_and_qat_rows(digits, digits_teacher):
     assert ptq[1].bytes == model_size(digits_teacher.model, 8).bytes
     student = build_model(ModelConfig(hidden=(8,)), digits.input_shape, 10)
     calls = []
-    qat = tr.qat_rows(student, digits, digits_teacher.logits["train"], TrainConfig(epochs=1), KD, (32, 1),
+    qat = bitwidths.qat_rows(student, digits, digits_teacher.logits["train"], TrainConfig(epochs=1), KD, (32, 1),
                       on_bits=lambda r: calls.append(r.bits))
     assert [r.bits for r in qat] == calls == [32, 1] and all(r.method == "QAT" for r in qat)
     assert all(len(torch.unique(row)) == 2 for row in qat[1].model[1].weight)
@@ -100,8 +101,8 @@ def test_ptq_and_qat_rows(digits, digits_teacher):
 def test_quantized_record_has_an_honest_size(digits, digits_teacher):
     src = ModelRecord("teacher", "teacher", digits_teacher.model, digits_teacher.metrics, "MLP", "digits", 0)
     cfg = QuantConfig(4, "channel")
-    q = tr.ptq_rows(src.model, digits, (4,))[0].model
-    rec = tr.quantized_record(src, q, cfg, "PTQ", digits, digits_teacher.logits["test"])
+    q = bitwidths.ptq_rows(src.model, digits, (4,))[0].model
+    rec = bitwidths.quantized_record(src, q, cfg, "PTQ", digits, digits_teacher.logits["test"])
     n_w = 64 * 512 + 512 * 512 + 512 * 10
     n_b = 512 + 512 + 10
     assert rec.bytes == n_w * 4 // 8 + (512 + 512 + 10) * 4 + n_b * 4
@@ -115,7 +116,7 @@ def test_points_summary_and_frontier_figure():
             ModelRecord("2-bit distilled", "quantized", None, {"accuracy": 0.973, "bytes": 12_800}, "d→q", "digits", 0,
                         extra={"bits": 2}),
             ModelRecord("scratch", "scratch", None, {"accuracy": 0.90, "bytes": 20_000}, "s", "digits", 0)]
-    lat = {"teacher MLP 512": {1: tr.Latency(1, 0.2, 5, 1, 1), 256: tr.Latency(256, 3.0, 5, 1, 1)}}
+    lat = {"teacher MLP 512": {1: latency.Latency(1, 0.2, 5, 1, 1), 256: latency.Latency(256, 3.0, 5, 1, 1)}}
     pts = tr.tradeoff_points(recs, lat)
     assert pts[0].latency_b256_ms == 3.0 and math.isnan(pts[1].latency_b1_ms) and pts[1].bits == 2
     lines = tr.stakeholder_summary(pts, pts[0])
@@ -131,7 +132,7 @@ def test_points_summary_and_frontier_figure():
 
 def test_distill_prune_quantize_pipeline(digits, digits_teacher):
     student = build_model(ModelConfig(hidden=(32,)), digits.input_shape, 10)
-    stages = tr.prune_then_quantize(student, digits, digits_teacher.logits, 0.8, QuantConfig(4),
+    stages = pipeline.prune_then_quantize(student, digits, digits_teacher.logits, 0.8, QuantConfig(4),
                                     TrainConfig(epochs=2), KD, seed=0, source_recipe="a student")
     pruned, pq = stages
     assert pruned.sparsity == pytest.approx(0.8, abs=0.01) and pq.sparsity == pruned.sparsity
@@ -142,7 +143,7 @@ def test_distill_prune_quantize_pipeline(digits, digits_teacher):
     assert pruned.metrics["encoding"] in ("values+indices", "bitmask", "mixed")
     assert student[1].weight.ne(0).all()   # the source is untouched
     src = ModelRecord("student", "distilled", student, {"accuracy": 0.5, "bytes": 1}, "r", "digits", 0)
-    recs = tr.pipeline_records(stages, src, QuantConfig(4), digits)
+    recs = pipeline.pipeline_records(stages, src, QuantConfig(4), digits)
     assert [r.role for r in recs] == ["pruned", "quantized"] and recs[1].extra["bits"] == 4
 
 
@@ -167,21 +168,21 @@ def test_tradeoffs_page(digits_teacher, open_page, wait_for_runs):
     models = at.session_state["session_models"]
     assert any(r.role == "teacher" for r in models.values())
 
-    # a tiny size sweep: 2 widths, 2 epochs
-    at.multiselect(key="tradeoffs_sweep_widths").set_value([4, 8])
-    at.number_input(key="tradeoffs_sweep_epochs").set_value(2)
-    button(at, "Run size sweep").click()
+    # a tiny size curve: 2 widths, 2 epochs
+    at.multiselect(key="tradeoffs_sizes_widths").set_value([4, 8])
+    at.number_input(key="tradeoffs_sizes_epochs").set_value(2)
+    button(at, "Run the size curve").click()
     at.run()
     wait_for_runs(at)
     assert not at.exception, at.exception
-    sweep = _shown(at, "tradeoffs_sweep")
+    sweep = _shown(at, "tradeoffs_sizes")
     assert [p.width for p in sweep.points] == [4, 8]
     models = at.session_state["session_models"]
-    assert {"sweep distilled MLP 4 (seed 0)", "sweep scratch MLP 8 (seed 0)"} <= set(models)
+    assert {"size-curve distilled MLP 4 (seed 0)", "size-curve scratch MLP 8 (seed 0)"} <= set(models)
     assert len(at.session_state["tradeoffs_latency"]) == len(models)   # every point measured
 
     # the quantization panel on the distilled width-4 student, PTQ and a 1-epoch QAT
-    at.selectbox(key="tradeoffs_bits_model").set_value("sweep distilled MLP 4 (seed 0)")
+    at.selectbox(key="tradeoffs_bits_model").set_value("size-curve distilled MLP 4 (seed 0)")
     at.multiselect(key="tradeoffs_bits").set_value([32, 2, 1])
     at.number_input(key="tradeoffs_qat_epochs").set_value(1)
     button(at, "Quantize").click()
@@ -206,7 +207,7 @@ def test_tradeoffs_page(digits_teacher, open_page, wait_for_runs):
     assert any("smaller than the teacher" in m.value for m in at.markdown)
     assert len(at.get("download_button")) == 3
 
-    at.selectbox(key="tradeoffs_pipe_model").set_value("sweep distilled MLP 8 (seed 0)")
+    at.selectbox(key="tradeoffs_pipe_model").set_value("size-curve distilled MLP 8 (seed 0)")
     at.number_input(key="tradeoffs_pipe_epochs").set_value(1)
     button(at, "Prune and quantize").click()
     at.run()
@@ -217,7 +218,7 @@ def test_tradeoffs_page(digits_teacher, open_page, wait_for_runs):
     assert any("Both are now points" in s.value for s in at.success)
 
     # PTQ of a model no run made is computed in the page; QAT of it is refused with a reason
-    sweep4 = at.session_state["session_models"]["sweep distilled MLP 4 (seed 0)"]
+    sweep4 = at.session_state["session_models"]["size-curve distilled MLP 4 (seed 0)"]
     at.session_state["session_models"]["hand-made copy"] = ModelRecord(
         "hand-made copy", "distilled", sweep4.model, sweep4.metrics, "by hand", "digits", 0)
     at.run()
@@ -241,11 +242,11 @@ def test_pages_find_their_runs_after_a_reload_and_keep_stopped_results(digits_te
     at = open_page("pages/tradeoffs.py")
     ws = at.session_state["ws"]
     # a long sweep, stopped once its first width is done: the finished students are kept
-    at.multiselect(key="tradeoffs_sweep_widths").set_value([2, 1024])
-    at.number_input(key="tradeoffs_sweep_epochs").set_value(40)
-    next(b for b in at.button if b.label == "Run size sweep").click()
+    at.multiselect(key="tradeoffs_sizes_widths").set_value([2, 1024])
+    at.number_input(key="tradeoffs_sizes_epochs").set_value(40)
+    next(b for b in at.button if b.label == "Run the size curve").click()
     at.run()
-    run_id = at.session_state["current_runs"][("tradeoffs_sweep", "digits", 0)]
+    run_id = at.session_state["current_runs"][("tradeoffs_sizes", "digits", 0)]
     assert not at.exception and runs.view(run_id).active
     deadline = time.monotonic() + 120
     while not runs.view(run_id).curves.get("distilled") and time.monotonic() < deadline:
@@ -254,24 +255,24 @@ def test_pages_find_their_runs_after_a_reload_and_keep_stopped_results(digits_te
     wait_for_runs(at)
     assert runs.view(run_id).status == "stopped"
     assert any("stopped after 1 of 2 widths" in w.value for w in at.warning)
-    assert "sweep distilled MLP 2 (seed 0)" in at.session_state["session_models"]
+    assert "size-curve distilled MLP 2 (seed 0)" in at.session_state["session_models"]
 
     # a new session of the same workspace (a reload): the stored sweep is shown and its students listed
     again = open_page("pages/tradeoffs.py", session={"ws": ws})
     assert not again.exception, again.exception
-    assert "sweep scratch MLP 2 (seed 0)" in again.session_state["session_models"]
+    assert "size-curve scratch MLP 2 (seed 0)" in again.session_state["session_models"]
     assert any("stopped after 1 of 2 widths" in w.value for w in again.warning)
 
     # the Prune page lists the sweep's students (made by a run) and prunes one as a job
     pr = again
     pr.switch_page("pages/prune.py").run()
     assert not pr.exception, pr.exception
-    pr.selectbox[0].set_value("sweep distilled MLP 2 (seed 0)")
+    pr.selectbox[0].set_value("size-curve distilled MLP 2 (seed 0)")
     pr.multiselect[0].set_value([0.5])
     next(b for b in pr.button if b.label == "Compute saliencies").click()
     pr.run()
     wait_for_runs(pr)
     assert not pr.exception, pr.exception
-    assert any("sweep distilled MLP 2" in s.value for s in pr.subheader)
+    assert any("size-curve distilled MLP 2" in s.value for s in pr.subheader)
     reload = open_page("pages/prune.py", session={"ws": ws})
-    assert not reload.exception and any("sweep distilled MLP 2" in s.value for s in reload.subheader)
+    assert not reload.exception and any("size-curve distilled MLP 2" in s.value for s in reload.subheader)

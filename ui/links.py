@@ -250,7 +250,7 @@ def page_of_run(kind: str) -> tuple[str, str]:
     if kind in RUN_PAGES:
         return RUN_PAGES[kind]
     for page, prefixes in (("transfer_set", ("transfer", "omitted")), ("tradeoffs", ("quant", "prune_quantize",
-                           "weightless", "binary", "low_rank", "size_sweep")), ("prune", ("prune",))):
+                           "weightless", "binary", "low_rank", "size_sweep", "size_curve")), ("prune", ("prune",))):
         if kind.startswith(prefixes):
             return page, kind
     return "runs", kind

@@ -110,7 +110,7 @@ def distill_result(ds):
 def register_distill_models(ds, run_id: str, result=None) -> None:
     """List a distillation's students among this session's models (Prune, Temperature and
     Trade-offs pick from them), with the run that made them (a worker can rebuild them from it)."""
-    from kdcore.registry import ModelRecord
+    from kdcore.records import ModelRecord
     result = result if result is not None else distill_result(ds)
     if result is None:
         return

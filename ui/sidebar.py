@@ -14,11 +14,19 @@ def show(key: str = "sidebar") -> None:
         st.markdown("### ⚗️ Distillation Lab")
         if note:
             st.warning(note)
-        # the dataset's name is its option (no labels): it is what the address bar shows, ?dataset=moons
-        st.selectbox("Dataset", state.dataset_options(), key=state.DATASET_KEY, bind="query-params",
-                     on_change=links.on_dataset_change,
-                     help="digits: 8×8 digits, built in, works offline; moons, spirals: 2-D, generated; "
-                          "mnist, fashion_mnist: 28×28, read from the data folder (downloaded when online).")
+        state.apply_pending_dataset()
+        options = state.dataset_options()
+        if st.session_state.get(state.DATASET_KEY, "digits") not in options:   # e.g. an upload deleted
+            st.session_state[state.DATASET_KEY] = "digits"
+        # the dataset's name is its option (its label is the caption below): it is what the address
+        # bar shows, ?dataset=moons, and what a link may name
+        name = st.selectbox("Dataset", options, key=state.DATASET_KEY, bind="query-params",
+                            on_change=links.on_dataset_change,
+                            help="digits: 8×8 digits, built in, works offline; moons, spirals: 2-D, generated; "
+                                 "mnist, fashion_mnist: 28×28, read from the data folder (downloaded when "
+                                 "online). Your own datasets are added on the “Your data” page.")
+        if state.dataset_label(name) != name:
+            st.caption(state.dataset_label(name))
         st.number_input("Seed", min_value=0, max_value=10_000, step=1, key=state.SEED_KEY, bind="query-params",
                         help="Seeds the data split, initializations and batch order: "
                              "the same seed gives the same numbers.")

@@ -14,9 +14,10 @@ import secrets
 
 import streamlit as st
 
+from kdcore import userdata
 from kdcore.data import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from kdcore.presets import default_teacher_spec
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.teachers import TeacherCache, TeacherSpec, TrainedTeacher
 
 # ---- every per-user key of the app that is not a widget's own (pages and helpers use these names,
@@ -34,7 +35,7 @@ SWEEP_LAST_CLICK_KEY = "sweep_last_click"   # the last heatmap click the Sweep p
 TEMPERATURE_STUDENT_KEY = "temperature_student_logits"   # (student module, its test logits)
 TEMPERATURE_STANDIN_KEY = "temperature_standin_logits"   # (dataset, seed) -> the stand-in's test logits
 TRADEOFFS_LATENCY_KEY = "tradeoffs_latency"    # (record name, id(model)) -> {batch size: Latency}
-TRADEOFFS_SWEEP_ADDED_KEY = "tradeoffs_sweep_added"   # size-sweep run id -> its students added to the plot?
+TRADEOFFS_SIZE_CURVE_ADDED_KEY = "tradeoffs_size_curve_added"   # size-curve run id -> its students plotted?
 TRADEOFFS_PANELS_KEY = "tradeoffs_panels"     # (dataset, seed) -> a PTQ panel computed in the page
 LIVE_VIEWS_KEY = "live_views"         # a live view's key -> {"detached": bool, "figure": (stamp, fig, time)}
 WORKSPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
@@ -61,12 +62,13 @@ PAGE_PARAM_PREFIXES = {
     "prune": ("prune_",),
     "tradeoffs": ("tradeoffs_",),
     "runs": ("runs_",),
+    "data": ("data_",),     # Your data: an upload is a file, not a setting; its few options stay off the URL
     "lessons": (),
 }
 PAGE_TITLES = {"": "Home", "distill": "Distill", "temperature": "Temperature", "sweep": "Sweep",
                "ensembles": "Ensembles", "specialists": "Specialists", "transfer_set": "Transfer sets",
                "hinton_mnist": "Hinton MNIST", "sequences": "Sequences", "losses": "Losses", "prune": "Prune",
-               "tradeoffs": "Trade-offs", "runs": "Runs", "lessons": "Lessons"}
+               "tradeoffs": "Trade-offs", "runs": "Runs", "data": "Your data", "lessons": "Lessons"}
 
 
 def page_of_param(key: str) -> str | None:
@@ -77,12 +79,6 @@ def page_of_param(key: str) -> str | None:
         if key.startswith(prefixes) and prefixes:
             return page
     return None
-
-
-def dataset_options() -> list[str]:
-    """The datasets the sidebar offers (and a link may name): the built-in ones, then any this
-    session knows of besides (issue 15 adds uploaded ones)."""
-    return list(DATASET_LABELS)
 
 
 def clamp(key: str, lo, hi) -> None:
@@ -105,6 +101,56 @@ DATASET_LABELS = {
     "fashion_mnist": "Fashion-MNIST (28×28)",
 }
 assert set(DATASET_LABELS) == set(DATASETS)
+
+
+def uploaded_datasets() -> list[dict]:
+    """The metadata of this workspace's uploaded datasets (kdcore.userdata), oldest first."""
+    return userdata.workspace_datasets(workspace())
+
+
+def dataset_options() -> list[str]:
+    """The dataset picker's choices: the built-in datasets, then this workspace's uploads."""
+    return list(DATASET_LABELS) + [userdata.dataset_name(m["fingerprint"]) for m in uploaded_datasets()]
+
+
+def dataset_label(name: str) -> str:
+    """A dataset's name for people: the built-in label, or an upload's own name and size."""
+    if name in DATASET_LABELS:
+        return DATASET_LABELS[name]
+    if userdata.is_user_dataset(name):
+        try:
+            meta = userdata.read_meta(userdata.fingerprint_of(name))
+            return f"{meta['name']} (yours, {meta['n_rows']:,} rows)"
+        except DatasetUnavailable:
+            return f"{name} (deleted)"
+    return name
+
+
+PENDING_DATASET_KEY = "dataset_pending"   # a dataset chosen by a page, applied before the picker is drawn
+
+
+def choose_dataset(name: str) -> None:
+    """Make `name` the session's dataset from a page (the sidebar's picker, drawn before the page,
+    takes it on the next run: call st.rerun() after this)."""
+    try:
+        st.session_state[DATASET_KEY] = name
+    except st.errors.StreamlitAPIException:   # the picker exists in this run: hand it over
+        st.session_state[PENDING_DATASET_KEY] = name
+
+
+def apply_pending_dataset() -> None:
+    """Before the picker is drawn: a dataset a page chose in the last run becomes the picker's value."""
+    pending = st.session_state.pop(PENDING_DATASET_KEY, None)
+    if pending is not None:
+        st.session_state[DATASET_KEY] = pending
+
+
+def is_uploaded(ds: Dataset) -> bool:
+    return userdata.is_user_dataset(ds.name)
+
+
+def is_uploaded_name(name: str) -> bool:
+    return userdata.is_user_dataset(name)
 
 
 def new_workspace_id() -> str:

@@ -1,4 +1,6 @@
-"""A results table with a CSV download of it: the widget every page with a table uses."""
+"""A results table with a CSV download of all its columns: the widget of the tables a user takes away
+(the Sweep's cells and students, the Trade-offs tables, the Runs history). Small summary tables that
+only restate numbers shown beside them (metrics of a few models) are plain `st.dataframe`s."""
 
 from __future__ import annotations
 

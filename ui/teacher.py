@@ -11,9 +11,9 @@ import streamlit as st
 
 from kdcore import viz
 from kdcore.data import Dataset
-from kdcore.registry import ModelRecord
+from kdcore.records import ModelRecord
 from kdcore.runs import RunSpec
-from kdcore.teachers import TeacherSpec, TrainedTeacher
+from kdcore.teachers import TeacherSpec, TrainedTeacher, is_imported
 from ui import runs, state
 
 SLOT = "teacher"
@@ -58,9 +58,25 @@ def warn_if_stopped(ds: Dataset) -> None:
 def register(teacher: TrainedTeacher, ds: Dataset) -> None:
     """List the teacher among this session's models (for the Trade-offs view)."""
     spec = teacher.spec
+    if is_imported(spec):   # not a network: listed on the frontier, never offered for pruning or quantization
+        state.register(ModelRecord(teacher_name(teacher), "teacher", teacher.model, teacher.metrics,
+                                   spec.model.describe(), ds.name, ds.seed,
+                                   extra={"spec": spec.to_dict(), "imported": True}))
+        return
     state.register(ModelRecord(teacher_name(teacher), "teacher", teacher.model, teacher.metrics,
                                f"{spec.model.describe()}, {spec.train.epochs} epochs", ds.name, ds.seed,
                                extra={"spec": spec.to_dict(), "run_spec": run_spec(spec).to_dict()}))
+
+
+def not_a_network(teacher: TrainedTeacher, what: str) -> bool:
+    """Say so (and return True) when the teacher is imported (a forest, boosting, uploaded outputs)
+    and `what` needs a network teacher."""
+    if not is_imported(teacher.spec):
+        return False
+    st.info(f"The current teacher is **{teacher.spec.model.describe()}**, not a network: {what}. Choose "
+            "“the lab's network teacher” on the **Your data** page to use this with a teacher, or distill "
+            "a student on **Distill** first.")
+    return True
 
 
 def require(ds: Dataset, key: str) -> TrainedTeacher:

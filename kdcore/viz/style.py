@@ -53,7 +53,10 @@ def base_layout(title: str, height: int = 360) -> dict:
 def layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
     """Give a figure built with plotly's API the lab's look (settings made before are kept unless they
     are the title, height, margin, legend or template)."""
-    fig.update_layout(**base_layout(title, height))
+    base = base_layout(title, height)
+    template = base.pop("template")
+    fig.update_layout(**base)
+    fig.layout.template = template   # assigned, not updated: an update would merge plotly's default template in
     return fig
 
 

@@ -1,5 +1,5 @@
 """Figures of the Trade-offs page: accuracy against size or latency with the Pareto frontier, the
-size sweep, accuracy against bits (post-training and quantization-aware), and low rank.
+size curve, accuracy against bits (post-training and quantization-aware), and low rank.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from kdcore.models import format_bytes
-from kdcore.tradeoffs import PANEL_BITS, BitsRow, SweepPoint, TradeoffPoint, pareto_front
+from kdcore.bitwidths import BitsRow, PANEL_BITS
+from kdcore.sizecurve import SizePoint
+from kdcore.tradeoffs import TradeoffPoint, pareto_front
 from kdcore.viz.style import COLORS, layout
 
 
@@ -54,7 +56,7 @@ def frontier_figure(points: Sequence[TradeoffPoint], x: str = "bytes", title: st
     return layout(fig, title or f"Test accuracy against {short}", height=440)
 
 
-def sweep_figure(points: Sequence[SweepPoint], teacher_metrics: dict | None = None) -> go.Figure:
+def size_curve_figure(points: Sequence[SizePoint], teacher_metrics: dict | None = None) -> go.Figure:
     """Two curves, distilled and scratch: test accuracy against size (log axis), one point per width."""
     fig = go.Figure()
     pts = sorted(points, key=lambda p: p.bytes)
@@ -71,7 +73,7 @@ def sweep_figure(points: Sequence[SweepPoint], teacher_metrics: dict | None = No
             hovertemplate="teacher<br>%{x:,} bytes<br>test accuracy %{y:.2f} %<extra></extra>"))
     fig.update_xaxes(title_text="size (bytes, float32, log scale)", type="log")
     fig.update_yaxes(title_text="test accuracy (%)")
-    return layout(fig, "Size sweep: distilled vs trained from scratch", height=420)
+    return layout(fig, "Size curve: distilled vs trained from scratch", height=420)
 
 
 def bits_figure(rows: Sequence[BitsRow], title: str = "Test accuracy against bits per weight") -> go.Figure:
