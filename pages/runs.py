@@ -4,7 +4,8 @@ import json
 
 import streamlit as st
 
-from kdcore import codec, report, viz
+from kdcore import codec, viz
+from kdcore.viz import report
 from kdcore.models import format_bytes
 from kdcore.store import runs_frame
 from ui import links, runs, state

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kdcore.report import PNG_HEIGHT, PNG_SCALE, PNG_WIDTH, comparison_report, run_report
+from kdcore.viz.report import PNG_HEIGHT, PNG_SCALE, PNG_WIDTH, comparison_report, run_report
 
 CHROMIUM = os.environ.get("KDLAB_CHROMIUM", "/usr/bin/chromium")
 

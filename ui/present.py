@@ -13,7 +13,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from kdcore.report import png_config
+from kdcore.viz.report import png_config
 from kdcore.viz.style import for_projector
 from ui import state
 

@@ -213,7 +213,7 @@ def watched_result(run_id: str | None, key: str, label: str, what: str, live_tit
 def run_settings(run_id: str | None) -> dict:
     """A stored run's settings for a CSV beside its numbers: run id, dataset, split seed, code version
     and its config flattened (dotted names)."""
-    from kdcore.report import flat_settings
+    from kdcore.viz.report import flat_settings
     rec = store().get(run_id) if run_id else None
     if rec is None:
         return {}

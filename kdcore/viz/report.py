@@ -17,13 +17,12 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
-from kdcore import viz
+import plotly.graph_objects as go
+
 from kdcore.store import RunRecord, code_version
-
-if TYPE_CHECKING:
-    import plotly.graph_objects as go
+from kdcore.viz import common
 
 PNG_WIDTH, PNG_HEIGHT, PNG_SCALE = 1600, 900, 2     # a projector's 16:9, at twice its pixels
 
@@ -58,7 +57,7 @@ class Report:
     verdict: str | None = None
     settings: list[tuple[str, object]] = field(default_factory=list)          # (name, value)
     tables: list[tuple[str, list[dict]]] = field(default_factory=list)        # (caption, rows)
-    figures: list[tuple[str, "go.Figure"]] = field(default_factory=list)        # (file-name stem, figure)
+    figures: list[tuple[str, go.Figure]] = field(default_factory=list)        # (file-name stem, figure)
     notes: list[str] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     version: str = field(default_factory=code_version)
@@ -172,13 +171,13 @@ def run_report(rec: RunRecord, result=None) -> Report:
         curves = {"distilled": result.distilled_history.to_records(), "scratch": result.scratch_history.to_records()}
         if getattr(result, "hard_history", None) is not None:
             curves["hard labels"] = result.hard_history.to_records()
-        rep.figures.append((_stem(rec, "validation-accuracy"), viz.common.training_curves(curves, "val_acc")))
+        rep.figures.append((_stem(rec, "validation-accuracy"), common.training_curves(curves, "val_acc")))
         for which, counts in getattr(result, "confusion", {}).items():
             names = [str(i) for i in range(len(counts))]
-            rep.figures.append((_stem(rec, f"confusion-{which}"), viz.common.confusion_heatmap(
+            rep.figures.append((_stem(rec, f"confusion-{which}"), common.confusion_heatmap(
                 counts, names, f"Confusion matrix: {which} (test set)")))
     elif any(rec.history.values() if rec.history else []):
-        rep.figures.append((_stem(rec, "curves"), viz.common.live_curves(
+        rep.figures.append((_stem(rec, "curves"), common.live_curves(
             {k: v for k, v in rec.history.items() if v}, "Validation accuracy per epoch")))
     return rep
 
@@ -203,5 +202,5 @@ def comparison_report(records: Sequence[RunRecord]) -> Report:
     curves = {f"{r.display_name} · {name}": ys for r in records for name, ys in (r.history or {}).items() if ys}
     if curves:
         rep.figures.append(("comparison-" + "-".join(r.id for r in records)[:80] + "-curves",
-                            viz.common.live_curves(curves, "Validation accuracy per epoch, runs overlaid")))
+                            common.live_curves(curves, "Validation accuracy per epoch, runs overlaid")))
     return rep
