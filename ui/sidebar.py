@@ -18,14 +18,15 @@ def show(key: str = "sidebar") -> None:
         options = state.dataset_options()
         if st.session_state.get(state.DATASET_KEY, "digits") not in options:   # e.g. an upload deleted
             st.session_state[state.DATASET_KEY] = "digits"
-        # the dataset's name is its option (its label is the caption below): it is what the address
-        # bar shows, ?dataset=moons, and what a link may name
+        # the address bar carries the option as shown: a built-in dataset by its name (?dataset=moons),
+        # an upload by its own name and size (its label below says what a built-in one is)
         name = st.selectbox("Dataset", options, key=state.DATASET_KEY, bind="query-params",
+                            format_func=lambda n: n if n in state.DATASET_LABELS else state.dataset_label(n),
                             on_change=links.on_dataset_change,
                             help="digits: 8×8 digits, built in, works offline; moons, spirals: 2-D, generated; "
                                  "mnist, fashion_mnist: 28×28, read from the data folder (downloaded when "
                                  "online). Your own datasets are added on the “Your data” page.")
-        if state.dataset_label(name) != name:
+        if name in state.DATASET_LABELS and state.dataset_label(name) != name:
             st.caption(state.dataset_label(name))
         st.number_input("Seed", min_value=0, max_value=10_000, step=1, key=state.SEED_KEY, bind="query-params",
                         help="Seeds the data split, initializations and batch order: "
