@@ -30,7 +30,7 @@ LESSONS: list[Lesson] = [
            "gives, the dark knowledge a student learns from.",
            "temperature",
            "Move the **Temperature T** slider from 1 to 20 and back; pick other examples by rank.",
-           "Section 1: the orange bars of the wrong classes rise from ~0 at T = 1 (the log scale shows "
+           "Section 1: the wrong classes' bars at the slider's T (dark) rise far above those at T = 1 (light; the log scale shows "
            "them) and the distribution flattens; section 2: the entropy climbs with T.",
            {"temperature_T": "8", "temperature_rank": "2"}),
     Lesson("t-squared", "Why the soft loss is scaled by T²",

@@ -313,6 +313,10 @@ def link(page: str, params: dict) -> str:
         base = (st.context.url or "").rstrip("/")
     except Exception:
         pass
+    for known in state.PAGE_TITLES:        # the browser's address may still end with the page's path
+        if known and base.endswith("/" + known):
+            base = base[: -len(known) - 1]
+            break
     query = urlencode(params, doseq=True)
     return f"{base}/{page}" + (f"?{query}" if query else "")
 
