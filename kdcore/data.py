@@ -29,12 +29,21 @@ import numpy as np
 import torch
 
 
+def _is_network_error(err: BaseException) -> bool:
+    """Whether a download failed for want of a network (as torchvision words it, or a URLError)."""
+    import urllib.error
+    text = str(err)
+    return isinstance(err, (urllib.error.URLError, OSError)) or "urlopen" in text or "Error downloading" in text
+
+
 class DatasetUnavailable(RuntimeError):
     """A dataset cannot be loaded here (missing files and no network, a bad name...).
 
     The message is written for the person using the app: it says what is
     missing and what to do about it.
     """
+
+    detail: str = ""   # the underlying library's own message, for a 'technical detail' box
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,12 +158,16 @@ def _torchvision_dataset(name: str, seed: int, data_root: Path | None) -> Datase
         train = cls(str(root), train=True, download=True)
         test = cls(str(root), train=False, download=True)
     except Exception as err:  # no network, partial files, bad checksum, read-only folder...
-        raise DatasetUnavailable(
-            f"The {folder} files could not be loaded or downloaded ({type(err).__name__}: {err}). "
+        # the person gets what to do; the library's own words (urlopen errors...) go to `detail`
+        problem = ("could not be downloaded (no internet connection here?)" if _is_network_error(err)
+                   else "could not be loaded or downloaded")
+        unavailable = DatasetUnavailable(
+            f"The {folder} files are not in {root / folder / 'raw'} and {problem}. "
             f"Put the four official .gz files (train/t10k images and labels) in "
             f"{root / folder / 'raw'} or set KDLAB_DATA to a folder that has {folder}/raw/ in it, "
-            f"then reload."
-        ) from err
+            f"then reload.")
+        unavailable.detail = f"{type(err).__name__}: {err}"
+        raise unavailable from err
     X_all = train.data.float().div_(255.0).unsqueeze(1)
     y_all = train.targets.long()
     X_test = test.data.float().div_(255.0).unsqueeze(1)

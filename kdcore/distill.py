@@ -93,14 +93,24 @@ class DistillResult:
 
     def summary(self) -> str:
         return describe_outcome(self.distilled_metrics, self.scratch_metrics, self.teacher_metrics,
-                                self.hard_metrics)
+                                self.hard_metrics, alpha=self.kd.alpha)
 
 
-def describe_outcome(distilled: dict, scratch: dict, teacher: dict | None = None, hard: dict | None = None) -> str:
+def describe_outcome(distilled: dict, scratch: dict, teacher: dict | None = None, hard: dict | None = None,
+                     alpha: float | None = None) -> str:
     """One plain sentence saying what distillation did, honest when it did nothing or harm; with
     the hard-label control, a second one splitting the gain between the teacher's labels and its
-    soft targets beyond them."""
+    soft targets beyond them. With `alpha` = 0 the soft targets had no weight: it says that this
+    was a labels-only run, not a distillation."""
     gap = 100 * (distilled["accuracy"] - scratch["accuracy"])
+    if alpha is not None and alpha == 0:
+        s = (f"With α = 0 the teacher's soft targets get no weight: the student called “distilled” learned "
+             f"from the labels only, like its twin, so this is a labels-only run, not a distillation "
+             f"({100 * distilled['accuracy']:.1f} % vs {100 * scratch['accuracy']:.1f} %; they differ only in "
+             f"how the unlabelled examples pad their batches). Raise α to distill.")
+        if hard is not None:
+            s += (f" The teacher's hard labels reach {100 * hard['accuracy']:.1f} %.")
+        return s
     if abs(gap) < 0.05:
         s = (f"Distillation made no difference: both students reach "
              f"{100 * distilled['accuracy']:.1f} % test accuracy.")

@@ -74,12 +74,12 @@ class SweepRun:
         cfg = self.config
         if self.backend == "ray":
             n = len(self.sweep.students)
-            return Progress(n / cfg.n_students, f"{n}/{cfg.n_students} students done"
+            return Progress(n / cfg.n_total, f"{n}/{cfg.n_total} students done"
                             + (f" · {self.last}" if self.last else ""), {}, unit="chunk")
         total = len(cfg.groups()) * cfg.train.epochs
         groups_done = len(cfg.groups()) - len(self.sweep.pending) - (1 if self.sweep.group is not None else 0)
         epochs = groups_done * cfg.train.epochs + (self.sweep.group.epoch if self.sweep.group is not None else 0)
-        text = f"{self.sweep.done_students}/{cfg.n_students} students done"
+        text = f"{self.sweep.done_students}/{cfg.n_total} students done"
         if self.last:
             text += f" · {self.last}"
         return Progress(epochs / total, text, {k: list(v) for k, v in self.curves.items()})

@@ -55,6 +55,9 @@ from kdcore.train import (EpochLog, History, TrainConfig, Trainer, jitter_images
 
 # ---------------------------------------------------------------- specs and configs
 
+from kdcore.inputs import MAX_WIDTH   # widest student a sweep trains (4096: wider ones take minutes and gigabytes)
+MAX_TEMPERATURE = 1000.0   # hottest T (beyond it every soft target is uniform to float precision)
+
 @dataclass(frozen=True)
 class StudentSpec:
     """One student of a sweep: the hyperparameters that vary across the grid."""
@@ -62,6 +65,8 @@ class StudentSpec:
     temperature: float      # T of the soft targets
     alpha: float            # weight of the soft term (1 - alpha weights the labels' CE)
     seed: int               # initialization, batch order and which labels are kept
+    control: str = ""       # "" a distilled student; "hard": the teacher's-hard-labels control (CE on the
+                            # teacher's argmax over the whole transfer set); "labels": labels only (α = 0)
 
     @property
     def cell(self) -> tuple[int, float, float]:
@@ -69,7 +74,13 @@ class StudentSpec:
         return (self.width, self.temperature, self.alpha)
 
     def label(self) -> str:
+        if self.control:
+            return f"width {self.width}, {CONTROL_LABELS[self.control]}, seed {self.seed}"
         return f"width {self.width}, T={self.temperature:g}, α={self.alpha:g}, seed {self.seed}"
+
+
+# the grid's controls (T-independent: trained with α = 0, T = 1), by StudentSpec.control
+CONTROL_LABELS = {"hard": "teacher's hard labels", "labels": "labels only (α=0)"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,8 @@ class SweepConfig:
     seeds_per_cell: int = 1                 # students per (T, α, width) cell, seeds base_seed, base_seed+1, ...
     base_seed: int = 0                      # first seed (the app uses the sidebar's seed)
     labelled_fraction: float = 0.1          # share of transfer-set labels the students may use (digits default)
+    controls: bool = False                  # also train, per width and seed, the "teacher's hard labels" and
+                                            # "labels only" controls in the same batched model
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, batch_size=64, lr=1e-2))
     # ^ the digits student's defaults (kdcore.presets)
 
@@ -90,12 +103,16 @@ class SweepConfig:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         if not self.temperatures or not self.alphas or not self.widths:
             raise ValueError("a sweep needs at least one temperature, one alpha and one width")
-        if any(not t > 0 for t in self.temperatures):
-            raise ValueError("temperatures must be positive")
+        if any(not 0 < t <= MAX_TEMPERATURE for t in self.temperatures):   # also refuses inf and NaN
+            raise ValueError(f"temperatures must be positive and at most {MAX_TEMPERATURE:g} "
+                             "(an infinite T makes every soft target uniform and the loss NaN)")
         if any(not 0.0 <= a <= 1.0 for a in self.alphas):
             raise ValueError("alpha values must be between 0 and 1")
         if any(w < 1 for w in self.widths) or self.depth < 1:
             raise ValueError("widths and depth must be at least 1")
+        if any(w > MAX_WIDTH for w in self.widths):
+            raise ValueError(f"student widths must be at most {MAX_WIDTH} (a student that wide is bigger "
+                             "than the teacher, and it trains for minutes)")
         if self.seeds_per_cell < 1:
             raise ValueError("at least one seed per cell")
         if not 0.0 < self.labelled_fraction <= 1.0:
@@ -113,6 +130,11 @@ class SweepConfig:
     def n_students(self) -> int:
         return len(self.temperatures) * len(self.alphas) * len(self.widths) * self.seeds_per_cell
 
+    @property
+    def n_total(self) -> int:
+        """Students trained, the controls included."""
+        return self.n_students + len(self.control_students())
+
     def model_config(self, width: int, base: ModelConfig | None = None) -> ModelConfig:
         base = base or ModelConfig()
         return replace(base, hidden=(int(width),) * self.depth)
@@ -121,10 +143,18 @@ class SweepConfig:
         return [StudentSpec(w, t, a, s) for w in self.widths for a in self.alphas
                 for t in self.temperatures for s in self.seeds]
 
+    def control_students(self) -> list[StudentSpec]:
+        """The controls (none unless `controls`): per width and seed, the teacher's hard labels and
+        labels only, both with α = 0 (so T = 1 is a placeholder: it does not enter their loss)."""
+        if not self.controls:
+            return []
+        return [StudentSpec(w, 1.0, 0.0, s, control=c) for w in self.widths for c in CONTROL_LABELS
+                for s in self.seeds]
+
     def groups(self) -> dict[int, list[StudentSpec]]:
-        """Students by width: each list trains as one batched model."""
+        """Students by width (controls included): each list trains as one batched model."""
         out: dict[int, list[StudentSpec]] = {}
-        for s in self.students():
+        for s in self.students() + self.control_students():
             out.setdefault(s.width, []).append(s)
         return out
 
@@ -285,6 +315,12 @@ class BatchedKD(_StudentGroup):
         self._shared = len(self.seeds) == 1
         self._gens = [torch.Generator().manual_seed(s) for s in self.seeds]
         self._y = torch.stack([transfer_labels(ds, labelled_fraction, s) for s in self.seeds])   # (S, N)
+        # label rows per student: its seed's transfer labels, or (the hard-label control) the teacher's
+        # argmax on every transfer example, appended as row S
+        self._y = torch.cat([self._y, teacher_logits["train"].argmax(1).unsqueeze(0)])
+        self._yid = torch.tensor([len(self.seeds) if s.control == "hard" else self.seeds.index(s.seed)
+                                  for s in self.students])
+        self._per_student_y = bool((self._yid != self._sid).any())
         inits = [seeded_model(lambda: build_model(model_cfg, ds.input_shape, ds.n_classes), s) for s in self.seeds]
         self.model = StackedMLP([inits[i] for i in self._sid.tolist()])
         self._T = torch.tensor([s.temperature for s in self.students], dtype=torch.float32)
@@ -322,12 +358,16 @@ class BatchedKD(_StudentGroup):
                                   for j, g in enumerate(self._gens)])
             else:
                 xs = self._X[idx]                                                    # (S, B, D)
-            ys = self._y.gather(1, idx)                                              # (S, B)
             ts = self._t_train[idx]                                                  # (S, B, C)
-            if self._shared:
-                xb, yb, tb = xs[0], ys[0], ts[0]
+            if self._per_student_y:   # a control's labels: its own row, in its seed's batch order
+                yb = self._y[self._yid.unsqueeze(1), idx[self._sid]]                 # (K, B)
             else:
-                xb, yb, tb = xs[self._sid], ys[self._sid], ts[self._sid]
+                ys = self._y[:len(self.seeds)].gather(1, idx)                        # (S, B)
+                yb = ys[0] if self._shared else ys[self._sid]
+            if self._shared:
+                xb, tb = xs[0], ts[0]
+            else:
+                xb, tb = xs[self._sid], ts[self._sid]
             lr = self._lr()
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
@@ -356,8 +396,9 @@ class BatchedKD(_StudentGroup):
         train_loss = (total_loss / max(n_batches, 1)).tolist()
         train_acc = (correct / n_lab.clamp_min(1)).tolist()
         logs = []
+        epoch = self.epoch + 1   # read once: self.epoch reads the first history, which grows in this loop
         for j, s in enumerate(self.students):
-            log = EpochLog(self.epoch + 1, cfg.epochs, train_loss[j], train_acc[j], val_loss[j], val_acc[j],
+            log = EpochLog(epoch, cfg.epochs, train_loss[j], train_acc[j], val_loss[j], val_acc[j],
                            seconds / k, s.label())
             self.histories[j].logs.append(log)
             logs.append(log)
@@ -409,7 +450,9 @@ class LoopKD(_StudentGroup):
             cfg = replace(model_cfg, hidden=(s.width,) * len(model_cfg.hidden))
             m = seeded_model(lambda: build_model(cfg, ds.input_shape, ds.n_classes), s.seed)
             self.models.append(m)
-            self.trainers.append(Trainer(m, ds.X_train, transfer_labels(ds, labelled_fraction, s.seed), train,
+            y = (teacher_logits["train"].argmax(1) if s.control == "hard"
+                 else transfer_labels(ds, labelled_fraction, s.seed))
+            self.trainers.append(Trainer(m, ds.X_train, y, train,
                                          s.seed, teacher_logits=teacher_logits["train"],
                                          temperature=s.temperature, alpha=s.alpha, loss="kd",
                                          X_val=ds.X_val if validate else None, y_val=ds.y_val, name=s.label()))
@@ -458,9 +501,55 @@ class SweepResult:
     seconds: float = 0.0
     stopped_early: bool = False
     backend: str = "in-process"
+    controls: list[StudentResult] = field(default_factory=list)   # the controls' students (config.controls)
 
     def records(self) -> list[dict]:
         return [s.record() for s in self.students]
+
+    def control_cells(self):
+        """Mean and spread per (width, control) over seeds, as a DataFrame (accuracies in %)."""
+        import pandas as pd
+        cols = ["width", "control", "test_acc_mean", "test_acc_std", "agreement_mean", "agreement_std",
+                "val_acc_mean", "seeds"]
+        if not self.controls:
+            return pd.DataFrame(columns=cols)
+        df = pd.DataFrame([{**c.record(), "control": c.spec.control} for c in self.controls])
+        out = df.groupby(["width", "control"], as_index=False).agg(
+            test_acc_mean=("test_acc", "mean"), test_acc_std=("test_acc", "std"),
+            agreement_mean=("agreement", "mean"), agreement_std=("agreement", "std"),
+            val_acc_mean=("val_acc", "mean"), seeds=("seed", "count"))
+        return out.fillna({"test_acc_std": 0.0, "agreement_std": 0.0})[cols]
+
+    def split_text(self) -> str:
+        """The best cell's gain over labels only, split between the teacher's labels and the soft
+        targets beyond them ("" without controls)."""
+        best, cc = self.best_cell(), self.control_cells()
+        if best is None or cc.empty:
+            return ""
+        at_w = cc[cc["width"] == best["width"]].set_index("control")["test_acc_mean"]
+        if not {"hard", "labels"} <= set(at_w.index):
+            return ""
+        d, h, l = best["test_acc_mean"], at_w["hard"], at_w["labels"]
+        from_soft = d - h
+        return (f"Against its controls (width {int(best['width'])}, same initialization and batches): labels only "
+                f"reach {l:.1f} %, the teacher's hard labels {h:.1f} %, the best cell {d:.1f} %. Of its "
+                f"{d - l:+.1f} points over labels only, {h - l:+.1f} come from the teacher's labels and "
+                f"{from_soft:+.1f} from its soft targets beyond them"
+                + (": here the dark knowledge did not help." if from_soft <= -0.05 else
+                   ": here the soft targets added almost nothing." if from_soft < 0.5 else "."))
+
+    @property
+    def epochs_run(self) -> int:
+        """The most epochs any student ran (the configured number unless the sweep was stopped)."""
+        return max((s.epochs_run for s in self.students), default=0)
+
+    def epochs_text(self) -> str:
+        """'30 epochs', or '2 of 300 epochs (stopped)' (the students of a stopped grid may differ)."""
+        from kdcore.text import plural
+        n, planned = self.epochs_run, self.config.train.epochs
+        if self.stopped_early and n < planned:
+            return f"{n} of {plural(planned, 'epoch')} (stopped)"
+        return plural(planned, "epoch")
 
     def find(self, width: int, temperature: float, alpha: float) -> list[StudentResult]:
         """The students (one per seed) of a cell."""
@@ -485,6 +574,13 @@ class SweepResult:
         if cells.empty:
             return None
         return cells.sort_values([by, "test_acc_mean"], ascending=False).iloc[0].to_dict()
+
+
+def _split(result: SweepResult) -> SweepResult:
+    """Move the controls' students from `students` (where the groups return them) to `controls`."""
+    result.controls = [s for s in result.students if s.spec.control]
+    result.students = [s for s in result.students if not s.spec.control]
+    return result
 
 
 # ---------------------------------------------------------------- backends
@@ -548,7 +644,8 @@ class InProcessSweep:
         if self.group is not None and not self.group.done and self.group.epoch > 0:
             students += self.group.result(self.keep_weights)
         self.seconds += time.perf_counter() - t0
-        return SweepResult(self.config, students, self.seconds, stopped_early=not self.done, backend=self.backend)
+        return _split(SweepResult(self.config, students, self.seconds, stopped_early=not self.done,
+                                  backend=self.backend))
 
 
 class InProcessBackend:
@@ -562,7 +659,7 @@ class InProcessBackend:
             base_model: ModelConfig | None = None, progress: ProgressFn | None = None,
             stop=None, keep_weights: bool = True) -> SweepResult:
         sweep = InProcessSweep(dataset, teacher_logits, config, base_model, self.batched, keep_weights)
-        n_total = config.n_students
+        n_total = config.n_total
         while not sweep.done:
             logs = sweep.step()
             group, width = sweep.group, sweep.width
@@ -680,7 +777,7 @@ class RayBackend:
         while not sweep.done:
             width = sweep.step()
             wants = progress({"width": width, "epoch": config.train.epochs, "epochs": config.train.epochs,
-                              "done_students": len(sweep.students), "n_students": config.n_students,
+                              "done_students": len(sweep.students), "n_students": config.n_total,
                               "students": sweep.students}) if progress else False
             if (wants or (stop is not None and stop.is_set())) and not sweep.done:
                 sweep.cancel()
@@ -721,9 +818,10 @@ class RaySweep:
 
     def result(self) -> SweepResult:
         order = {s: i for i, s in enumerate(self.config.students())}
+        order.update({s: len(order) + i for i, s in enumerate(self.config.control_students())})
         students = sorted(self.students, key=lambda s: order[s.spec])
-        return SweepResult(self.config, students, time.perf_counter() - self.t0,
-                           stopped_early=bool(self.pending), backend=RayBackend.name)
+        return _split(SweepResult(self.config, students, time.perf_counter() - self.t0,
+                                  stopped_early=bool(self.pending), backend=RayBackend.name))
 
 
 def run_sweep(dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,

@@ -116,6 +116,8 @@ def stakeholder_summary(points: Sequence[TradeoffPoint], teacher: TradeoffPoint 
         lines.append("No smaller model comes within 1 point of the teacher yet.")
     dominated = [p for p in others if p not in front]
     if dominated:
-        lines.append(f"{len(dominated)} of the {len(points)} models are dominated: another model is at "
-                     "least as small and at least as accurate, so there is no reason to ship them.")
+        one = len(dominated) == 1
+        lines.append(f"{len(dominated)} of the {len(points)} models {'is' if one else 'are'} dominated: another "
+                     f"model is at least as small and at least as accurate, so there is no reason to ship "
+                     f"{'it' if one else 'them'}.")
     return lines

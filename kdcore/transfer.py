@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from kdcore.data import Dataset
-from kdcore.distill import DistillResult, DistillRun, KDConfig, transfer_labels
+from kdcore.distill import DistillResult, DistillRun, KDConfig, describe_outcome, transfer_labels
 from kdcore.losses import IGNORE_LABEL
 from kdcore.metrics import evaluate
 from kdcore.models import ModelConfig, build_model
@@ -54,10 +54,21 @@ class FractionPoint:
     epochs_run: int            # epochs actually run (fewer when stopped)
     stopped: bool = False      # True if this run was stopped before its last epoch
     result: DistillResult | None = None   # the full result (students, histories)
+    hard: dict | None = None   # test metrics of the control on the teacher's argmax labels (None: stored before it)
 
     @property
     def gain(self) -> float:
         return self.distilled["accuracy"] - self.scratch["accuracy"]
+
+    @property
+    def gain_from_teacher_labels(self) -> float | None:
+        """Hard-label control minus labels only: what the teacher's argmax labels alone buy."""
+        return None if self.hard is None else self.hard["accuracy"] - self.scratch["accuracy"]
+
+    @property
+    def gain_from_soft_targets(self) -> float | None:
+        """Distilled minus hard-label control: what the soft targets add beyond the teacher's labels."""
+        return None if self.hard is None else self.distilled["accuracy"] - self.hard["accuracy"]
 
 
 class FractionCurve:
@@ -100,7 +111,7 @@ class FractionCurve:
     def _add(self, run: DistillRun) -> FractionPoint:
         res = run.result()
         point = FractionPoint(run.kd.labelled_fraction, res.n_labelled, res.distilled_metrics,
-                              res.scratch_metrics, run.epoch, stopped=not run.done, result=res)
+                              res.scratch_metrics, run.epoch, stopped=not run.done, result=res, hard=res.hard_metrics)
         self.points.append(point)
         return point
 
@@ -111,7 +122,7 @@ class FractionCurve:
         if self.current is None:
             kd = dataclasses.replace(self.kd, labelled_fraction=self.current_fraction)
             self.current = DistillRun(self.dataset, self.teacher_logits, self.teacher_metrics,
-                                      self.student, self.train, kd, self.seed)
+                                      self.student, self.train, kd, self.seed, control=True)
         logs = self.current.step()
         if self.current.done:
             self._add(self.current)
@@ -239,12 +250,35 @@ class OmittedResult:
     n_transfer: int                    # transfer-set size without the class
     teacher_class_accuracy: float      # the teacher's accuracy on the class's test examples
     stopped: bool = False
+    # the teacher's-hard-labels control (cross-entropy on the teacher's argmax over the same transfer set);
+    # None in results stored before it existed
+    hard_test_logits: torch.Tensor | None = None
+    auto_bias_hard: float | None = None
 
     def evaluate_bias(self, bias: float, which: str = "distilled") -> dict:
-        logits = self.distilled_test_logits if which == "distilled" else self.scratch_test_logits
+        logits = {"distilled": self.distilled_test_logits, "scratch": self.scratch_test_logits,
+                  "hard": self.hard_test_logits}[which]
         c = bias_curve(logits, self.y_test, self.omitted, [bias])
         return {"bias": bias, "accuracy": float(c.accuracy[0]), "class_accuracy": float(c.class_accuracy[0]),
                 "errors": int(c.errors[0]), "class_errors": int(c.class_errors[0])}
+
+    def summary(self) -> str:
+        """What the soft targets did for the class no student saw, against both controls (at b = 0 and
+        at each student's own automatic bias), then the overall split of the gain."""
+        c = self.class_name
+        d0, s0 = self.evaluate_bias(0.0), self.evaluate_bias(0.0, "scratch")
+        da, sa = self.evaluate_bias(self.auto_bias), self.evaluate_bias(self.auto_bias_scratch, "scratch")
+        s = (f"No {c} in the transfer set: the distilled student gets {100 * d0['class_accuracy']:.1f} % of the "
+             f"test {c}s right ({100 * da['class_accuracy']:.1f} % with its automatic bias), the labels-only "
+             f"student {100 * s0['class_accuracy']:.1f} % ({100 * sa['class_accuracy']:.1f} %)")
+        if self.hard_test_logits is not None:
+            h0, ha = self.evaluate_bias(0.0, "hard"), self.evaluate_bias(self.auto_bias_hard, "hard")
+            s += (f" and the teacher's hard labels {100 * h0['class_accuracy']:.1f} % "
+                  f"({100 * ha['class_accuracy']:.1f} %): the teacher's argmax never says {c} on this transfer set, "
+                  f"only its soft targets do")
+        s += ". " + describe_outcome(self.distilled.distilled_metrics, self.distilled.scratch_metrics, None,
+                                     self.distilled.hard_metrics, alpha=self.distilled.kd.alpha)
+        return s
 
 
 class OmittedClassRun:
@@ -256,7 +290,7 @@ class OmittedClassRun:
         self.teacher_logits = teacher_logits
         reduced, logits = without_class(dataset, teacher_logits, omitted)
         self.n_transfer = len(reduced.y_train)
-        self.run = DistillRun(reduced, logits, teacher_metrics, student, train, kd, seed)
+        self.run = DistillRun(reduced, logits, teacher_metrics, student, train, kd, seed, control=True)
 
     @property
     def done(self) -> bool:
@@ -276,10 +310,14 @@ class OmittedClassRun:
         share = teacher_share(self.teacher_logits["val"], c)
         is_c = ds.y_test == c
         t_cls = float((self.teacher_logits["test"][is_c].argmax(1) == c).float().mean()) if is_c.any() else float("nan")
+        hard = {}
+        if res.hard is not None:
+            hard = {"hard_test_logits": predict_logits(res.hard, ds.X_test),
+                    "auto_bias_hard": auto_bias(predict_logits(res.hard, ds.X_val), c, share)}
         return OmittedResult(c, ds.class_names[c], res, ld, ls, ds.y_test,
                              auto_bias(predict_logits(res.distilled, ds.X_val), c, share),
                              auto_bias(predict_logits(res.scratch, ds.X_val), c, share),
-                             self.n_transfer, t_cls, stopped=not self.run.done)
+                             self.n_transfer, t_cls, stopped=not self.run.done, **hard)
 
 
 # ---------------------------------------------------------------- soft loss vs logit matching vs labels
@@ -289,6 +327,7 @@ LOSSES = {
     "logits": "logit matching (MSE) + labels",
     "hard": "labels only",
 }
+
 
 
 @dataclass

@@ -6,14 +6,17 @@ import streamlit as st
 from kdcore import viz
 from kdcore.distill import DistillResult
 from kdcore.models import ModelConfig, format_bytes
+from kdcore.presets import DARK_KNOWLEDGE
 from kdcore.runkinds import distill_config
 from kdcore.runs import RunSpec
 from kdcore.presets import default_teacher_spec
 from kdcore.teachers import TeacherSpec, is_imported
+from kdcore.text import plural
 from kdcore.train import TrainConfig
 from ui import runs, state
 from ui import student as student_ui
 from ui import teacher as teacher_ui
+from ui.fmt import delta
 
 SLOT = runs.DISTILL_SLOT             # the page's current distillation run, per dataset and seed
 
@@ -125,19 +128,21 @@ summary = result.summary()
 if result.stopped_early:
     st.warning(f"Distillation stopped after epoch {result.distilled_history.epochs_run} of "
                f"{result.train_config.epochs}; the results below are those of the students as they were then.")
-    summary += f" (stopped after {result.distilled_history.epochs_run} of {result.train_config.epochs} epochs)"
-(st.success if gain_pts >= 0.5 else st.warning if gain_pts <= -0.5 else st.info)(summary)
+    summary += f" (stopped after {result.distilled_history.epochs_run} of {plural(result.train_config.epochs, 'epoch')})"
+labels_only_run = result.kd.alpha == 0   # no weight on the soft targets: not a distillation
+(st.info if labels_only_run else st.success if gain_pts >= 0.5 else st.warning if gain_pts <= -0.5 else st.info)(summary)
 kd = result.kd
 st.caption(f"Student {result.student_config.describe()} · T = {kd.temperature:g}, α = {kd.alpha:g} · "
            f"{result.n_labelled} labelled training examples ({100 * kd.labelled_fraction:g} %) · "
-           f"{result.train_config.epochs} epochs · seed {result.seed}. One run: differences of a point "
+           f"{plural(result.train_config.epochs, 'epoch')} · seed {result.seed}. One run: differences of a point "
            f"or two can be noise; docs/results.md gives the 5-seed means.")
 
 tm, dm, sm, hm = result.teacher_metrics, result.distilled_metrics, result.scratch_metrics, result.hard_metrics
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Teacher", f"{100 * tm['accuracy']:.1f} %", help="test accuracy")
 c1.caption(f"{tm['params']:,} parameters · {format_bytes(tm['bytes'])}")
-c2.metric("Distilled student", f"{100 * dm['accuracy']:.1f} %", f"{gain_pts:+.1f} pts vs scratch")
+c2.metric("Student at α = 0 (labels only)" if labels_only_run else "Distilled student", f"{100 * dm['accuracy']:.1f} %",
+          **delta(gain_pts, "vs scratch"))
 c2.caption(f"{dm['params']:,} parameters · {format_bytes(dm['bytes'])} · "
            f"agrees with the teacher on {100 * dm['agreement']:.1f} %")
 c3.metric("Scratch student", f"{100 * sm['accuracy']:.1f} %", help="same student, labels only")
@@ -145,12 +150,16 @@ c3.caption(f"{sm['params']:,} parameters · {format_bytes(sm['bytes'])} · "
            f"agrees with the teacher on {100 * sm['agreement']:.1f} %")
 if hm is not None:   # runs stored before the control existed have none
     c4.metric("Teacher's hard labels", f"{100 * hm['accuracy']:.1f} %",
-              f"{100 * result.gain_from_teacher_labels:+.1f} pts vs scratch",
+              **delta(100 * result.gain_from_teacher_labels, "vs scratch"),
               help="The control: the same student, initialization and batches, trained with cross-entropy "
                    "on the teacher's argmax over the whole transfer set. Distilled minus this one is what "
                    "the soft targets add beyond the teacher's labels.")
     c4.caption(f"same student · agrees with the teacher on {100 * hm['agreement']:.1f} % · soft targets add "
                f"{100 * result.gain_from_soft_targets:+.1f} pts beyond it")
+    if result.gain_from_soft_targets < 0.005 and ds.name == DARK_KNOWLEDGE.dataset:
+        st.caption(f"Here the teacher's labels do as much as its soft targets. Where the soft targets carry what "
+                   f"no label can (a class absent from the transfer set): **Transfer sets → Omitted class → "
+                   f"{DARK_KNOWLEDGE.name} preset** ({DARK_KNOWLEDGE.note})")
 
 table = pd.DataFrame([
     {"model": name, "test accuracy (%)": 100 * m["accuracy"], "test errors": m["errors"],
@@ -165,6 +174,24 @@ st.dataframe(table, hide_index=True, column_config={
     "agreement with teacher (%)": st.column_config.NumberColumn(format="%.2f"),
     "KL(teacher ‖ model), nats": st.column_config.NumberColumn(format="%.4f"),
 })
+
+# every distillation of this dataset in the workspace, side by side (a new run does not replace the last)
+others = [r for r in runs.store().workspace_runs(state.workspace(), "distill", ds.name, ds.seed)
+          if r.status in ("finished", "stopped") and r.summary]
+if len(others) > 1:
+    st.markdown(f"**Your distillations on {ds.name}** (newest first; the one shown above is marked):")
+    st.dataframe(pd.DataFrame([{
+        "shown": "▶" if r.id == run_id else "",
+        "student": ModelConfig.from_dict(r.config["student"]).describe(),
+        "labels (%)": 100 * r.config["kd"]["labelled_fraction"], "T": r.config["kd"]["temperature"],
+        "α": r.config["kd"]["alpha"], "epochs": r.summary.get("epochs"),
+        "distilled (%)": 100 * r.summary["accuracy"], "labels only (%)": 100 * r.summary["scratch_accuracy"],
+        "teacher's hard labels (%)": (100 * r.summary["hard_labels_accuracy"]
+                                      if r.summary.get("hard_labels_accuracy") is not None else None),
+        "gain (points)": r.summary["gain_pts"]} for r in others]), hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.1f") for c in
+        ("distilled (%)", "labels only (%)", "teacher's hard labels (%)", "gain (points)")})
+    st.caption("Every pair's students are listed among this session's models (Trade-offs, Prune, Temperature).")
 
 left, right = st.columns(2, gap="large")
 with left:

@@ -12,6 +12,7 @@ import streamlit as st
 
 from kdcore import viz
 from kdcore.ensemble import METHODS, Ensemble, EnsembleDistillResult, describe_member, member_specs
+from kdcore.inputs import MAX_WIDTH, parse_values
 from kdcore.models import format_bytes
 from kdcore.presets import default_teacher_spec
 from kdcore.records import ModelRecord
@@ -81,7 +82,8 @@ with col_e:
                                "distributions softened at T.")
         widths_text = st.text_input("Member widths (optional)", "", key="ens_widths", bind="query-params",
                                     placeholder=f"e.g. 512, 256, 128 (blank: all {base.model.describe()})",
-                                    help="Hidden width of each member, cycled; the depth stays the teacher's.")
+                                    help=f"Hidden width of each member (whole numbers from 1 to {MAX_WIDTH}, separated by "
+                                         "commas), cycled; the depth stays the teacher's.")
         train_pressed = st.form_submit_button("Train ensemble", icon=":material/groups:")
     ensemble_status = st.empty()
 
@@ -96,11 +98,11 @@ with col_s:
 
 # ---- settings -> member specs (bad input: a clear message, no traceback) ----
 try:
-    widths = [int(w) for w in widths_text.replace(";", ",").split(",") if w.strip()] or None
+    widths = list(parse_values(widths_text, int, "member width", 1, MAX_WIDTH)) if widths_text.strip() else None
     base_run = replace(base, train=TrainConfig(**{**base.train.to_dict(), "epochs": int(epochs)}))
     specs = member_specs(base_run, int(n_members), widths)
 except ValueError as err:
-    st.error(f"These ensemble settings cannot be used: {err}. Widths are positive integers separated by commas.")
+    st.error(f"These ensemble settings cannot be used: {err}.")
     st.stop()
 
 build_cfg = ensemble_config(specs, method)

@@ -12,6 +12,7 @@ from kdcore.runkinds_paper import hinton_config
 from kdcore.runs import RunSpec
 from kdcore.transfer import bias_curve
 from ui import links, runs, state
+from ui.fmt import delta
 
 SLOT = "hinton"                 # the page's current Hinton MNIST run, per seed
 SCHEDULES = {"cpu": "CPU (short)", "full": "full (long)", "tiny": "tiny (seconds, small nets: a smoke test)"}
@@ -70,6 +71,9 @@ try:
 except DatasetUnavailable as err:
     st.error(f"**MNIST could not be loaded.** {err}")
     st.info("This page needs the MNIST files; every other page works with the built-in *digits*.")
+    if getattr(err, "detail", ""):
+        with st.expander("Technical detail"):
+            st.code(err.detail, language=None)
     st.stop()
 
 if run_pressed:
@@ -146,10 +150,10 @@ if res.omitted_test_logits is not None:
     curve = bias_curve(res.omitted_test_logits, res.y_test, c, grid)
     now = bias_curve(res.omitted_test_logits, res.y_test, c, [bias])
     m1, m2 = st.columns(2)
-    m1.metric("Test errors", int(now.errors[0]), f"{int(now.errors[0]) - res.errors['omitted']:+d} vs b = 0",
-              delta_color="inverse")
+    m1.metric("Test errors", int(now.errors[0]),
+              **delta(int(now.errors[0]) - res.errors['omitted'], "vs b = 0", 0, inverse=True, unit=""))
     m2.metric(f"… of which on {c}s", int(now.class_errors[0]),
-              f"{int(now.class_errors[0]) - res.errors['omitted_on_class']:+d} vs b = 0", delta_color="inverse")
+              **delta(int(now.class_errors[0]) - res.errors['omitted_on_class'], "vs b = 0", 0, inverse=True, unit=""))
     st.plotly_chart(viz.hinton.bias_errors(grid, curve.errors, curve.class_errors, c, bias, PAPER["omitted_bias"],
                                            PAPER["bias"], res.n_test), width="stretch")
     st.caption(f"Automatic b = {res.errors['bias']:.2f}: the 3 is then predicted on validation inputs as "

@@ -17,6 +17,7 @@ from kdcore.seqgroups import GroupsIntoOneConfig, describe_groups_outcome
 from kdcore.sequences import SEQUENCE_TASKS, SeqTaskConfig, make_sequence_dataset
 from kdcore.train import TrainConfig
 from ui import runs, state
+from ui.fmt import delta
 
 TASK_TITLES = {"events": "User sessions (events)", "reber": "Embedded Reber grammar"}
 TEACHER_WIDTHS = [8, 16, 32, 64, 128, 256]
@@ -184,9 +185,9 @@ with tab_kd:
         labels = {"distilled": "Distilled (soft targets)", "labels_only": "Labels only",
                   "hard_labels": "Teacher's hard labels"}
         for col, name in zip(cols[1:], STUDENTS):
-            delta = None if name == "labels_only" else \
-                f"{100 * (m[name]['accuracy'] - m['labels_only']['accuracy']):+.1f} pts vs labels only"
-            col.metric(labels[name], f"{100 * m[name]['accuracy']:.1f} %", delta)
+            d = {} if name == "labels_only" else \
+                delta(100 * (m[name]['accuracy'] - m['labels_only']['accuracy']), "vs labels only")
+            col.metric(labels[name], f"{100 * m[name]['accuracy']:.1f} %", **d)
             col.caption(f"{m[name]['params']:,} parameters · {format_bytes(m[name]['bytes'])} · agrees with the "
                         f"teacher on {100 * m[name]['agreement']:.1f} %")
         table = pd.DataFrame([
@@ -289,7 +290,7 @@ with tab_groups:
         cols[0].caption(f"{format_bytes(g_res.sizes['per-campaign models'])} together")
         if "distilled" in g_res.metrics:
             d, s = g_res.metrics["distilled"]["accuracy"], g_res.metrics["labels_only"]["accuracy"]
-            cols[1].metric("One distilled student", f"{100 * d:.1f} %", f"{100 * (d - s):+.1f} pts vs labels only")
+            cols[1].metric("One distilled student", f"{100 * d:.1f} %", **delta(100 * (d - s), "vs labels only"))
             cols[1].caption(f"{format_bytes(g_res.sizes['one student'])} · "
                             f"{g_res.sizes['per-campaign models'] / max(g_res.sizes['one student'], 1):.1f} × smaller "
                             "than the campaign models together")

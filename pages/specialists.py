@@ -10,6 +10,7 @@ from kdcore.specialists import SpecialistConfig, SpecialistResult, describe_gain
 from kdcore.teachers import is_imported
 from ui import links, runs, state
 from ui import teacher as teacher_ui
+from ui.fmt import delta
 
 SLOT = "specialists"               # the page's current specialists run, per dataset and seed
 COMBINE_LABELS = {"kl": "paper: minimize KL to generalist + specialists",
@@ -133,9 +134,9 @@ if net <= 0:
 c1, c2, c3 = st.columns(3)
 c1.metric("Generalist", f"{100 * report['generalist']:.1f} %", help="test accuracy")
 c2.metric("Generalist + specialists", f"{100 * report['combined']:.1f} %",
-          f"{100 * (report['combined'] - report['generalist']):+.1f} pts")
+          **delta(100 * (report['combined'] - report['generalist'])))
 c3.metric("On the classes with a specialist", f"{100 * report['combined_covered']:.1f} %",
-          f"{100 * (report['combined_covered'] - report['generalist_covered']):+.1f} pts",
+          **delta(100 * (report['combined_covered'] - report['generalist_covered'])),
           help=f"{report['n_covered']} test examples")
 
 show_all = st.toggle("Show every class", value=False, key="spec_all_classes", bind="query-params")

@@ -16,7 +16,10 @@ from kdcore.records import ModelRecord
 from kdcore.runkinds_sweep import sweep_config
 from kdcore.runs import RunSpec
 from kdcore.sweep import SweepConfig, SweepResult, column_label
+from kdcore.inputs import parse_values
+from kdcore.sweep import MAX_TEMPERATURE, MAX_WIDTH
 from kdcore.teachers import TeacherSpec
+from kdcore.text import format_seconds
 from kdcore.train import TrainConfig
 from ui import runs, state
 from ui import table as csv_table
@@ -29,17 +32,6 @@ BACKENDS = {"in-process": "in-process", "Ray": "ray"}
 
 
 ds = state.dataset()
-
-
-def parse_values(text: str, kind, what: str) -> tuple:
-    """'1, 2, 4' -> (1.0, 2.0, 4.0); a readable ValueError otherwise."""
-    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
-    if not parts:
-        raise ValueError(f"give at least one {what} value")
-    try:
-        return tuple(kind(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"the {what} values must be numbers separated by commas (got “{text}”)") from None
 
 
 st.title("Sweep")
@@ -55,12 +47,14 @@ kd_default = default_kd(ds.name)
 with st.form(f"sweep_form_{ds.name}"):
     c1, c2, c3 = st.columns(3)
     t_text = c1.text_input("Temperatures T", "1, 2, 4, 8, 16", key="sweep_T", bind="query-params",
-                           help="Comma-separated; columns of the heatmap.")
+                           help="Comma-separated, each above 0 and at most "
+                                f"{MAX_TEMPERATURE:g}; columns of the heatmap.")
     a_text = c2.text_input("α values", "0.1, 0.3, 0.5, 0.7, 0.9", key="sweep_alpha", bind="query-params",
                            help="Weight of the soft targets, between 0 and 1; rows of the heatmap.")
     w_text = c3.text_input("Student widths", ", ".join(str(h) for h in student_default.hidden[:1]),
                            key="sweep_widths", bind="query-params",
-                           help="Hidden units of the student MLP; one batched model per width.")
+                           help="Hidden units of the student MLP, 1 to "
+                                f"{MAX_WIDTH}; one batched model per width.")
     c1, c2, c3, c4 = st.columns(4)
     n_seeds = c1.number_input("Seeds per cell", 1, 10, 1, key="sweep_seeds", bind="query-params",
                               help="Students per cell (different initialization, batch order and "
@@ -81,11 +75,11 @@ with st.form(f"sweep_form_{ds.name}"):
 if run_pressed:
     try:
         config = SweepConfig(
-            temperatures=parse_values(t_text, float, "temperature"),
+            temperatures=parse_values(t_text, float, "temperature", hi=MAX_TEMPERATURE),
             alphas=parse_values(a_text, float, "α"),
-            widths=parse_values(w_text, int, "width"),
+            widths=parse_values(w_text, int, "width", 1, MAX_WIDTH),
             depth=len(student_default.hidden), seeds_per_cell=int(n_seeds), base_seed=ds.seed,
-            labelled_fraction=float(fraction),
+            labelled_fraction=float(fraction), controls=True,
             train=TrainConfig(**{**train_default.to_dict(), "epochs": int(epochs)}))
         if config.n_students > MAX_STUDENTS:
             raise ValueError(f"{config.n_students} students is more than this page trains at once "
@@ -121,15 +115,19 @@ cfg = res.config
 cells = res.cells()
 best = res.best_cell()
 best_key = (float(best["T"]), float(best["alpha"]))
-st.caption(f"{len(res.students)} students · {cfg.train.epochs} epochs · {100 * cfg.labelled_fraction:g} % "
+run_rec = runs.store().get(run_id)
+run_seconds = run_rec.seconds if run_rec is not None and run_rec.seconds else res.seconds
+st.caption(f"{len(res.students)} students · {res.epochs_text()} · {100 * cfg.labelled_fraction:g} % "
            f"labelled · seeds {', '.join(map(str, cfg.seeds))} · backend {res.backend} · "
-           f"trained in {res.seconds:.1f} s"
-           + (" · stopped early" if res.stopped_early else ""))
+           f"ran {format_seconds(run_seconds)}")
 st.markdown(f"**Best cell** (highest mean validation accuracy): width {int(best['width'])}, "
             f"T = {best['T']:g}, α = {best['alpha']:g} — test accuracy {best['test_acc_mean']:.1f} %"
             + (f" ± {best['test_acc_std']:.1f}" if best["seeds"] > 1 else "")
             + f", agreement with the teacher {best['agreement_mean']:.1f} %. "
             f"The teacher reaches {100 * teacher.metrics['accuracy']:.1f} %.")
+split = res.split_text()
+if split:
+    st.markdown(split)
 spread = cells["test_acc_mean"].max() - cells["test_acc_mean"].min()
 if spread < 1.0:
     st.info(f"Across this grid test accuracy varies by only {spread:.1f} points: here T and α matter little.")
@@ -168,10 +166,15 @@ heat_cols = st.columns(min(len(widths), 2))
 for i, width in enumerate(widths):
     with heat_cols[i % len(heat_cols)]:
         fig = viz.sweep.sweep_heatmap(cells, width, metric, best=best_key if width == best_full[0] else None,
+                                      controls=res.control_cells(),
                             selected=selected[1:] if selected[0] == width else None,
                             temperatures=cfg.temperatures, alphas=cfg.alphas)
         st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points",
                         key=f"sweep_heat_{width}_{metric}")
+st.caption("★ marks the best cell **by mean validation accuracy** (the validation split chooses; the test "
+           "split only reports), drawn on this map of "
+           + ("test accuracy" if metric == "test_acc" else "agreement with the teacher")
+           + ": on the test map another cell may be a little higher. The dashed frame is the cell shown below.")
 
 if st.session_state.get(state.SWEEP_CELL_KEY) not in by_label:
     st.session_state[state.SWEEP_CELL_KEY] = labels[best_full]
@@ -190,7 +193,8 @@ with right:
     choices = ["best α per T"] + list(cfg.alphas)
     alpha_choice = st.selectbox("Accuracy against T at", choices, key="sweep_alpha_line", bind="query-params",
                                 format_func=lambda a: a if isinstance(a, str) else f"α = {a:g}")
-    st.plotly_chart(viz.sweep.accuracy_vs_temperature(cells, None if isinstance(alpha_choice, str) else alpha_choice),
+    st.plotly_chart(viz.sweep.accuracy_vs_temperature(cells, None if isinstance(alpha_choice, str) else alpha_choice,
+                                                      controls=res.control_cells()),
                     width="stretch")
     if len(widths) > 1:
         st.caption("Hinton et al. (2015) observe that larger students tolerate (and benefit from) higher T, "
@@ -207,7 +211,7 @@ if model is not None:
     state.register(ModelRecord(f"sweep best {labels[best_full]} (seed {best_student.spec.seed})", "distilled",
                                net.eval(), best_student.metrics,
                                f"best of a {len(cfg.temperatures)}×{len(cfg.alphas)} sweep, "
-                               f"{cfg.train.epochs} epochs, {100 * cfg.labelled_fraction:g} % labels",
+                               f"{res.epochs_text()}, {100 * cfg.labelled_fraction:g} % labels",
                                ds.name, ds.seed, extra={"spec": best_student.spec.label()}))
 
 st.subheader("Table")

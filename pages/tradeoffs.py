@@ -28,6 +28,7 @@ from kdcore.records import ModelRecord
 from kdcore.runs import RunSpec
 from kdcore.teachers import TeacherSpec
 from kdcore.train import TrainConfig
+from kdcore.text import plural
 from ui import runs, state
 from ui import table as csv_table
 from ui import teacher as teacher_ui
@@ -344,7 +345,7 @@ else:
         low = [r for r in rows if r.method == method and r.bits < 32]
         if low:
             worst = min(low, key=lambda r: r.bits)
-            lines.append(f"{method} at {worst.bits} bit(s): {100 * worst.accuracy:.1f} % "
+            lines.append(f"{method} at {plural(worst.bits, 'bit')}: {100 * worst.accuracy:.1f} % "
                          f"({100 * (worst.accuracy - float_acc):+.1f} points against the float model's "
                          f"{100 * float_acc:.1f} %), {format_bytes(worst.bytes)} instead of {format_bytes(src.bytes)}.")
     for line in lines:

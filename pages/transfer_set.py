@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from kdcore import viz
+from kdcore.presets import DARK_KNOWLEDGE
 from kdcore.records import ModelRecord
 from kdcore.runkinds_paper import student_config
 from kdcore.runs import RunSpec
@@ -14,6 +15,8 @@ from kdcore.transfer import DEFAULT_FRACTIONS, LOSSES
 from ui import runs, state
 from ui import student as student_ui
 from ui import teacher as teacher_ui
+from kdcore.text import plural
+from ui.fmt import delta
 
 # each experiment's run kind is also its page slot (the current run per dataset and seed)
 KINDS = {"fractions": "transfer_fractions", "omitted": "transfer_omitted", "losses": "transfer_losses"}
@@ -36,18 +39,32 @@ def register_models(what: str, res, teacher_name: str) -> None:
                      f"whole transfer set + {how}")
             register("scratch", f"transfer: scratch {r.student_config.describe()} @ {100 * p.fraction:g} % labels",
                      r.scratch, p.scratch, f"labels only; {how}")
+            if r.hard is not None:
+                register("hard labels", f"transfer: hard labels {r.student_config.describe()} @ {100 * p.fraction:g} % labels",
+                         r.hard, r.hard_metrics, f"the argmax labels of {teacher_name} on the whole transfer set")
     elif what == "omitted":
         r = res.distilled
+        how = {"distilled": f", soft targets of {teacher_name} (T={r.kd.temperature:g})", "scratch": ", labels only",
+               "hard labels": f", the argmax labels of {teacher_name}"}
         for role, model, metrics in [("distilled", r.distilled, r.distilled_metrics),
-                                     ("scratch", r.scratch, r.scratch_metrics)]:
+                                     ("scratch", r.scratch, r.scratch_metrics),
+                                     ("hard labels", r.hard, r.hard_metrics)]:
+            if model is None:
+                continue
             register(role, f"transfer: {role} {r.student_config.describe()} without class {res.class_name}",
-                     model, metrics, f"transfer set without any '{res.class_name}'"
-                     + (f", soft targets of {teacher_name}" if role == "distilled" else ", labels only"))
+                     model, metrics, f"transfer set without any '{res.class_name}'" + how[role])
     elif what == "losses":
         for k, model in res.models.items():
             register("distilled" if k != "hard" else "scratch",
                      f"transfer: {k} loss {res.student.describe()} @ {100 * res.kd.labelled_fraction:g} % labels",
                      model, res.metrics[k], f"{LOSSES[k]}; teacher {teacher_name}")
+
+
+def apply_dark_knowledge_preset() -> None:
+    """Set the omitted-class widgets to the "Dark knowledge" preset (a button's callback: before they render)."""
+    p = DARK_KNOWLEDGE
+    st.session_state.update({"to_cls": p.omitted, "to_width": p.width, "to_T": p.temperature, "to_alpha": p.alpha,
+                             "to_epochs": p.epochs, "to_fraction": p.fraction})
 
 
 def submit(what: str, config: dict) -> None:
@@ -119,17 +136,30 @@ with tab_f:
         st.info("Press **Run the curve**: one distilled and one scratch student per share.")
     else:
         st.plotly_chart(viz.transfer.fraction_figure(points), width="stretch")
+        has_hard = all(p.hard is not None for p in points)
         table = pd.DataFrame([{"labelled (%)": 100 * p.fraction, "labels": p.n_labelled,
                                "soft targets + labels (%)": 100 * p.distilled["accuracy"],
-                               "labels only (%)": 100 * p.scratch["accuracy"], "gain (points)": 100 * p.gain,
+                               "labels only (%)": 100 * p.scratch["accuracy"],
+                               **({"teacher's hard labels (%)": 100 * p.hard["accuracy"],
+                                   "from the teacher's labels (points)": 100 * p.gain_from_teacher_labels,
+                                   "from soft targets beyond them (points)": 100 * p.gain_from_soft_targets}
+                                  if has_hard else {}),
+                               "gain (points)": 100 * p.gain,
                                "epochs": p.epochs_run, "stopped": p.stopped} for p in points])
         st.dataframe(table, hide_index=True, column_config={
-            c: st.column_config.NumberColumn(format="%.2f") for c in
-            ["soft targets + labels (%)", "labels only (%)", "gain (points)"]})
+            c: st.column_config.NumberColumn(format="%.2f") for c in table.columns
+            if c.endswith(("(%)", "(points)")) and c != "labelled (%)"})
         low = min(points, key=lambda p: p.fraction)
         if low.gain > 0.005:
-            st.success(f"With {100 * low.fraction:g} % of the labels, soft targets give "
-                       f"{100 * low.gain:.1f} points more than the labels alone.")
+            verdict = (f"With {100 * low.fraction:g} % of the labels, soft targets give "
+                       f"{100 * low.gain:.1f} points more than the labels alone")
+            if low.hard is not None:
+                verdict += (f": {100 * low.gain_from_teacher_labels:+.1f} of them come from the teacher's labels "
+                            f"(its argmax on the whole transfer set reaches {100 * low.hard['accuracy']:.1f} %), "
+                            f"{100 * low.gain_from_soft_targets:+.1f} from the soft targets beyond them.")
+            else:
+                verdict += "."
+            st.success(verdict)
         else:
             st.warning(f"Here soft targets did not help at {100 * low.fraction:g} % of the labels "
                        f"({100 * low.gain:+.1f} points): a weak teacher or too short a schedule gives little "
@@ -141,6 +171,14 @@ with tab_o:
                 "outputs). The distilled student still meets that class in the soft targets of other examples "
                 "(a 5 that looks a bit like a 3); raising the bias of its output then recovers it. "
                 "The scratch student, on labels alone, never had a reason to predict it.")
+    if ds.name == DARK_KNOWLEDGE.dataset:
+        pc1, pc2 = st.columns([1, 3], vertical_alignment="center")
+        pc1.button(f"{DARK_KNOWLEDGE.name} preset", key="to_preset", icon=":material/auto_awesome:",
+                   on_click=apply_dark_knowledge_preset,
+                   help="Sets the widgets below to the measured setting; press Train without it to run it.")
+        pc2.caption(f"**{DARK_KNOWLEDGE.name}**: {DARK_KNOWLEDGE.note} On the full transfer set the teacher's "
+                    "hard labels do as well as its soft targets (docs/results.md): a class no label names is "
+                    "where the soft targets carry something the labels cannot.")
     with st.form(f"omitted_form_{ds.name}"):
         cls = st.selectbox("Class to leave out", list(range(ds.n_classes)),
                            index=min(3, ds.n_classes - 1), format_func=lambda c: ds.class_names[c], key="to_cls", bind="query-params")
@@ -171,17 +209,26 @@ with tab_o:
             bias = st.slider("b (added to the logit at test time)", -5.0, 15.0, 0.0, 0.1, key="to_bias", bind="query-params")
         d0, d1 = res.evaluate_bias(0.0), res.evaluate_bias(bias)
         s1 = res.evaluate_bias(bias, "scratch")
-        c1, c2, c3 = st.columns(3)
-        c1.metric(f"Distilled: accuracy on {cname}", f"{100 * d1['class_accuracy']:.1f} %",
-                  f"{100 * (d1['class_accuracy'] - d0['class_accuracy']):+.1f} pts vs b = 0")
-        c2.metric("Distilled: overall accuracy", f"{100 * d1['accuracy']:.2f} %",
-                  f"{100 * (d1['accuracy'] - d0['accuracy']):+.2f} pts vs b = 0")
-        c3.metric(f"Scratch: accuracy on {cname} / overall",
-                  f"{100 * s1['class_accuracy']:.1f} % / {100 * s1['accuracy']:.1f} %")
+        h1 = res.evaluate_bias(bias, "hard") if res.hard_test_logits is not None else None
+        cols = st.columns(4 if h1 is not None else 3)
+        cols[0].metric(f"Distilled: accuracy on {cname}", f"{100 * d1['class_accuracy']:.1f} %",
+                       **delta(100 * (d1['class_accuracy'] - d0['class_accuracy']), "vs b = 0"))
+        cols[1].metric("Distilled: overall accuracy", f"{100 * d1['accuracy']:.2f} %",
+                       **delta(100 * (d1['accuracy'] - d0['accuracy']), "vs b = 0", 2))
+        cols[2].metric(f"Labels only: on {cname} / overall",
+                       f"{100 * s1['class_accuracy']:.1f} % / {100 * s1['accuracy']:.1f} %")
+        if h1 is not None:
+            cols[3].metric(f"Teacher's hard labels: on {cname} / overall",
+                           f"{100 * h1['class_accuracy']:.1f} % / {100 * h1['accuracy']:.1f} %",
+                           help="The control: the same student, initialization and batches, trained on the "
+                                "teacher's argmax over this transfer set (same b).")
+        gain_soft = d1["accuracy"] - (h1 if h1 is not None else s1)["accuracy"]
+        (st.success if gain_soft >= 0.005 else st.info)(res.summary())
         st.plotly_chart(viz.transfer.bias_figure(res, bias, -5.0, hi), width="stretch")
         st.caption(f"Test errors at b = {bias:g}: distilled {d1['errors']} ({d1['class_errors']} on {cname}), "
-                   f"scratch {s1['errors']} ({s1['class_errors']} on {cname}). Moving the slider re-scores "
-                   f"stored test logits; nothing is retrained.")
+                   f"labels only {s1['errors']} ({s1['class_errors']} on {cname})"
+                   + (f", teacher's hard labels {h1['errors']} ({h1['class_errors']} on {cname})" if h1 else "")
+                   + ". Moving the slider re-scores stored test logits; nothing is retrained.")
 
 # ---------------------------------------------------------------- loss comparison
 with tab_l:
@@ -207,10 +254,11 @@ with tab_l:
              "agreement with teacher (%)": 100 * m["agreement"]} for k, m in res_l.metrics.items()]),
             hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.2f")
                                             for c in ["test accuracy (%)", "agreement with teacher (%)"]})
-        st.plotly_chart(viz.common.training_curves({k: h.to_records() for k, h in res_l.histories.items()},
-                                                "val_acc"), width="stretch")
+        st.plotly_chart(viz.common.training_curves({LOSSES[k]: h.to_records() for k, h in res_l.histories.items()},
+                                                "val_acc", colors={LOSSES[k]: viz.transfer.LOSS_COLORS[k] for k in LOSSES}),
+                        width="stretch")
         best = max(res_l.metrics, key=lambda k: res_l.metrics[k]["accuracy"])
         st.caption(f"{res_l.n_labelled} labelled examples ({100 * res_l.kd.labelled_fraction:g} %), "
-                   f"T = {res_l.kd.temperature:g}, α = {res_l.kd.alpha:g}, {res_l.train.epochs} epochs"
+                   f"T = {res_l.kd.temperature:g}, α = {res_l.kd.alpha:g}, {plural(res_l.train.epochs, 'epoch')}"
                    + (" (stopped early)" if res_l.stopped else "")
                    + f". Best here: {LOSSES[best]}. One seed: differences under a point can be noise.")

@@ -161,3 +161,49 @@ def test_after_a_reload_trade_offs_lists_the_distill_pages_students(digits_teach
     assert not fresh.exception, [e.value for e in fresh.exception]
     roles = {r.role for r in fresh.session_state["session_models"].values()}
     assert {"distilled", "scratch"} <= roles
+
+
+def test_a_second_distillation_does_not_replace_the_first(digits_teacher, settle):
+    """Issue 13: 10 % and 100 % labels side by side; both pairs stay among the session's models (and
+    after a reload), with names that tell them apart."""
+    at = app()
+    at.switch_page("pages/distill.py").run()
+    at.number_input(key="student_digits_epochs").set_value(2)
+    click(at, "Distill")
+    settle(at)
+    at.select_slider(key="student_digits_fraction").set_value(1.0)
+    click(at, "Distill")
+    settle(at)
+    assert not at.exception, [e.value for e in at.exception]
+    names = [r.name for r in at.session_state["session_models"].values() if r.role == "distilled"]
+    assert len(names) == 2 and len(set(names)) == 2, names
+    assert any("10 % labels" in n for n in names) and any("100 % labels" in n for n in names)
+    # the page compares this dataset's distillations side by side
+    table = next(d.value for d in at.dataframe if "labels (%)" in d.value.columns)
+    assert sorted(table["labels (%)"]) == [10, 100]
+    # a reload (a new session of the same workspace) lists both pairs again
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    fresh.session_state["ws"] = at.session_state["ws"]
+    fresh.run()
+    fresh.switch_page("pages/tradeoffs.py").run()
+    assert not fresh.exception
+    again = [r.name for r in fresh.session_state["session_models"].values() if r.role == "distilled"]
+    assert sorted(again) == sorted(names)
+
+
+def test_missing_mnist_on_hinton_says_where_to_put_the_files(tmp_path, monkeypatch):
+    """Issue 13: the Hinton MNIST page printed raw urlopen output; it says where the files go."""
+    monkeypatch.setenv("KDLAB_DATA", str(tmp_path / "nothing-here"))
+    import torchvision.datasets.utils as tvu
+
+    def offline(*args, **kwargs):
+        raise __import__("urllib.error").error.URLError("[Errno -3] Temporary failure in name resolution")
+    monkeypatch.setattr(tvu, "download_url", offline)
+    from kdcore.data import _load_cached
+    _load_cached.cache_clear()
+    at = app()
+    at.switch_page("pages/hinton_mnist.py").run()
+    assert not at.exception
+    text = " ".join(e.value for e in at.error)
+    assert str(tmp_path / "nothing-here" / "MNIST" / "raw") in text and "KDLAB_DATA" in text
+    assert "urlopen" not in text and "Errno" not in text and "URLError" not in text, text

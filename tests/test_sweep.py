@@ -155,9 +155,25 @@ def test_non_batchable_students_fall_back_to_trainer(digits, digits_teacher):
 
 def test_bad_grids_are_refused():
     for bad in [dict(temperatures=()), dict(temperatures=(0.0,)), dict(alphas=(1.5,)), dict(widths=(0,)),
-                dict(seeds_per_cell=0), dict(temperatures=(2.0, 2.0))]:
+                dict(seeds_per_cell=0), dict(temperatures=(2.0, 2.0)),
+                # issue 13: T = inf made NaN students reported at chance; widths had no upper bound
+                dict(temperatures=(float("inf"),)), dict(temperatures=(float("nan"),)),
+                dict(alphas=(float("nan"),)), dict(widths=(10 ** 12,)), dict(widths=(4097,))]:
         with pytest.raises(ValueError):
             SweepConfig(**bad)
+    with pytest.raises(ValueError, match="4096"):
+        SweepConfig(widths=(100_000,))
+    SweepConfig(widths=(4096,), temperatures=(1000.0,))   # the bounds themselves are fine
+
+
+def test_every_student_of_a_batched_group_logs_epochs_1_to_n(digits, digits_teacher):
+    """Issue 13: all but the first student logged epochs 2..n+1 (the epoch was read while appending)."""
+    specs = [StudentSpec(8, 2.0, 0.5, 0), StudentSpec(8, 4.0, 0.9, 0), StudentSpec(8, 4.0, 0.9, 1)]
+    batched = BatchedKD(digits, digits_teacher.logits, ModelConfig(hidden=(8,)), TINY, specs, 0.1)
+    while not batched.done:
+        batched.step()
+    assert [[log.epoch for log in h.logs] for h in batched.histories] == [[1, 2]] * 3
+    assert [[r["epoch"] for r in s.history] for s in batched.result()] == [[1, 2]] * 3
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,
@@ -199,6 +215,9 @@ def test_sweep_page_runs_a_tiny_grid(digits_teacher, open_page, wait_for_runs):
     res = runs.store().load_result(run_id, RunContext())
     assert len(res.students) == 4 and not res.stopped_early
     assert any("Best cell" in m.value for m in at.markdown)
+    # issue 13: the grid's controls, and the verdict splits the gain
+    assert {c.spec.control for c in res.controls} == {"hard", "labels"}
+    assert any("teacher's hard labels" in m.value and "soft targets beyond them" in m.value for m in at.markdown)
     assert any(r.name.startswith("sweep best") for r in at.session_state["session_models"].values())
     # choosing another cell only changes the view: nothing retrains
     at.selectbox(key="sweep_cell").select_index(1)
@@ -212,6 +231,14 @@ def test_sweep_page_runs_a_tiny_grid(digits_teacher, open_page, wait_for_runs):
     at.run()
     assert not at.exception
     assert any("temperature" in e.value.lower() for e in at.error)
+    # issue 13: T = inf and unbounded widths get a message, not NaN students or an allocator error
+    for t_text, w_text, words in (("inf", "8", "finite"), ("2", "1000000000000", "between 1 and 4096")):
+        at.text_input(key="sweep_T").set_value(t_text)
+        at.text_input(key="sweep_widths").set_value(w_text)
+        next(b for b in at.button if b.label == "Run sweep").click()
+        at.run()
+        assert not at.exception
+        assert any(words in e.value for e in at.error), [e.value for e in at.error]
 
 
 def test_sweep_page_stop_keeps_what_was_learned(digits_teacher, open_page, wait_for_runs):
@@ -242,3 +269,60 @@ def test_sweep_page_stop_keeps_what_was_learned(digits_teacher, open_page, wait_
     res = runs.store().load_result(run_id, RunContext())
     assert res.stopped_early and all(0 < s.epochs_run < 300 for s in res.students)
     assert any("Best cell" in m.value for m in at.markdown)   # the stopped students are drawn as they are
+    # issue 13: the caption and the Trade-offs recipe say how many epochs ran, and a real time
+    n = res.students[0].epochs_run
+    caption = next(c.value for c in at.caption if "students ·" in c.value)
+    assert f"{n} of 300 epochs" in caption and "· 300 epochs" not in caption, caption
+    assert "trained in 0.0 s" not in caption
+    rec = next(r for r in at.session_state["session_models"].values() if r.name.startswith("sweep best"))
+    assert f"{n} of 300 epochs (stopped)" in rec.recipe and ", 300 epochs" not in rec.recipe, rec.recipe
+
+
+# ---- issue 13: the controls of the grid, trained in the same batched model ----
+
+def test_sweep_controls_equal_the_distill_pages_control_and_an_alpha_zero_cell(digits, digits_teacher):
+    """The "teacher's hard labels" row equals DistillRun's control student (same init and batches);
+    the "labels only" row equals the grid's own α = 0 student (T does not matter there)."""
+    train = TrainConfig(epochs=2, batch_size=64, lr=1e-2)
+    kd = KDConfig(temperature=4.0, alpha=0.9, labelled_fraction=0.1)
+    run = DistillRun(digits, digits_teacher.logits, digits_teacher.metrics, ModelConfig(hidden=(16,)), train, kd,
+                     seed=3, control=True)
+    while not run.done:
+        run.step()
+    ref = run.result()
+    cfg = SweepConfig(temperatures=(2.0, 4.0), alphas=(0.0, 0.9), widths=(16,), base_seed=3, train=train,
+                      controls=True)
+    assert cfg.n_students == 4 and len(cfg.control_students()) == 2
+    res = run_sweep(digits, digits_teacher.logits, cfg)
+    assert len(res.students) == 4 and {c.spec.control for c in res.controls} == {"hard", "labels"}
+    hard = next(c for c in res.controls if c.spec.control == "hard")
+    for name, want in ref.hard.state_dict().items():
+        assert torch.allclose(hard.state_dict[name], want, atol=1e-5), name
+    assert hard.metrics["accuracy"] == pytest.approx(ref.hard_metrics["accuracy"], abs=1e-9)
+    labels = next(c for c in res.controls if c.spec.control == "labels")
+    (alpha0,) = res.find(16, 4.0, 0.0)
+    for name, want in alpha0.state_dict.items():
+        assert torch.allclose(labels.state_dict[name], want, atol=1e-5), name
+    assert [r["epoch"] for r in hard.history] == [1, 2]
+    # per width: mean ± std over seeds, and the verdict splits the best cell's gain
+    cc = res.control_cells()
+    assert set(cc["control"]) == {"hard", "labels"} and (cc["seeds"] == 1).all()
+    text = res.split_text()
+    assert "teacher's hard labels" in text and "soft targets" in text
+    # the loop backend trains the same controls
+    loop = run_sweep(digits, digits_teacher.logits, cfg, LoopBackend())
+    for a, b in zip(res.controls, loop.controls):
+        assert a.spec == b.spec and a.metrics["accuracy"] == pytest.approx(b.metrics["accuracy"], abs=1e-9)
+
+
+def test_sweep_heatmap_and_T_chart_show_the_control_rows(digits, digits_teacher):
+    from kdcore.viz.sweep import accuracy_vs_temperature, sweep_heatmap
+    cfg = SweepConfig(temperatures=(2.0, 4.0), alphas=(0.5,), widths=(8,), train=TINY, controls=True)
+    res = run_sweep(digits, digits_teacher.logits, cfg)
+    fig = sweep_heatmap(res.cells(), 8, controls=res.control_cells())
+    ys = list(fig.data[0].y)
+    assert ys == ["labels only (α=0)", "teacher's hard labels", "α=0.5"]   # the controls below the grid
+    z = fig.data[0].z
+    assert list(z[1]) == [res.control_cells().set_index("control").loc["hard", "test_acc_mean"]] * 2
+    names = [t.name for t in accuracy_vs_temperature(res.cells(), controls=res.control_cells()).data]
+    assert any("hard labels" in n for n in names)

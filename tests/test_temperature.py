@@ -283,3 +283,59 @@ def test_page_on_2d_data_shows_the_point(monkeypatch, open_page):
     first = _specs(at)[0]
     assert first["data"][-1]["name"] == "this example"
     assert len(_specs(at)) == 6
+
+
+# ---- issue 13: the "current T" line stands at T, the legend keeps off the title ----
+
+def _current_t_line_x(spec: dict) -> float:
+    """The x, in data units, where plotly draws the vertical 'current T' line.
+
+    Plotly places a shape's x0 in data units on a log axis (it converts them with the axis's d2r,
+    unlike annotations, which want log10): so the line stands at T when x0 = T.
+    """
+    layout = spec["layout"]
+    lines = [s for s in layout["shapes"] if s.get("xref") == "x" and s["x0"] == s["x1"] and s.get("yref") == "paper"]
+    assert len(lines) == 1
+    return float(lines[0]["x0"])
+
+
+@pytest.mark.parametrize("T", [0.5, 4.0, 20.0])
+def test_current_T_line_stands_at_T_on_the_log_axis(T):
+    rng = np.random.default_rng(1)
+    v, z = rng.normal(size=10) * 5, rng.normal(size=10)
+    H, top = tl.entropy_and_top(v)
+    story = tl.gradient_story(z, v)
+    for f in (tv.entropy_curve(tl.CURVE_TEMPERATURES, H, top, T, 10, "entropy"),
+              tv.gradient_ratio_figure(story, T, "ratio"),
+              tv.gradient_magnitude_figure(story, T, tl.hard_gradient_norm(z, 3), "size")):
+        spec = f.to_dict()
+        assert spec["layout"]["xaxis"]["type"] == "log"
+        assert _current_t_line_x(spec) == pytest.approx(T)
+        # the marker of the curve at T sits on the same x
+        marker_x = [x for t in spec["data"] if t.get("mode") == "markers" for x in t["x"]]
+        assert marker_x and all(x == pytest.approx(T) for x in marker_x)
+
+
+def test_labels_gradient_line_stands_at_its_norm_on_the_log_y_axis():
+    rng = np.random.default_rng(2)
+    v, z = rng.normal(size=10) * 5, rng.normal(size=10)
+    hard = tl.hard_gradient_norm(z, 3)
+    spec = tv.gradient_magnitude_figure(tl.gradient_story(z, v), 4.0, hard, "size").to_dict()
+    hlines = [s for s in spec["layout"]["shapes"] if s.get("xref") == "paper"]
+    assert spec["layout"]["yaxis"]["type"] == "log"
+    assert len(hlines) == 1 and hlines[0]["y0"] == pytest.approx(hard)
+    # annotations, unlike shapes, take log10 of the value on a log axis
+    assert spec["layout"]["annotations"][0]["y"] == pytest.approx(np.log10(hard))
+
+
+def test_probability_legend_keeps_off_the_title_with_three_series():
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=10) * 5
+    series = [("teacher, T = 1 (H = 0.123 nats)", tl.soften_np(v, 1), "#000"),
+              ("teacher, T = 4 (H = 1.234 nats)", tl.soften_np(v, 4), "#111"),
+              ("distilled student, T = 4 (H = 1.111 nats)", tl.soften_np(v, 3), "#222")]
+    for log_scale in (True, False):
+        layout = tv.probability_bars([str(i) for i in range(10)], series, log_scale, "a long title").to_dict()["layout"]
+        legend = layout["legend"]
+        # below the plot area (the title is above it): a legend anchored at y >= 1 prints over the title
+        assert legend.get("y", 1.02) < 0 and legend.get("yanchor", "auto") in ("top", "auto")

@@ -122,7 +122,7 @@ def test_points_summary_and_frontier_figure():
     lines = tr.stakeholder_summary(pts, pts[0])
     text = " ".join(lines)
     assert "2-bit distilled is 94 × smaller than the teacher" in text and "loses 1.3 points" in text
-    assert "1 of the 3 models are dominated" in text
+    assert "1 of the 3 models is dominated" in text and "ship it." in text   # issue 13: grammar
     fig = viz.tradeoffs.frontier_figure(pts, "bytes")
     assert fig.layout.xaxis.type == "log" and fig.data[-1].name == "Pareto frontier"
     assert "size" in fig.layout.xaxis.title.text

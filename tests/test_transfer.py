@@ -167,6 +167,11 @@ def test_transfer_page(digits_teacher, open_page, wait_for_runs):
     assert all(r is not None for r in results.values())
     assert [p.fraction for p in results["fractions"]] == [0.05, 1.0]
     assert len(at.get("plotly_chart")) >= 4     # curve, bias, loss bars, loss curves
+    # issue 13: the hard-label control beside both experiments, and the verdicts split the gain
+    assert any(m.label.startswith("Teacher's hard labels") for m in at.metric)
+    assert all(p.hard is not None for p in results["fractions"])
+    texts = [x.value for x in [*at.success, *at.info, *at.warning]]
+    assert any("No 3 in the transfer set" in t and "teacher's hard labels" in t for t in texts), texts
     # moving the bias slider or switching to auto re-scores stored logits: no run is submitted
     store = runs.runner().store
     runs_before = [(r.id, r.status) for r in store.workspace_runs(at.session_state["ws"])]
@@ -179,3 +184,70 @@ def test_transfer_page(digits_teacher, open_page, wait_for_runs):
     assert not at.exception and not runs.runner().active()
     assert [(r.id, r.status) for r in store.workspace_runs(at.session_state["ws"])] == runs_before
     assert any("transfer: distilled" in name for name in at.session_state["session_models"])
+
+
+# ---- issue 13: the teacher's-hard-labels control on the Transfer sets experiments ----
+
+def test_fraction_points_carry_the_hard_label_control(digits, digits_teacher):
+    """Each share's point has the control student of a DistillRun(control=True) at that share."""
+    kd = KDConfig(temperature=4, alpha=0.9)
+    points = fraction_curve(digits, digits_teacher.logits, digits_teacher.metrics, STUDENT, SHORT, kd,
+                            fractions=[0.1], seed=0)
+    run = DistillRun(digits, digits_teacher.logits, digits_teacher.metrics, STUDENT, SHORT,
+                     dataclasses.replace(kd, labelled_fraction=0.1), 0, control=True)
+    while not run.done:
+        run.step()
+    res = run.result()
+    (p,) = points
+    assert p.hard is not None and p.hard["accuracy"] == res.hard_metrics["accuracy"]
+    assert p.distilled["accuracy"] == res.distilled_metrics["accuracy"]
+    assert p.gain == pytest.approx(p.gain_from_teacher_labels + p.gain_from_soft_targets, abs=1e-12)
+    from kdcore.viz.transfer import fraction_figure
+    names = [t.name for t in fraction_figure(points).data]
+    assert any("hard labels" in n for n in names) and len(names) == 3
+
+
+def test_omitted_class_has_the_hard_label_control(digits, digits_teacher):
+    """The control learns from the teacher's argmax over the transfer set without the class: it never
+    gets that class as a target either (so it cannot learn it, unlike the soft targets)."""
+    run = OmittedClassRun(digits, digits_teacher.logits, digits_teacher.metrics, 3, STUDENT, SHORT,
+                          KDConfig(temperature=4, alpha=0.9), seed=0)
+    while not run.done:
+        run.step()
+    res = run.result()
+    assert res.hard_test_logits is not None and res.distilled.hard is not None
+    hard0 = res.evaluate_bias(0.0, "hard")
+    assert hard0["accuracy"] == pytest.approx(res.distilled.hard_metrics["accuracy"])
+    assert res.auto_bias_hard is not None
+    summary = res.summary()
+    assert "teacher's hard labels" in summary and "soft targets" in summary
+
+
+def test_loss_bars_start_at_zero_and_share_colours_and_names_with_the_curves(digits, digits_teacher):
+    """Issue 13: the bars' axis started near the lowest bar (~73 %), their colours and names differed
+    from the validation curves drawn under them."""
+    from kdcore.transfer import LOSSES
+    from kdcore.viz import common as figures
+    from kdcore.viz.transfer import LOSS_COLORS, loss_bars
+    run = LossComparisonRun(digits, digits_teacher.logits, digits_teacher.metrics, STUDENT,
+                            TrainConfig(epochs=1, lr=1e-2), KDConfig(), seed=0)
+    run.step()
+    res = run.result()
+    bars = loss_bars(res, digits_teacher.metrics["accuracy"])
+    assert bars.layout.yaxis.range[0] == 0
+    curves = figures.training_curves({LOSSES[k]: h.to_records() for k, h in res.histories.items()}, "val_acc",
+                                     colors={LOSSES[k]: LOSS_COLORS[k] for k in LOSSES})
+    bar_colour = dict(zip(bars.data[0].x, bars.data[0].marker.color))
+    assert {t.name: t.line.color for t in curves.data} == bar_colour
+
+
+def test_dark_knowledge_preset_sets_the_omitted_class_widgets(digits_teacher, open_page):
+    from kdcore.presets import DARK_KNOWLEDGE as P
+    at = open_page("pages/transfer_set.py")
+    next(b for b in at.button if b.label == "Dark knowledge preset").click()
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="to_cls").value == P.omitted == 3
+    assert at.select_slider(key="to_width").value == P.width and at.slider(key="to_T").value == P.temperature
+    assert at.slider(key="to_alpha").value == P.alpha and at.number_input(key="to_epochs").value == P.epochs
+    assert at.select_slider(key="to_fraction").value == P.fraction

@@ -107,6 +107,14 @@ def distill_result(ds):
         return None
 
 
+def distill_model_name(role: str, result) -> str:
+    """A name that tells one distillation's students from another's: 'distilled MLP 16 · 10 % labels,
+    T=4, α=0.9, 30 epochs (seed 0)' (a second run with other settings no longer replaces the first)."""
+    s, kd = result.student_config, result.kd
+    return (f"{role} {s.describe()} · {100 * kd.labelled_fraction:g} % labels, T={kd.temperature:g}, "
+            f"α={kd.alpha:g}, {result.train_config.epochs} epochs (seed {result.seed})")
+
+
 def register_distill_models(ds, run_id: str, result=None) -> None:
     """List a distillation's students among this session's models (Prune, Temperature and
     Trade-offs pick from them), with the run that made them (a worker can rebuild them from it)."""
@@ -117,23 +125,28 @@ def register_distill_models(ds, run_id: str, result=None) -> None:
     rec = store().get(run_id)
     s, kd = result.student_config, result.kd
     recipe = f"{s.describe()}, {result.train_config.epochs} epochs, {100 * kd.labelled_fraction:g} % labels"
-    for role, model, metrics, how in [
-        ("distilled", result.distilled, result.distilled_metrics,
-         f"distilled at T={kd.temperature:g}, α={kd.alpha:g}; {recipe}"),
-        ("scratch", result.scratch, result.scratch_metrics, f"labels only; {recipe}"),
-    ]:
-        state.register(ModelRecord(f"{role} {s.describe()} (seed {result.seed})", role, model, metrics, how,
+    pairs = [("distilled", result.distilled, result.distilled_metrics,
+              f"distilled at T={kd.temperature:g}, α={kd.alpha:g}; {recipe}"),
+             ("scratch", result.scratch, result.scratch_metrics, f"labels only; {recipe}")]
+    if result.hard is not None:
+        pairs.append(("hard labels", result.hard, result.hard_metrics,
+                      f"the teacher's argmax labels on the whole transfer set; {recipe}"))
+    for role, model, metrics, how in pairs:
+        state.register(ModelRecord(distill_model_name(role, result), role, model, metrics, how,
                                    ds.name, ds.seed, extra={"kd": kd.to_dict(), "student": s.to_dict(),
                                                             "run": rec.display_name if rec else "",
                                                             "run_spec": rec.spec.to_dict() if rec else None}))
 
 
 def register_workspace_students(ds) -> None:
-    """After a reload the session's model list is empty: list the students of the Distill page's
-    stored run of this dataset again, so that pages choosing among models find them."""
-    run_id = current(DISTILL_SLOT, "distill", ds.name, ds.seed)
-    if run_id is not None:
-        register_distill_models(ds, run_id)
+    """After a reload the session's model list is empty: list the students of every stored
+    distillation of this dataset in the workspace again, so that pages choosing among models find
+    them all (not only the last one)."""
+    for rec in store().workspace_runs(state.workspace(), "distill", ds.name, ds.seed):
+        if rec.status in ("finished", "stopped") and store().has_result(rec.id):
+            res = result(rec.id)
+            if res is not None:
+                register_distill_models(ds, rec.id, res)
 
 
 def _fmt_seconds(s: float) -> str:

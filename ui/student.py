@@ -57,7 +57,8 @@ def show(ds: Dataset, key: str, *, depth: bool = False, fraction: bool = True,
     temperature = c1.slider("Temperature T", 1.0, 20.0, kd.temperature, 0.5, key=f"{key}_T", bind="query-params",
                             help="Softens the teacher's outputs: p = softmax(z / T).")
     alpha = c2.slider("α (weight of the soft targets)", 0.0, 1.0, kd.alpha, 0.05, key=f"{key}_alpha", bind="query-params",
-                      help="Loss = α·T²·KL(teacher ‖ student) + (1−α)·cross-entropy on labels.")
+                      help="Loss = α·T²·KL(teacher ‖ student) + (1−α)·cross-entropy on labels. "
+                            "α = 0 gives the teacher no weight: a labels-only run, not a distillation.")
     epochs = c1.number_input("Epochs", 1, 300, train.epochs, key=f"{key}_epochs", bind="query-params")
     share = kd.labelled_fraction
     if fraction:

@@ -20,12 +20,14 @@ if TYPE_CHECKING:
 
 
 def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "val_acc",
-                    title: str | None = None) -> go.Figure:
+                    title: str | None = None, colors: Mapping[str, str] | None = None) -> go.Figure:
     """One line per model of `metric` per epoch.
 
     histories: name -> list of epoch records (dicts with 'epoch' and the metric),
     e.g. `History.to_records()`. metric: 'val_acc', 'train_loss', 'val_loss' or 'train_acc'.
+    colors: name -> colour, so that a page's curves match its other charts (default: COLORS by name).
     """
+    colors = {**COLORS, **(colors or {})}
     labels = {"val_acc": "validation accuracy (%)", "train_acc": "training accuracy (%)",
               "val_loss": "validation loss (nats)", "train_loss": "training loss"}
     pct = metric.endswith("acc")
@@ -34,7 +36,7 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]], metric: str = "v
         xs = [r["epoch"] for r in recs]
         ys = [100 * r[metric] if pct else r[metric] for r in recs]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name,
-                                 line=dict(color=COLORS.get(name, None)),
+                                 line=dict(color=colors.get(name, None)),
                                  hovertemplate=f"{name}<br>epoch %{{x}}<br>%{{y:.3f}}<extra></extra>"))
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     fig.update_yaxes(title_text=labels.get(metric, metric))

@@ -69,7 +69,8 @@ def figure(data: list[dict], layout_: dict, title: str, height: int = 360) -> go
 
 
 def vline(x: float, color: str = NEUTRAL, dash: str = "dot") -> dict:
-    """A vertical line shape at x in axis units (on a log axis pass log10 of the value, as plotly wants)."""
+    """A vertical line shape at x in data units: plotly places shapes in data units on a log axis too
+    (unlike annotations, which want log10 of the value there)."""
     return dict(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1,
                 line=dict(color=color, dash=dash, width=1.5))
 

@@ -62,9 +62,12 @@ def probability_bars(class_names: Sequence[str], series: Sequence[tuple[str, np.
                      range=[max(np.log10(lo) - 0.5, -30.0), 0.05], exponentformat="power")
     else:
         yaxis = dict(title=dict(text="probability"), range=[0, 1.02])
+    # the legend goes below the classes: above the plot it printed over the title once a third
+    # series (the distilled student) made it wrap
     layout = dict(barmode="group", xaxis=dict(title=dict(text="class"), type="category"), yaxis=yaxis,
-                  legend=dict(orientation="h", y=1.02, x=1.0, xanchor="right", yanchor="bottom"))
-    return figure(data, layout, title, height=360)
+                  legend=dict(orientation="h", y=-0.22, x=0.0, xanchor="left", yanchor="top"),
+                  margin=dict(l=60, r=20, t=50, b=40 + 22 * len(series)))
+    return figure(data, layout, title, height=380 + 22 * max(len(series) - 2, 0))
 
 
 def entropy_curve(temperatures: np.ndarray, entropies: np.ndarray, top_probs: np.ndarray,
@@ -92,7 +95,7 @@ def entropy_curve(temperatures: np.ndarray, entropies: np.ndarray, top_probs: np
         yaxis=dict(title=dict(text="entropy (nats)"), range=[0, max_h * 1.05]),
         yaxis2=dict(title=dict(text="top-class probability"), overlaying="y", side="right", range=[0, 1.05],
                     showgrid=False),
-        shapes=[vline(np.log10(t)), hline(max_h)],
+        shapes=[vline(t), hline(max_h)],
         annotations=[dict(x=1, xref="paper", xanchor="right", y=max_h, yref="y", yanchor="bottom",
                           text=f"log {n_classes} = {max_h:.2f} nats (uniform)", showarrow=False,
                           font=dict(size=11, color="#666"))],
@@ -142,7 +145,7 @@ def gradient_ratio_figure(story: GradientStory, temperature: float, title: str) 
     ymax = float(max(1.1, min(np.nanmax(story.ratio) * 1.05, 5.0)))
     layout = dict(xaxis=dict(type="log", title=dict(text="temperature T (log scale)")),
                   yaxis=dict(title=dict(text="ratio / cosine (1 = identical gradients)"), range=[0, ymax]),
-                  shapes=[vline(np.log10(t)), hline(1.0, color="#444")])
+                  shapes=[vline(t), hline(1.0, color="#444")])
     return figure(data, layout, title, height=360)
 
 
@@ -165,10 +168,10 @@ def gradient_magnitude_figure(story: GradientStory, temperature: float, hard_nor
                          line=dict(color="white", width=1.5)),
              hovertemplate="T = %{x:g}<br>‖gradient‖ %{y:.3g}<extra></extra>"),
     ]
-    shapes = [vline(np.log10(t))]
+    shapes = [vline(t)]
     annotations = []
     if hard_norm is not None and hard_norm > 0:
-        shapes.append(hline(np.log10(hard_norm), color=COLORS["scratch"]))
+        shapes.append(hline(hard_norm, color=COLORS["scratch"]))
         annotations.append(dict(x=0, xref="paper", xanchor="left", y=np.log10(hard_norm), yref="y",
                                 yanchor="bottom", showarrow=False, font=dict(size=11, color=COLORS["scratch"]),
                                 text=f"labels' gradient ‖softmax(z) − y‖ = {hard_norm:.3g}"))

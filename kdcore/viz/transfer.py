@@ -13,17 +13,27 @@ from kdcore.transfer import LOSSES, FractionPoint, LossComparison, OmittedResult
 from kdcore.viz.style import COLORS, layout
 
 
+# one colour per loss, in the bars and in the curves alike
+LOSS_COLORS = {"soft": COLORS["distilled"], "logits": COLORS["quantized"], "hard": COLORS["scratch"]}
+
+
 def fraction_figure(points: Sequence[FractionPoint], title: str | None = None) -> go.Figure:
-    """Test accuracy of the two students against the labelled fraction (log axis)."""
+    """Test accuracy of the students against the labelled fraction (log axis): distilled, labels only and
+    (when the points have it) the teacher's-hard-labels control."""
     fig = go.Figure()
     xs = [100 * p.fraction for p in points]
-    for role, label in [("distilled", "soft targets on all + labels"), ("scratch", "labels only")]:
+    roles = [("distilled", "soft targets on all + labels"), ("scratch", "labels only")]
+    if points and all(p.hard is not None for p in points):
+        roles.append(("hard", "teacher's hard labels on all (control)"))
+    for role, label in roles:
         ys = [100 * getattr(p, role)["accuracy"] for p in points]
         hover = [f"{label}<br>{100 * p.fraction:g} % labelled ({p.n_labelled} labels)<br>"
                  f"test accuracy {y:.2f} %" + (" (stopped early)" if p.stopped else "")
                  for p, y in zip(points, ys)]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label,
-                                 line=dict(color=COLORS[role]), hovertext=hover, hoverinfo="text"))
+                                 line=dict(color=COLORS["hard labels" if role == "hard" else role],
+                                           dash="dash" if role == "hard" else None),
+                                 hovertext=hover, hoverinfo="text"))
     fig.update_xaxes(title_text="labelled share of the transfer set (%, log scale)", type="log")
     fig.update_yaxes(title_text="test accuracy (%)")
     return layout(fig, title or "Students against the share of labelled examples")
@@ -52,7 +62,7 @@ def loss_bars(result: LossComparison, teacher_accuracy: float | None = None) -> 
     """Test accuracy of the three students (and the teacher as a line)."""
     names = list(result.metrics)
     acc = [100 * result.metrics[k]["accuracy"] for k in names]
-    colors = {"soft": COLORS["distilled"], "logits": COLORS["quantized"], "hard": COLORS["scratch"]}
+    colors = LOSS_COLORS
     fig = go.Figure(go.Bar(
         x=[LOSSES[k] for k in names], y=acc, text=[f"{a:.1f}%" for a in acc], textposition="outside",
         marker_color=[colors[k] for k in names],
@@ -62,7 +72,7 @@ def loss_bars(result: LossComparison, teacher_accuracy: float | None = None) -> 
     if teacher_accuracy is not None:
         fig.add_hline(y=100 * teacher_accuracy, line=dict(color=COLORS["teacher"], dash="dash"),
                       annotation_text=f"teacher {100 * teacher_accuracy:.1f} %")
-    lo = max(0.0, min(acc + ([100 * teacher_accuracy] if teacher_accuracy else [])) - 10)
-    fig.update_yaxes(title_text="test accuracy (%)", range=[lo, 104])
+    # from 0: an axis starting near the lowest bar (it was ~73 %) makes small gaps look huge
+    fig.update_yaxes(title_text="test accuracy (%)", range=[0, 108])
     fig.update_xaxes(title_text="student's training loss")
     return layout(fig, "Soft targets vs logit matching vs labels alone")
