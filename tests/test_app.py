@@ -168,10 +168,10 @@ def test_a_second_distillation_does_not_replace_the_first(digits_teacher, settle
     after a reload), with names that tell them apart."""
     at = app()
     at.switch_page("pages/distill.py").run()
-    at.number_input(key="student_digits_epochs").set_value(2)
+    at.number_input(key="distill_epochs").set_value(2)
     click(at, "Distill")
     settle(at)
-    at.select_slider(key="student_digits_fraction").set_value(1.0)
+    at.select_slider(key="distill_fraction").set_value(1.0)
     click(at, "Distill")
     settle(at)
     assert not at.exception, [e.value for e in at.exception]
