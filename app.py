@@ -7,13 +7,17 @@ Run with `streamlit run app.py`.
 
 import streamlit as st
 
-from ui import runs, sidebar
+from ui import links, present, runs, sidebar
 
-st.set_page_config(page_title="Distillation Lab", page_icon="⚗️", layout="wide")
+presenting = st.session_state.get("present") or str(st.query_params.get("present", "")).lower() in links.TRUE_WORDS
+st.set_page_config(page_title="Distillation Lab", page_icon="⚗️", layout="wide",
+                   initial_sidebar_state="collapsed" if presenting else "auto")
+present.install()   # every chart: a PNG button at presentation size; in presentation mode, projector-sized
 
 PAGES = {
     "": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/lessons.py", title="Lessons", icon=":material/cast_for_education:"),
     ],
     "Distillation": [
         st.Page("pages/distill.py", title="Distill", icon=":material/school:"),
@@ -39,8 +43,13 @@ PAGES = {
 runs.runner()   # the job runner's workers start with the server's first visit, not its first run
 
 page = st.navigation({k: v for k, v in PAGES.items() if v}, expanded=True)   # every page in view, Runs too
+links.begin(page.url_path)     # a ?run= link, and parameters that are no setting of this page
 sidebar.show(key="sidebar")
-try:
-    page.run()
-finally:   # after the page (also one that stopped early): the models it just made are listed too
-    sidebar.show_models()
+present.css(page.url_path)     # presentation mode: large type, the settings in one line
+notes = st.container()         # on top of the page: what the link asked for and could not get
+stopped = links.run_page(page)   # a page's st.stop() ends the page, not this frame
+# after the page (also one that stopped early): the notes on its link's settings, the Share box with
+# its settings, and the models it just made
+links.end(page.url_path, notes)
+sidebar.show_models(page.url_path)
+links.finish(stopped)

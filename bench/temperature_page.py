@@ -153,7 +153,7 @@ def bench_dataset(name: str, reruns: int, full_teacher: bool, script: str) -> di
 
     def open_page() -> AppTest:
         at = AppTest.from_file(str(ROOT / script), default_timeout=600)
-        at.session_state["dataset_name"] = name
+        at.session_state["dataset"] = name
         at.session_state["teacher_spec"] = {(name, 0): spec}
         at.run()
         if script == "app.py":
@@ -179,7 +179,7 @@ def bench_dataset(name: str, reruns: int, full_teacher: bool, script: str) -> di
         return walls, scripts
 
     move_T = lambda at, i: at.select_slider(key="temperature_T").set_value(TEMPS[i % len(TEMPS)])  # noqa: E731
-    move_example = lambda at, i: at.number_input(key="temperature_rank_" + f"{name}_0").set_value(1 + i % 7)  # noqa: E731
+    move_example = lambda at, i: at.number_input(key="temperature_rank").set_value(1 + i % 7)  # noqa: E731
     toggle_log = lambda at, i: at.toggle(key="temperature_log").set_value(i % 2 == 0)  # noqa: E731
 
     row = {"dataset": name, "test examples": len(ds.y_test), "classes": ds.n_classes,

@@ -31,6 +31,7 @@ st.markdown("Train a big **teacher**, then a small **student** on the teacher's 
             "alone. The difference between the two students is what distillation buys.")
 
 spec_now = state.teacher_spec(ds)
+spec_default = default_teacher_spec(ds.name, ds.seed)   # the widgets' defaults: a link leaves them out
 WIDTHS_T = [32, 64, 128, 256, 512, 800, 1024, 1200]
 
 col_t, col_s = st.columns(2, gap="large")
@@ -48,18 +49,21 @@ if imported:   # a scikit-learn ensemble or uploaded outputs, chosen on the Your
 else:
     with col_t:
         with st.form(f"teacher_form_{ds.name}"):
-            m, tr = spec_now.model, spec_now.train
+            m, tr = spec_default.model, spec_default.train
             c1, c2 = st.columns(2)
             t_width = c1.select_slider("Hidden width", WIDTHS_T, value=m.hidden[0] if m.hidden[0] in WIDTHS_T else 512,
-                                       help="Units in each hidden layer.", key=f"t_width_{ds.name}")
-            t_depth = c2.slider("Hidden layers", 1, 3, len(m.hidden), key=f"t_depth_{ds.name}")
+                                       help="Units in each hidden layer.", key="distill_t_width",
+                                       bind="query-params")
+            t_depth = c2.slider("Hidden layers", 1, 3, len(m.hidden), key="distill_t_depth", bind="query-params")
             t_dropout = c1.slider("Dropout", 0.0, 0.7, float(m.dropout), 0.05,
-                                  help="A regularized teacher gives better soft targets.", key=f"t_dropout_{ds.name}")
-            t_epochs = c2.number_input("Epochs", 1, 300, tr.epochs, key=f"t_epochs_{ds.name}")
+                                  help="A regularized teacher gives better soft targets.", key="distill_t_dropout",
+                                  bind="query-params")
+            t_epochs = c2.number_input("Epochs", 1, 300, tr.epochs, key="distill_t_epochs", bind="query-params")
             t_arch = "mlp"
             if ds.is_image:
                 t_arch = c1.radio("Architecture", ["mlp", "cnn"], index=["mlp", "cnn"].index(m.arch), horizontal=True,
-                                  format_func={"mlp": "MLP", "cnn": "small CNN"}.get, key=f"t_arch_{ds.name}",
+                                  format_func={"mlp": "MLP", "cnn": "small CNN"}.get, key="distill_t_arch",
+                                  bind="query-params",
                                   help="The CNN has two conv3×3 → ReLU → max-pool blocks (16 and 32 channels) "
                                        "before the dense layers.")
             else:
@@ -75,7 +79,7 @@ with col_t:
 with col_s:
     st.subheader("2 · Student")
     with st.form(f"student_form_{ds.name}"):
-        settings = student_ui.show(ds, key=f"student_{ds.name}", depth=True, width_label="Hidden width")
+        settings = student_ui.show(ds, key="distill", depth=True, width_label="Hidden width")
         distill_pressed = st.form_submit_button("Distill", type="primary", icon=":material/science:")
 
 
@@ -191,7 +195,7 @@ if len(others) > 1:
 
 left, right = st.columns(2, gap="large")
 with left:
-    metric = st.radio("Curve", ["val_acc", "train_loss", "val_loss"], horizontal=True, key="distill_curve",
+    metric = st.radio("Curve", ["val_acc", "train_loss", "val_loss"], horizontal=True, key="distill_curve", bind="query-params",
                       format_func={"val_acc": "validation accuracy", "train_loss": "training loss",
                                    "val_loss": "validation loss"}.get)
     curves = {"distilled": result.distilled_history.to_records(), "scratch": result.scratch_history.to_records()}
@@ -203,8 +207,9 @@ with left:
 with right:
     which = st.radio("Confusion matrix of", [k for k in ("distilled", "scratch", "hard", "teacher")
                                               if k in result.confusion], horizontal=True, key="distill_confusion",
+                     bind="query-params",
                      format_func=lambda k: "hard labels" if k == "hard" else k)
-    normalize = st.toggle("Row percentages", key="distill_cm_norm")
+    normalize = st.toggle("Row percentages", key="distill_cm_norm", bind="query-params")
     st.plotly_chart(figure(("confusion", which, normalize), lambda: viz.common.confusion_heatmap(
         result.confusion[which], ds.class_names, f"Confusion matrix: {which} (test set)", normalize)),
         width="stretch")

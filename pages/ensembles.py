@@ -22,7 +22,7 @@ from kdcore.runs import RunSpec
 from kdcore.teachers import is_imported
 from kdcore.train import TrainConfig
 from kdcore.jobs import UNSTARTED
-from ui import runs, state
+from ui import links, runs, state
 from ui import student as student_ui
 
 BUILD_SLOT = "ensemble"                 # the page's current members' run, per dataset and seed
@@ -50,17 +50,17 @@ with col_e:
     st.subheader("1 · Ensemble")
     with st.form(f"ens_form_{ds.name}"):
         c1, c2 = st.columns(2)
-        n_members = c1.number_input("Members", 1, 10, 3, key="ens_members",
+        n_members = c1.number_input("Members", 1, 10, 3, key="ens_members", bind="query-params",
                                     help="Separately trained models; member k has seed (teacher seed + k − 1).")
-        epochs = c2.number_input("Epochs per member", 1, 300, base.train.epochs, key="ens_epochs",
+        epochs = c2.number_input("Epochs per member", 1, 300, base.train.epochs, key="ens_epochs", bind="query-params",
                                  help="With the teacher's epochs and no widths below, member 1 is the current "
                                       "teacher (already cached when trained).")
         method = st.radio("Combination", METHODS, format_func=METHOD_LABELS.get, horizontal=True,
-                          key="ens_method",
+                          key="ens_method", bind="query-params",
                           help="Arithmetic: mean of the members' probabilities. Geometric: mean of their "
                                "log-probabilities, renormalized. Soft targets at T combine the members' "
                                "distributions softened at T.")
-        widths_text = st.text_input("Member widths (optional)", "", key="ens_widths",
+        widths_text = st.text_input("Member widths (optional)", "", key="ens_widths", bind="query-params",
                                     placeholder=f"e.g. 512, 256, 128 (blank: all {base.model.describe()})",
                                     help=f"Hidden width of each member (whole numbers from 1 to {MAX_WIDTH}, separated by "
                                          "commas), cycled; the depth stays the teacher's.")
@@ -97,6 +97,7 @@ if distill_pressed:   # the members are trained first when they are not (the run
 build_id = runs.current(BUILD_SLOT, "ensemble", ds.name, ds.seed)
 bv = runs.view(build_id)
 distill_id = runs.current(DISTILL_SLOT, "ensemble_distill", ds.name, ds.seed)
+links.showing_run(distill_id)   # the Share box links to this run's result
 dv = runs.view(distill_id)
 distilling = dv is not None and dv.active
 if distilling:
@@ -192,7 +193,7 @@ kd = res.result.kd
 st.caption(f"Student {res.result.student_config.describe()} · T = {kd.temperature:g}, α = {kd.alpha:g} · "
            f"{res.result.n_labelled} labelled examples ({100 * kd.labelled_fraction:g} %) · seed {res.result.seed}. "
            "One run: differences of a point can be noise; docs/results.md gives means over seeds.")
-metric = st.radio("Curve", ["val_acc", "train_loss", "val_loss"], horizontal=True, key="ens_curve",
+metric = st.radio("Curve", ["val_acc", "train_loss", "val_loss"], horizontal=True, key="ens_curve", bind="query-params",
                   format_func={"val_acc": "validation accuracy", "train_loss": "training loss",
                                "val_loss": "validation loss"}.get)
 st.plotly_chart(viz.common.training_curves(

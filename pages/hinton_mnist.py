@@ -11,7 +11,7 @@ from kdcore import records
 from kdcore.runkinds_paper import hinton_config
 from kdcore.runs import RunSpec
 from kdcore.transfer import bias_curve
-from ui import runs, state
+from ui import links, runs, state
 from ui.fmt import delta
 
 SLOT = "hinton"                 # the page's current Hinton MNIST run, per seed
@@ -35,9 +35,9 @@ has_gpu = devices.gpu_available()
 with st.form("hinton_form"):
     c1, c2 = st.columns([2, 3])
     # with a GPU the full schedule is the default (minutes there); on a CPU the short one
-    schedule = c1.radio("Schedule", list(SCHEDULES), format_func=SCHEDULES.get, key="hinton_schedule",
+    schedule = c1.radio("Schedule", list(SCHEDULES), format_func=SCHEDULES.get, key="hinton_schedule", bind="query-params",
                         index=list(SCHEDULES).index(default_schedule()))
-    use_gpu = c1.toggle("Train on the GPU", value=True, key="hinton_gpu",
+    use_gpu = c1.toggle("Train on the GPU", value=True, key="hinton_gpu", bind="query-params",
                         help=devices.describe_device("cuda")) if has_gpu else False
     c2.markdown("\n".join(f"- **{k}**: {p.description}" for k, p in PRESETS.items()))
     c2.caption(("A GPU is present (" + devices.describe_device("cuda") + "): the preset trains there and "
@@ -71,6 +71,7 @@ if run_pressed:
 
 st.divider()
 run_id = runs.current(SLOT, "hinton_mnist", "mnist", seed)
+links.showing_run(run_id)   # the Share box links to this run's result
 v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="hinton", label="Hinton MNIST",
@@ -130,7 +131,7 @@ if res.omitted_test_logits is not None:
     st.subheader("The omitted 3")
     c = p.omitted_class
     bias = st.slider(f"Bias added to the {c}'s logit", -2.0, 15.0, float(min(max(round(res.errors["bias"], 1), -2.0), 15.0)), 0.1,
-                     key="hinton_bias", help="Re-scores stored test logits; nothing is retrained.")
+                     key="hinton_bias", bind="query-params", help="Re-scores stored test logits; nothing is retrained.")
     grid = [x / 10 for x in range(-20, 151)]
     curve = bias_curve(res.omitted_test_logits, res.y_test, c, grid)
     now = bias_curve(res.omitted_test_logits, res.y_test, c, [bias])

@@ -15,7 +15,7 @@ from kdcore.models import ModelConfig
 from kdcore.presets import default_kd, default_student
 from kdcore.runs import RunSpec
 from kdcore.train import TrainConfig
-from ui import runs, state
+from ui import links, runs, state
 from ui import table as csv_table
 from ui import teacher as teacher_ui
 
@@ -45,19 +45,19 @@ with st.expander("The losses, their formulas and papers", expanded=False):
 
 with st.form(f"losses_form_{ds.name}"):
     c1, c2 = st.columns([3, 2])
-    methods = c1.multiselect("Losses", list(LOSS_FAMILIES), default=list(DEFAULT_METHODS), key="losses_methods",
+    methods = c1.multiselect("Losses", list(LOSS_FAMILIES), default=list(DEFAULT_METHODS), key="losses_methods", bind="query-params",
                              format_func=lambda k: LOSS_FAMILIES[k]["name"])
-    seeds = c2.multiselect("Seeds", list(range(10)), default=[0, 1, 2], key="losses_seeds",
+    seeds = c2.multiselect("Seeds", list(range(10)), default=[0, 1, 2], key="losses_seeds", bind="query-params",
                            help="Each seed is one student initialization and batch order, shared by every loss.")
     c1, c2, c3, c4 = st.columns(4)
-    width = c1.select_slider("Student hidden width", [4, 8, 16, 32, 64, 128, 256], key="losses_width",
+    width = c1.select_slider("Student hidden width", [4, 8, 16, 32, 64, 128, 256], key="losses_width", bind="query-params",
                              value=student_cfg.hidden[0] if student_cfg.hidden[0] in (4, 8, 16, 32, 64, 128, 256)
                              else 16)
-    epochs = c2.number_input("Epochs", 1, 300, student_train.epochs, key="losses_epochs")
-    hint_weight = c3.select_slider("Hint weight λ", [0.1, 0.3, 1.0, 3.0, 10.0], value=1.0, key="losses_hint",
+    epochs = c2.number_input("Epochs", 1, 300, student_train.epochs, key="losses_epochs", bind="query-params")
+    hint_weight = c3.select_slider("Hint weight λ", [0.1, 0.3, 1.0, 3.0, 10.0], value=1.0, key="losses_hint", bind="query-params",
                                    format_func=lambda v: f"{v:g}")
     dkd_beta = c4.select_slider("DKD β (non-target weight)", [1.0, 2.0, 4.0, 8.0, 16.0], value=8.0,
-                                key="losses_dkd_beta", format_func=lambda v: f"{v:g}")
+                                key="losses_dkd_beta", bind="query-params", format_func=lambda v: f"{v:g}")
     pressed = st.form_submit_button("Run", type="primary", icon=":material/functions:")
 
 if pressed:
@@ -73,6 +73,7 @@ if pressed:
         st.rerun()
 
 run_id = runs.current(SLOT, "loss_families", ds.name, ds.seed)
+links.showing_run(run_id)   # the Share box links to this run's result
 v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="losses_run", label="Loss families",
@@ -99,7 +100,7 @@ else:
                                    "test accuracy (%)": f"{r['test accuracy mean (%)']:.2f} ± {r['std (points)']:.2f}",
                                    "seeds": r["seeds"], "per seed (%)": r["per seed (%)"],
                                    "formula": r["formula"], "paper": r["paper"]} for r in table])
-            csv_table.show(shown, key="losses_csv", file_name=f"losses_{ds.name}_seed{ds.seed}.csv",
+            csv_table.show(shown, key="losses_csv", settings=runs.run_settings(run_id), file_name=f"losses_{ds.name}_seed{ds.seed}.csv",
                            label="Download the table (CSV)")
             st.plotly_chart(viz.common.mean_std_bars(table, f"Test accuracy per loss: {res.settings['student']}, "
                                                   f"{res.settings['epochs']} epochs, mean ± std over seeds"),

@@ -15,7 +15,7 @@ from kdcore import runkinds_compress as rc
 from kdcore.models import format_bytes, param_count
 from kdcore import records
 from kdcore.runs import RunSpec
-from ui import runs, state
+from ui import links, runs, state
 from ui import teacher as teacher_ui
 
 SLOT = "prune"                       # the page's current analysis run, per dataset and seed
@@ -82,21 +82,24 @@ if not sources and teacher_ui.not_a_network(teacher, "pruning works on a network
 
 with st.form(f"prune_form_{ds.name}"):
     c1, c2, c3 = st.columns(3)
-    source = c1.selectbox("Model to prune", list(sources),
+    source = c1.selectbox("Model to prune", list(sources), key="prune_source", bind="query-params",
                           help="The teacher, or any student a run made: Distill, Ensembles, Transfer sets, Hinton "
                                "MNIST, the size curve on Trade-offs (make one there to see it here). The page "
                                "always prunes a copy.")
     method = c2.selectbox("Hessian diagonal", list(METHOD_LABELS), format_func=METHOD_LABELS.get,
+                          key="prune_method", bind="query-params",
                           help="Gauss–Newton: exact diagonal of Jᵀ·H_out·J (one batched backward pass per "
                                "class). Exact: the true diagonal by autograd, one Hessian-vector product per "
                                "weight. Hutchinson: a stochastic estimate, E[v ⊙ Hv].")
-    probes = c3.number_input("Hutchinson probes", 1, 2000, 100, help="Only for the Hutchinson estimate.")
+    probes = c3.number_input("Hutchinson probes", 1, 2000, 100, help="Only for the Hutchinson estimate.",
+                             key="prune_probes", bind="query-params")
+    state.clamp("prune_examples", 10, len(ds.X_train))
     n_examples = c1.number_input("Training examples for the saliencies", 10, len(ds.X_train),
-                                 min(len(ds.X_train), 10_000))
-    scope = c2.radio("Ranking", ["global", "layer"], horizontal=True,
+                                 min(len(ds.X_train), 10_000), key="prune_examples", bind="query-params")
+    scope = c2.radio("Ranking", ["global", "layer"], horizontal=True, key="prune_scope", bind="query-params",
                      format_func={"global": "global (one ranking)", "layer": "per layer (same % each)"}.get)
     levels = c3.multiselect("Sparsities for the curves", LEVELS, default=[0.5, 0.8, 0.9, 0.95],
-                            format_func=lambda s: f"{100 * s:g} %")
+                            format_func=lambda s: f"{100 * s:g} %", key="prune_levels", bind="query-params")
     analyse = st.form_submit_button("Compute saliencies", type="primary", icon=":material/content_cut:")
 
 form_config = None
@@ -120,6 +123,7 @@ if analyse:
     runs.submit(RunSpec("prune_analysis", form_config), slot=SLOT)
 
 run_id = runs.current(SLOT, "prune_analysis", ds.name, ds.seed)
+links.showing_run(run_id)   # the Share box links to this run's result
 v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="prune", label="Computing saliencies and one-shot curves",
@@ -147,9 +151,9 @@ st.caption(f"{a.n_prunable:,} prunable weights in {len(layers)} layers · Hessia
            f"{a.base_loss:.4f} nats · test accuracy {100 * a.base_accuracy:.2f} %.")
 left, right = st.columns(2, gap="large")
 with left:
-    shown = st.multiselect("Layers", layers, default=layers, key="prune_layers")
-    log_x = st.toggle("Log-scaled x axis", value=True, key="prune_logx")
-    which = st.radio("Histogram of", ["OBD", "magnitude"], horizontal=True, key="prune_hist_of")
+    shown = st.multiselect("Layers", layers, default=layers, key="prune_layers", bind="query-params")
+    log_x = st.toggle("Log-scaled x axis", value=True, key="prune_logx", bind="query-params")
+    which = st.radio("Histogram of", ["OBD", "magnitude"], horizontal=True, key="prune_hist_of", bind="query-params")
     if shown:
         st.plotly_chart(viz.pruning.saliency_histogram(
             {n: scores[which][n] for n in shown}, log_x,
@@ -161,7 +165,7 @@ with left:
                    "there): OBD predicts that deleting them lowers the loss, and deletes them first.")
 with right:
     view_s = st.select_slider("Sparsity for these views", LEVELS, value=0.8, format_func=lambda s: f"{100 * s:g} %",
-                              key="prune_view_sparsity")
+                              key="prune_view_sparsity", bind="query-params")
     masks = {c: P.masks_for_sparsity(scores[c], view_s, a.scope) for c in ("OBD", "magnitude", "random")}
     st.plotly_chart(viz.pruning.obd_vs_magnitude({n: scores["OBD"][n] for n in shown or layers}, scores["magnitude"],
                                         masks["OBD"], masks["magnitude"]), width="stretch")
@@ -177,8 +181,9 @@ retrain_id = linked_run(SLOT_RETRAIN, "prune_retrain", analysis_spec)
 if a.complete:
     with st.form(f"prune_retrain_form_{ds.name}"):
         c1, c2, c3 = st.columns([2, 2, 3])
-        epochs = c1.number_input("Retraining epochs per point", 1, 50, 3)
-        lr = c2.select_slider("Retraining learning rate", [3e-4, 1e-3, 3e-3, 1e-2], value=1e-3)
+        epochs = c1.number_input("Retraining epochs per point", 1, 50, 3, key="prune_re_epochs", bind="query-params")
+        lr = c2.select_slider("Retraining learning rate", [3e-4, 1e-3, 3e-3, 1e-2], value=1e-3,
+                              format_func=lambda v: f"{v:g}", key="prune_re_lr", bind="query-params")
         c3.caption("Each point is pruned once from the original model, then fine-tuned with the pruned weights "
                    "held at exactly zero.")
         retrain_pressed = st.form_submit_button("Retrain the pruned models", icon=":material/model_training:")
@@ -245,10 +250,11 @@ iter_id = linked_run(SLOT_ITER, "prune_iterative", analysis_spec)
 if a.complete:
     with st.form(f"prune_iter_form_{ds.name}"):
         c1, c2, c3, c4 = st.columns(4)
-        crit = c1.selectbox("Criterion", ["OBD", "magnitude", "random"])
-        target = c2.select_slider("Target sparsity", LEVELS, value=0.9, format_func=lambda s: f"{100 * s:g} %")
-        step = c3.slider("Each round prunes (% of what is left)", 10, 80, 40, 5)
-        it_epochs = c4.number_input("Retraining epochs per round", 0, 50, 2)
+        crit = c1.selectbox("Criterion", ["OBD", "magnitude", "random"], key="prune_it_crit", bind="query-params")
+        target = c2.select_slider("Target sparsity", LEVELS, value=0.9, format_func=lambda s: f"{100 * s:g} %",
+                                  key="prune_it_target", bind="query-params")
+        step = c3.slider("Each round prunes (% of what is left)", 10, 80, 40, 5, key="prune_it_step", bind="query-params")
+        it_epochs = c4.number_input("Retraining epochs per round", 0, 50, 2, key="prune_it_epochs", bind="query-params")
         iter_pressed = st.form_submit_button("Prune iteratively", icon=":material/content_cut:")
     if iter_pressed:
         iter_id = runs.submit(RunSpec("prune_iterative", rc.iterative_config(analysis_spec, crit, target, step / 100,

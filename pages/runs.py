@@ -5,9 +5,10 @@ import json
 import streamlit as st
 
 from kdcore import codec, viz
+from kdcore.viz import report
 from kdcore.models import format_bytes
 from kdcore.store import runs_frame
-from ui import runs, state
+from ui import links, runs, state
 from ui import table as table_ui
 
 store = runs.store()
@@ -36,9 +37,9 @@ if not records:
 st.subheader("History")
 frame = runs_frame(records)
 c1, c2, c3 = st.columns([2, 2, 3])
-kinds = c1.multiselect("Kind", sorted(frame["kind"].unique()), key="runs_kinds", placeholder="all kinds")
-statuses = c2.multiselect("Status", sorted(frame["status"].unique()), key="runs_status", placeholder="any status")
-text = c3.text_input("Name contains", key="runs_text", placeholder="e.g. T=4")
+kinds = c1.multiselect("Kind", sorted(frame["kind"].unique()), key="runs_kinds", bind="query-params", placeholder="all kinds")
+statuses = c2.multiselect("Status", sorted(frame["status"].unique()), key="runs_status", bind="query-params", placeholder="any status")
+text = c3.text_input("Name contains", key="runs_text", bind="query-params", placeholder="e.g. T=4")
 shown = frame
 if kinds:
     shown = shown[shown["kind"].isin(kinds)]
@@ -75,13 +76,24 @@ if len(chosen) >= 2:
     table_ui.show(compared, key="runs_compare_csv", file_name=f"runs-compared-{ws}.csv",
                   formats={"accuracy_pct": "%.2f", "gain_pts": "%+.2f", "seconds": "%.1f"},
                   labels={"accuracy_pct": "test accuracy (%)", "gain_pts": "gain vs labels only (pts)",
-                          "seconds": "time (s)", "bytes": "size (bytes)"})
+                          "seconds": "time (s)", "bytes": "size (bytes)"},
+                  settings={"code version": ", ".join(sorted({str(by_id[r].code_version) for r in chosen}))})
+    # built when pressed (a report embeds plotly.js, ~4.6 MB), not on every rerun
+    st.download_button("Report of this comparison (HTML)",
+                       lambda: report.comparison_report([by_id[r] for r in chosen]).to_html(),
+                       f"comparison-{len(chosen)}-runs-{ws}.html", "text/html", key="runs_compare_report",
+                       icon=":material/description:",
+                       help="One file that opens offline: numbers, settings that differ, curves overlaid "
+                            "(each chart saves a PNG at presentation size), date and code version.")
 else:
     st.caption("Pick two or more runs to overlay their curves and compare their numbers.")
 
 # ---- one run: rename, delete, download ----
 st.subheader("One run")
-rid = st.selectbox("Run", list(shown["id"]) or list(frame["id"]), format_func=label.get, key="runs_one")
+one_options = list(shown["id"]) or list(frame["id"])
+if st.session_state.get("runs_one") in by_id and st.session_state["runs_one"] not in one_options:
+    one_options.insert(0, st.session_state["runs_one"])    # a run link's run, hidden by the filters
+rid = st.selectbox("Run", one_options, format_func=label.get, key="runs_one")
 rec = by_id[rid]
 st.caption(f"{rec.kind} run `{rec.id}` · {rec.status} · dataset {rec.dataset} (split seed {rec.data_seed}, "
            f"fingerprint {rec.dataset_fingerprint or '—'}) · code version {rec.code_version}"
@@ -99,6 +111,13 @@ with st.expander("Settings (JSON)"):
 
 if rec.status in ("finished", "stopped"):
     result = runs.result(rid)
+    st.download_button("Report of this run (HTML)", lambda: report.run_report(rec, result).to_html(),
+                       f"{report.slug(rec.display_name)}-{rid}.html", "text/html", key=f"runs_report_{rid}",
+                       icon=":material/description:",
+                       help="One file that opens offline: settings, numbers, the verdict, interactive charts "
+                            "(each saves a PNG at presentation size), date and code version.")
+    st.caption("Link to this result (opens it without training again): "
+               f"`{links.link(links.page_of_run(rec.kind)[0], {state.RUN_PARAM: rid})}`")
     models = codec.modules_in(result) if result is not None else {}
     if models:
         which = st.selectbox("Model to download", list(models), key=f"runs_model_{rid}")

@@ -69,7 +69,7 @@ tab_kd, tab_groups, tab_1991 = st.tabs(["Teacher → students", "Many small mode
 
 # ================================================================ teacher → three students
 with tab_kd:
-    task = st.radio("Task", list(TASK_TITLES), format_func=TASK_TITLES.get, horizontal=True, key="seq_task",
+    task = st.radio("Task", list(TASK_TITLES), format_func=TASK_TITLES.get, horizontal=True, key="seq_task", bind="query-params",
                     help="events: " + SEQUENCE_TASKS["events"] + ". Reber: " + SEQUENCE_TASKS["reber"] + ".")
     st.caption(SEQUENCE_TASKS[task] + ".")
     t_pre, d_pre = sequence_presets()[task]
@@ -79,13 +79,13 @@ with tab_kd:
         st.subheader("1 · Teacher")
         c1, c2 = st.columns(2)
         t_kind = c1.radio("Recurrent cell", ["gru", "lstm"], index=["gru", "lstm"].index(t_pre.model.kind),
-                          format_func=str.upper, horizontal=True, key=f"seq_t_kind_{task}")
-        t_width = c2.select_slider("State width", TEACHER_WIDTHS, value=t_pre.model.hidden, key=f"seq_t_width_{task}",
+                          format_func=str.upper, horizontal=True, key=f"seq_t_kind_{task}", bind="query-params")
+        t_width = c2.select_slider("State width", TEACHER_WIDTHS, value=t_pre.model.hidden, key=f"seq_t_width_{task}", bind="query-params",
                                    help="Units in each recurrent layer.")
-        t_layers = c1.slider("Layers", 1, 3, t_pre.model.layers, key=f"seq_t_layers_{task}")
-        t_dropout = c2.slider("Dropout", 0.0, 0.5, float(t_pre.model.dropout), 0.05, key=f"seq_t_dropout_{task}",
+        t_layers = c1.slider("Layers", 1, 3, t_pre.model.layers, key=f"seq_t_layers_{task}", bind="query-params")
+        t_dropout = c2.slider("Dropout", 0.0, 0.5, float(t_pre.model.dropout), 0.05, key=f"seq_t_dropout_{task}", bind="query-params",
                               help="Between stacked layers and before the read-out.")
-        t_epochs = c1.number_input("Epochs", 1, 200, t_pre.train.epochs, key=f"seq_t_epochs_{task}")
+        t_epochs = c1.number_input("Epochs", 1, 200, t_pre.train.epochs, key=f"seq_t_epochs_{task}", bind="query-params")
         teacher_cfg, teacher_err = None, None
         try:
             teacher_cfg = SeqTeacherConfig(t_pre.task, SeqModelConfig(t_kind, hidden=int(t_width), layers=int(t_layers),
@@ -103,22 +103,22 @@ with tab_kd:
         st.subheader("2 · Students")
         kinds = list(SEQ_MODEL_KINDS)
         c1, c2 = st.columns(2)
-        s_kind = c1.selectbox("Student", kinds, index=kinds.index(d_pre.student.kind), key=f"seq_s_kind_{task}",
+        s_kind = c1.selectbox("Student", kinds, index=kinds.index(d_pre.student.kind), key=f"seq_s_kind_{task}", bind="query-params",
                               format_func=SEQ_MODEL_KINDS.get,
                               help="The three students share this model: distilled, labels only, teacher's hard labels.")
-        s_width = c2.select_slider("Width", STUDENT_WIDTHS, value=d_pre.student.hidden, key=f"seq_s_width_{task}",
+        s_width = c2.select_slider("Width", STUDENT_WIDTHS, value=d_pre.student.hidden, key=f"seq_s_width_{task}", bind="query-params",
                                    help="Recurrent: state width; n-gram / bag: width of the MLP's hidden layer.")
         s_context = d_pre.student.context
         if s_kind == "ngram":
-            s_context = c1.slider("Context (last k symbols)", 1, 8, d_pre.student.context, key=f"seq_s_context_{task}")
-        s_T = c1.slider("Temperature T", 1.0, 10.0, float(d_pre.temperature), 0.5, key=f"seq_s_T_{task}",
+            s_context = c1.slider("Context (last k symbols)", 1, 8, d_pre.student.context, key=f"seq_s_context_{task}", bind="query-params")
+        s_T = c1.slider("Temperature T", 1.0, 10.0, float(d_pre.temperature), 0.5, key=f"seq_s_T_{task}", bind="query-params",
                         help="Softens the teacher's predictions at every step.")
         s_alpha = c2.slider("α (weight of the soft targets)", 0.0, 1.0, float(d_pre.alpha), 0.05,
-                            key=f"seq_s_alpha_{task}", help="1 − α goes to the next symbols' cross-entropy.")
-        s_n = c1.number_input("Labelled sequences", 1, t_pre.task.n_train, d_pre.n_sequences, key=f"seq_s_n_{task}",
+                            key=f"seq_s_alpha_{task}", bind="query-params", help="1 − α goes to the next symbols' cross-entropy.")
+        s_n = c1.number_input("Labelled sequences", 1, t_pre.task.n_train, d_pre.n_sequences, key=f"seq_s_n_{task}", bind="query-params",
                               help=f"The students see the first n of the teacher's {t_pre.task.n_train} "
                                    "training sequences.")
-        s_epochs = c2.number_input("Epochs", 1, 300, d_pre.train.epochs, key=f"seq_s_epochs_{task}")
+        s_epochs = c2.number_input("Epochs", 1, 300, d_pre.train.epochs, key=f"seq_s_epochs_{task}", bind="query-params")
         distill_cfg, distill_err = None, None
         try:
             distill_cfg = SeqDistillConfig(SeqModelConfig(s_kind, hidden=int(s_width), context=int(s_context)),
@@ -213,12 +213,12 @@ with tab_kd:
         with left:
             st.markdown("**Soft targets, step by step**")
             c1, c2, c3 = st.columns(3)
-            who = c1.selectbox("Model", list(models), key="seq_view_model",
+            who = c1.selectbox("Model", list(models), key="seq_view_model", bind="query-params",
                                format_func=lambda n: viz.sequences.SEQ_NAMES.get(n, n))
             n_test = len(ds.test)
-            idx = int(c2.number_input("Test sequence", 1, n_test, 1, key="seq_view_index",
+            idx = int(c2.number_input("Test sequence", 1, n_test, 1, key="seq_view_index", bind="query-params",
                                       help=f"One of the {n_test} test sequences.")) - 1
-            T = c3.slider("T", 0.5, 10.0, float(d_cfg.temperature), 0.5, key="seq_view_T",
+            T = c3.slider("T", 0.5, 10.0, float(d_cfg.temperature), 0.5, key="seq_view_T", bind="query-params",
                           help="Redraws the same model's predictions softened at this temperature; nothing is retrained.")
             steps = int(ds.test.lengths[idx])
             heat = figure(run_id, ("soft", who, idx, T), lambda: viz.sequences.soft_targets_heatmap(
@@ -242,18 +242,18 @@ with tab_groups:
                 "targets of that session's own campaign model, beside a twin that learns from the events alone.")
     g_pre = GroupsIntoOneConfig()
     c1, c2, c3, c4 = st.columns(4)
-    g_n = c1.slider("Campaigns", 2, 8, g_pre.task.n_campaigns, key="seq_g_campaigns")
+    g_n = c1.slider("Campaigns", 2, 8, g_pre.task.n_campaigns, key="seq_g_campaigns", bind="query-params")
     g_sessions = c2.number_input("Training sessions (all campaigns)", 50, 5000, g_pre.task.n_train, 50,
-                                 key="seq_g_sessions")
+                                 key="seq_g_sessions", bind="query-params")
     g_width = c3.select_slider("Each campaign model: GRU width", TEACHER_WIDTHS, value=g_pre.group_model.hidden,
-                               key="seq_g_width")
-    g_epochs = c4.number_input("Campaign models: epochs", 1, 200, g_pre.group_train.epochs, key="seq_g_epochs")
+                               key="seq_g_width", bind="query-params")
+    g_epochs = c4.number_input("Campaign models: epochs", 1, 200, g_pre.group_train.epochs, key="seq_g_epochs", bind="query-params")
     c1, c2, c3, c4 = st.columns(4)
     s_width_g = c1.select_slider("One student: GRU width", STUDENT_WIDTHS, value=g_pre.student.hidden,
-                                 key="seq_g_s_width")
-    s_epochs_g = c2.number_input("One student: epochs", 1, 200, g_pre.student_train.epochs, key="seq_g_s_epochs")
-    g_T = c3.slider("Temperature T", 1.0, 10.0, float(g_pre.temperature), 0.5, key="seq_g_T")
-    g_alpha = c4.slider("α (weight of the soft targets)", 0.0, 1.0, float(g_pre.alpha), 0.05, key="seq_g_alpha")
+                                 key="seq_g_s_width", bind="query-params")
+    s_epochs_g = c2.number_input("One student: epochs", 1, 200, g_pre.student_train.epochs, key="seq_g_s_epochs", bind="query-params")
+    g_T = c3.slider("Temperature T", 1.0, 10.0, float(g_pre.temperature), 0.5, key="seq_g_T", bind="query-params")
+    g_alpha = c4.slider("α (weight of the soft targets)", 0.0, 1.0, float(g_pre.alpha), 0.05, key="seq_g_alpha", bind="query-params")
     groups_cfg, groups_err = None, None
     try:
         if g_sessions < 10 * g_n:
@@ -312,12 +312,12 @@ with tab_1991:
     st.markdown(ABOUT)
     c_pre = ChunkerConfig()
     c1, c2, c3, c4 = st.columns([1, 1, 1, 1.3])
-    c_lag = c1.slider("Lag (chunk length)", 2, 16, c_pre.lag, key="seq_c_lag",
+    c_lag = c1.slider("Lag (chunk length)", 2, 16, c_pre.lag, key="seq_c_lag", bind="query-params",
                       help="Steps the start symbol must be remembered across to predict the end.")
-    c_epochs = c2.number_input("Epochs", 1, 200, c_pre.train.epochs, key="seq_c_epochs")
+    c_epochs = c2.number_input("Epochs", 1, 200, c_pre.train.epochs, key="seq_c_epochs", bind="query-params")
     c_hidden = c3.select_slider("State width (both networks)", [8, 16, 24, 32, 64], value=c_pre.hidden,
-                                key="seq_c_hidden")
-    c_state = c4.toggle("Automatizer learns C's state", True, key="seq_c_state",
+                                key="seq_c_hidden", bind="query-params")
+    c_state = c4.toggle("Automatizer learns C's state", True, key="seq_c_state", bind="query-params",
                         help="The automatizer (A) is trained to predict the chunker's (C's) internal state. Off: "
                              "that loss is left out, and the chunker is never made redundant.")
     chunk_cfg, chunk_err = None, None

@@ -8,7 +8,7 @@ from kdcore.runkinds_paper import specialists_config
 from kdcore.runs import RunSpec
 from kdcore.specialists import SpecialistConfig, SpecialistResult, describe_gain
 from kdcore.teachers import is_imported
-from ui import runs, state
+from ui import links, runs, state
 from ui import teacher as teacher_ui
 from ui.fmt import delta
 
@@ -43,18 +43,18 @@ max_clusters = ds.n_classes - 1
 with st.form(f"spec_form_{ds.name}"):
     c1, c2, c3 = st.columns(3)
     n_clusters = c1.number_input("Clusters (K of K-means)", 1, max_clusters, min(4, max_clusters),
-                                 key="spec_clusters",
+                                 key="spec_clusters", bind="query-params",
                                  help="Clusters of one class get no specialist; a specialist needs ≥ 2 classes.")
-    split = c1.radio("Covariance measured on", ["train", "val"], horizontal=True, key="spec_split",
+    split = c1.radio("Covariance measured on", ["train", "val"], horizontal=True, key="spec_split", bind="query-params",
                      help="The paper uses the training set.")
-    temperature = c2.slider("Temperature of the predictions", 1.0, 10.0, 1.0, 0.5, key="spec_T",
+    temperature = c2.slider("Temperature of the predictions", 1.0, 10.0, 1.0, 0.5, key="spec_T", bind="query-params",
                             help="Softer predictions reveal more of the similarity between classes.")
     init = c2.radio("Specialists start from", ["scratch"] if imported else ["generalist", "scratch"],
-                    horizontal=True, key="spec_init",
+                    horizontal=True, key="spec_init", bind="query-params",
                     format_func={"generalist": "the generalist's weights (paper)",
                                  "scratch": "a fresh initialization"}.get)
-    epochs = c3.number_input("Epochs per specialist", 1, 200, 10, key="spec_epochs")
-    lr = c3.select_slider("Learning rate", [3e-4, 1e-3, 3e-3, 1e-2], value=1e-3, key="spec_lr",
+    epochs = c3.number_input("Epochs per specialist", 1, 200, 10, key="spec_epochs", bind="query-params")
+    lr = c3.select_slider("Learning rate", [3e-4, 1e-3, 3e-3, 1e-2], value=1e-3, key="spec_lr", bind="query-params",
                           format_func=lambda v: f"{v:g}")
     pressed = st.form_submit_button("Train specialists", type="primary", icon=":material/category:")
 
@@ -69,6 +69,7 @@ if pressed:
 
 st.divider()
 run_id = runs.current(SLOT, "specialists", ds.name, ds.seed)
+links.showing_run(run_id)   # the Share box links to this run's result
 v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="spec_train", label="Training specialists",
@@ -96,7 +97,7 @@ elif not result.planned:
 names = ds.class_names
 left, right = st.columns([1, 1], gap="large")
 with left:
-    hide_diag = st.toggle("Hide the diagonal (each class's own variance)", value=True, key="spec_hide_diag")
+    hide_diag = st.toggle("Hide the diagonal (each class's own variance)", value=True, key="spec_hide_diag", bind="query-params")
     st.plotly_chart(viz.specialists.covariance_heatmap(result.covariance, result.clusters, names, hide_diag), width="stretch")
     st.caption(f"K-means (K = {result.config.n_clusters}) on the covariance's columns, diagonal set to 0, "
                f"measured on the {result.config.split} split at T = {result.config.temperature:g}. "
@@ -115,8 +116,8 @@ with right:
         else:
             st.markdown(f"{i}. {label}: no specialist (not trained)")
     c1, c2 = st.columns(2)
-    method = c1.radio("Combination", list(COMBINE_LABELS), format_func=COMBINE_LABELS.get, key="spec_combine")
-    top_n = c2.number_input("Generalist's top classes that call specialists (paper: 1)", 1, 3, 1, key="spec_topn")
+    method = c1.radio("Combination", list(COMBINE_LABELS), format_func=COMBINE_LABELS.get, key="spec_combine", bind="query-params")
+    top_n = c2.number_input("Generalist's top classes that call specialists (paper: 1)", 1, 3, 1, key="spec_topn", bind="query-params")
 
 if not result.specialists:
     st.warning("No specialist was trained, so the generalist's predictions are unchanged.")
@@ -138,7 +139,7 @@ c3.metric("On the classes with a specialist", f"{100 * report['combined_covered'
           **delta(100 * (report['combined_covered'] - report['generalist_covered'])),
           help=f"{report['n_covered']} test examples")
 
-show_all = st.toggle("Show every class", value=False, key="spec_all_classes")
+show_all = st.toggle("Show every class", value=False, key="spec_all_classes", bind="query-params")
 rows = [r for r in report["per_class"] if show_all or r["covered"]]
 st.plotly_chart(viz.specialists.per_class_bars(rows, "Per-class test accuracy" + ("" if show_all else
                                                                    ": classes with a specialist")), width="stretch")

@@ -46,26 +46,26 @@ kd_default = default_kd(ds.name)
 
 with st.form(f"sweep_form_{ds.name}"):
     c1, c2, c3 = st.columns(3)
-    t_text = c1.text_input("Temperatures T", "1, 2, 4, 8, 16", key="sweep_T",
+    t_text = c1.text_input("Temperatures T", "1, 2, 4, 8, 16", key="sweep_T", bind="query-params",
                            help="Comma-separated, each above 0 and at most "
                                 f"{MAX_TEMPERATURE:g}; columns of the heatmap.")
-    a_text = c2.text_input("α values", "0.1, 0.3, 0.5, 0.7, 0.9", key="sweep_alpha",
+    a_text = c2.text_input("α values", "0.1, 0.3, 0.5, 0.7, 0.9", key="sweep_alpha", bind="query-params",
                            help="Weight of the soft targets, between 0 and 1; rows of the heatmap.")
     w_text = c3.text_input("Student widths", ", ".join(str(h) for h in student_default.hidden[:1]),
-                           key="sweep_widths",
+                           key="sweep_widths", bind="query-params",
                            help="Hidden units of the student MLP, 1 to "
                                 f"{MAX_WIDTH}; one batched model per width.")
     c1, c2, c3, c4 = st.columns(4)
-    n_seeds = c1.number_input("Seeds per cell", 1, 10, 1, key="sweep_seeds",
+    n_seeds = c1.number_input("Seeds per cell", 1, 10, 1, key="sweep_seeds", bind="query-params",
                               help="Students per cell (different initialization, batch order and "
                                    "labelled subset); the heatmap shows mean ± std.")
-    epochs = c2.number_input("Epochs", 1, 300, train_default.epochs, key="sweep_epochs")
+    epochs = c2.number_input("Epochs", 1, 300, train_default.epochs, key="sweep_epochs", bind="query-params")
     fraction = c3.select_slider("Labelled examples", [0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
                                 value=kd_default.labelled_fraction, format_func=lambda f: f"{100 * f:g} %",
-                                key="sweep_fraction",
+                                key="sweep_fraction", bind="query-params",
                                 help="Share of the transfer set whose labels the students may use.")
     backends = ["in-process"] + (["Ray"] if RAY_AVAILABLE else [])
-    backend_name = c4.selectbox("Backend", backends, key="sweep_backend",
+    backend_name = c4.selectbox("Backend", backends, key="sweep_backend", bind="query-params",
                                 help="Ray spreads width groups over a Ray cluster's workers "
                                      "(address from $KDLAB_RAY_ADDRESS, else a local instance); "
                                      "progress then arrives per finished chunk. "
@@ -142,7 +142,7 @@ by_label = {v: k for k, v in labels.items()}
 best_full = (int(best["width"]),) + best_key
 
 widths = sorted(set(cells["width"]))
-metric = st.radio("Heatmap of", ["test_acc", "agreement"], horizontal=True, key="sweep_metric",
+metric = st.radio("Heatmap of", ["test_acc", "agreement"], horizontal=True, key="sweep_metric", bind="query-params",
                   format_func={"test_acc": "test accuracy", "agreement": "agreement with the teacher"}.get)
 
 
@@ -183,7 +183,7 @@ students = res.find(*cell)
 left, right = st.columns(2, gap="large")
 with left:
     curve_names = {"val_acc": "validation accuracy", "train_loss": "training loss", "val_loss": "validation loss"}
-    curve = st.radio("Curve", list(curve_names), horizontal=True, key="sweep_curve", format_func=curve_names.get)
+    curve = st.radio("Curve", list(curve_names), horizontal=True, key="sweep_curve", bind="query-params", format_func=curve_names.get)
     st.plotly_chart(viz.common.training_curves({f"seed {s.spec.seed}": s.history for s in students}, curve,
                                             f"{labels[cell]}: {curve_names[curve]} per epoch"),
                     width="stretch")
@@ -191,7 +191,7 @@ with left:
     st.caption(f"Test accuracy of this cell's students: {accs}.")
 with right:
     choices = ["best α per T"] + list(cfg.alphas)
-    alpha_choice = st.selectbox("Accuracy against T at", choices, key="sweep_alpha_line",
+    alpha_choice = st.selectbox("Accuracy against T at", choices, key="sweep_alpha_line", bind="query-params",
                                 format_func=lambda a: a if isinstance(a, str) else f"α = {a:g}")
     st.plotly_chart(viz.sweep.accuracy_vs_temperature(cells, None if isinstance(alpha_choice, str) else alpha_choice,
                                                       controls=res.control_cells()),
@@ -210,11 +210,11 @@ st.subheader("Table")
 table = pd.DataFrame(res.records())
 tab_cells, tab_students = st.tabs(["per cell (mean ± std over seeds)", "per student"])
 with tab_cells:
-    csv_table.show(cells, key="sweep_csv_cells", file_name=f"sweep_cells_{ds.name}_seed{ds.seed}.csv",
+    csv_table.show(cells, key="sweep_csv_cells", settings=runs.run_settings(run_id), file_name=f"sweep_cells_{ds.name}_seed{ds.seed}.csv",
                    label="Download CSV (per cell)", labels={c: column_label(c) for c in cells.columns},
                    formats={c: "%.2f" for c in cells.columns if c.endswith(("_mean", "_std"))})
 with tab_students:
-    csv_table.show(table, key="sweep_csv", file_name=f"sweep_{ds.name}_seed{ds.seed}.csv",
+    csv_table.show(table, key="sweep_csv", settings=runs.run_settings(run_id), file_name=f"sweep_{ds.name}_seed{ds.seed}.csv",
                    label="Download CSV (per student)", labels={c: column_label(c) for c in table.columns},
                    formats={"test_acc": "%.2f", "agreement": "%.2f", "val_acc": "%.2f", "kl_teacher": "%.4f",
                             "test_loss": "%.4f"})

@@ -53,35 +53,39 @@ def distilled_student():
 out = tl.teacher_outputs(teacher, ds.y_test.numpy(), ds.n_classes)   # T-independent, once per teacher
 names = [str(c) for c in ds.class_names]
 C, N = ds.n_classes, len(out.labels)
-sfx = f"{ds.name}_{ds.seed}"
 
 # ---- controls ----
 c_pick, c_which, c_temp = st.columns([1.1, 1.4, 2.2], gap="medium")
 with c_pick:
-    mode = st.radio("Pick an example", ["most confusing", "by class", "by index"], key="temperature_pick",
+    mode = st.radio("Pick an example", ["most confusing", "by class", "by index"], key="temperature_pick", bind="query-params",
                     help="Most confusing: the test examples on which the teacher's distribution at T = 1 "
                          "has the highest entropy, first.")
 with c_which:
     if mode == "most confusing":
-        rank = st.number_input("Rank (1 = most confusing)", 1, N, 1, key=f"temperature_rank_{sfx}")
+        state.clamp("temperature_rank", 1, N)
+        rank = st.number_input("Rank (1 = most confusing)", 1, N, 1, key="temperature_rank", bind="query-params")
         idx = int(out.confusing_order[int(rank) - 1])
     elif mode == "by class":
-        cls = st.selectbox("Class", range(C), format_func=lambda c: names[c], key=f"temperature_class_{sfx}")
+        cls = st.selectbox("Class", range(C), format_func=lambda c: names[c], key="temperature_class",
+                           bind="query-params")
         members = out.class_indices[cls]
         if len(members) == 0:
             st.warning(f"The test set has no example of class {names[cls]}.")
             st.stop()
+        state.clamp("temperature_member", 1, len(members))
         k = st.number_input(f"Which one (of {len(members)})", 1, len(members), 1,
-                            key=f"temperature_member_{sfx}_{cls}")
+                            key="temperature_member", bind="query-params")
         idx = int(members[int(k) - 1])
     else:
-        idx = int(st.number_input(f"Test example (0 to {N - 1})", 0, N - 1, 0, key=f"temperature_index_{sfx}"))
+        state.clamp("temperature_index", 0, N - 1)
+        idx = int(st.number_input(f"Test example (0 to {N - 1})", 0, N - 1, 0, key="temperature_index",
+                                  bind="query-params"))
 with c_temp:
-    T = float(st.select_slider("Temperature T", tl.TEMPERATURES, value=4.0, key="temperature_T",
+    T = float(st.select_slider("Temperature T", tl.TEMPERATURES, value=4.0, key="temperature_T", bind="query-params",
                                format_func=lambda t: f"{t:g}",
                                help="p_T = softmax(z / T). T = 1 is the teacher's ordinary output."))
     log_scale = st.toggle("Log scale (shows the tiny probabilities of the wrong classes)", value=True,
-                          key="temperature_log")
+                          key="temperature_log", bind="query-params")
 
 v = out.logits[idx]
 y_true, y_pred = int(out.labels[idx]), int(out.predictions[idx])

@@ -20,6 +20,7 @@ from kdcore.weightless import WeightlessConfig, weightless_record
 from kdcore import tradeoffs as tr
 from kdcore import bitwidths, latency, pipeline, quantize, sizecurve
 from kdcore.distill import KDConfig
+from kdcore.store import code_version
 from kdcore.models import format_bytes
 from kdcore.presets import default_kd, default_student
 from kdcore.quantize import QUANT_BITS, QuantConfig
@@ -195,7 +196,7 @@ if len(points) < 3:
     st.info("Few models so far: run the **size curve** below, distill a student on the *Distill* page, "
             "or quantize a model in section 3; each new model appears here.")
 
-axis = st.radio("Accuracy against", list(viz.tradeoffs.AXES), horizontal=True, key="tradeoffs_axis",
+axis = st.radio("Accuracy against", list(viz.tradeoffs.AXES), horizontal=True, key="tradeoffs_axis", bind="query-params",
                 format_func={"bytes": "size (bytes)", "latency_b1_ms": "latency, batch 1",
                              "latency_b256_ms": "latency, batch 256"}.get)
 st.plotly_chart(viz.tradeoffs.frontier_figure(points, axis), width="stretch")
@@ -208,7 +209,8 @@ st.caption(f"Latency: median of repeated forward passes on this machine's CPU ({
 table = pd.DataFrame([p.row() for p in points])
 frontier = set(tr.pareto_front([p.bytes for p in points], [p.accuracy for p in points]))
 table.insert(1, "on size frontier", [i in frontier for i in range(len(points))])
-csv_table.show(table, key="tradeoffs_csv_models", file_name=f"tradeoffs_{ds.name}_seed{ds.seed}.csv",
+csv_table.show(table, key="tradeoffs_csv_models",
+               settings={"dataset": ds.name, "split seed": ds.seed, "code version": code_version()}, file_name=f"tradeoffs_{ds.name}_seed{ds.seed}.csv",
                label="Download all models (CSV)", hide=["size (bytes)"],
                formats={"test accuracy (%)": "%.2f", "latency batch 1 (ms)": "%.4f",
                         "latency batch 256 (ms)": "%.3f"})
@@ -223,9 +225,9 @@ st.markdown("Students with one hidden layer of each width, each distilled from t
 with st.form(f"tradeoffs_sizes_form_{ds.name}"):
     c1, c2, c3 = st.columns([2.6, 1, 1.6])
     widths = c1.multiselect("Hidden widths", [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
-                            default=list(sizecurve.SIZE_WIDTHS), key="tradeoffs_sizes_widths")
-    curve_epochs = c2.number_input("Epochs", 1, 300, student_train.epochs, key="tradeoffs_sizes_epochs")
-    add_curve = c3.checkbox("Add them to section 1", value=True, key="tradeoffs_sizes_add",
+                            default=list(sizecurve.SIZE_WIDTHS), key="tradeoffs_sizes_widths", bind="query-params")
+    curve_epochs = c2.number_input("Epochs", 1, 300, student_train.epochs, key="tradeoffs_sizes_epochs", bind="query-params")
+    add_curve = c3.checkbox("Add them to section 1", value=True, key="tradeoffs_sizes_add", bind="query-params",
                             help="Plot the curve's students with the other models in section 1.")
     curve_pressed = st.form_submit_button("Run the size curve", type="primary", icon=":material/stacked_line_chart:")
 
@@ -255,7 +257,7 @@ else:
     (st.success if any(p.gain >= 0.005 for p in curve.points) else st.info)(curve.summary())
     st.plotly_chart(viz.tradeoffs.size_curve_figure(curve.points, curve.teacher_metrics), width="stretch")
     curve_table = pd.DataFrame([p.row() for p in curve.points])
-    csv_table.show(curve_table, key="tradeoffs_csv_sweep", file_name=f"size_curve_{ds.name}_seed{ds.seed}.csv",
+    csv_table.show(curve_table, key="tradeoffs_csv_sweep", settings=runs.run_settings(curve_id), file_name=f"size_curve_{ds.name}_seed{ds.seed}.csv",
                    label="Download the size curve (CSV)",
                    formats={"distilled accuracy (%)": "%.2f", "scratch accuracy (%)": "%.2f",
                             "gain (points)": "%+.2f"})
@@ -274,22 +276,22 @@ names = [r.name for r in sources]
 default_source = next((i for i, r in enumerate(sources) if r.role == "distilled"), 0)
 with st.form(f"tradeoffs_bits_form_{ds.name}"):
     c1, c2 = st.columns([3, 2])
-    source_name = c1.selectbox("Model", names, index=default_source, key="tradeoffs_bits_model",
+    source_name = c1.selectbox("Model", names, index=default_source, key="tradeoffs_bits_model", bind="query-params",
                                help="QAT trains, so it runs as a job: it needs a model made by a run (the teacher, "
                                     "Distill's students, the size curve's, pruned models). Any model can be "
                                     "quantized post-training.")
-    bits_list = c2.multiselect("Bits", list(bitwidths.PANEL_BITS), default=list(bitwidths.PANEL_BITS), key="tradeoffs_bits")
+    bits_list = c2.multiselect("Bits", list(bitwidths.PANEL_BITS), default=list(bitwidths.PANEL_BITS), key="tradeoffs_bits", bind="query-params")
     c1, c2, c3, c4, c5 = st.columns(5)
-    granularity = c1.radio("Scales", ["channel", "tensor"], key="tradeoffs_gran",
+    granularity = c1.radio("Scales", ["channel", "tensor"], key="tradeoffs_gran", bind="query-params",
                            format_func={"channel": "per channel", "tensor": "per tensor"}.get)
-    scale = c2.radio("Step chosen by", ["mse", "max"], key="tradeoffs_scale",
+    scale = c2.radio("Step chosen by", ["mse", "max"], key="tradeoffs_scale", bind="query-params",
                      format_func={"mse": "min. error", "max": "max |w|"}.get,
                      help="max |w|: nothing clipped, error ≤ half a step. Min. error: clip outliers for a finer "
                           "step (much better at 2 bits).")
-    do_qat = c3.toggle("Also QAT", value=True, key="tradeoffs_qat")
-    qat_epochs = c4.number_input("QAT epochs", 1, 200, 15, key="tradeoffs_qat_epochs")
+    do_qat = c3.toggle("Also QAT", value=True, key="tradeoffs_qat", bind="query-params")
+    qat_epochs = c4.number_input("QAT epochs", 1, 200, 15, key="tradeoffs_qat_epochs", bind="query-params")
     qat_lr = c5.select_slider("QAT learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2], value=1e-2,
-                              key="tradeoffs_qat_lr", format_func=lambda v: f"{v:g}")
+                              key="tradeoffs_qat_lr", bind="query-params", format_func=lambda v: f"{v:g}")
     bits_pressed = st.form_submit_button("Quantize", type="primary", icon=":material/compress:")
 
 if bits_pressed:
@@ -354,7 +356,7 @@ else:
         st.caption(f"QAT at 32 bits is the same distillation without quantization ({100 * ctrl.accuracy:.1f} %): "
                    "the part of a QAT model's accuracy that comes from extra training, not from QAT.")
     bits_table = pd.DataFrame([r.row() for r in rows])
-    csv_table.show(bits_table, key="tradeoffs_csv_bits", file_name=f"quantization_{ds.name}_seed{ds.seed}.csv",
+    csv_table.show(bits_table, key="tradeoffs_csv_bits", settings=runs.run_settings(bits_id), file_name=f"quantization_{ds.name}_seed{ds.seed}.csv",
                    label="Download the panel (CSV)", formats={"test accuracy (%)": "%.2f"})
 
 # ---------------------------------------------------------------- 4 · pipeline
@@ -368,13 +370,13 @@ pipe_names = [r.name for r in pipe_sources]
 with st.form(f"tradeoffs_pipe_form_{ds.name}"):
     c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
     pipe_source_name = c1.selectbox(
-        "Model", pipe_names, key="tradeoffs_pipe_model",
+        "Model", pipe_names, key="tradeoffs_pipe_model", bind="query-params",
         index=next((i for i, r in enumerate(pipe_sources) if r.role == "distilled"), 0),
         help="Models made by a run (the pipeline runs as a job, which rebuilds its model from that run).")
     pipe_sparsity = c2.select_slider("Sparsity", [0.5, 0.6, 0.7, 0.8, 0.9, 0.95], value=0.8,
-                                     key="tradeoffs_pipe_sparsity", format_func=lambda s: f"{100 * s:g} %")
-    pipe_bits = c3.selectbox("Bits", list(QUANT_BITS), index=1, key="tradeoffs_pipe_bits")
-    pipe_epochs = c4.number_input("Fine-tune epochs (0 = none)", 0, 200, 10, key="tradeoffs_pipe_epochs")
+                                     key="tradeoffs_pipe_sparsity", bind="query-params", format_func=lambda s: f"{100 * s:g} %")
+    pipe_bits = c3.selectbox("Bits", list(QUANT_BITS), index=1, key="tradeoffs_pipe_bits", bind="query-params")
+    pipe_epochs = c4.number_input("Fine-tune epochs (0 = none)", 0, 200, 10, key="tradeoffs_pipe_epochs", bind="query-params")
     pipe_pressed = st.form_submit_button("Prune and quantize", icon=":material/content_cut:")
 if pipe_pressed and pipe_source_name is not None:
     source = state.models(ds)[pipe_source_name]
@@ -416,18 +418,18 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
     with tab_wl:
         with st.form(f"tradeoffs_wl_form_{ds.name}"):
             c1, c2, c3 = st.columns([3, 1, 1])
-            wl_source_name = c1.selectbox("Model", rb_names, index=t_index, key="tradeoffs_wl_model",
+            wl_source_name = c1.selectbox("Model", rb_names, index=t_index, key="tradeoffs_wl_model", bind="query-params",
                                           help="A model made by a run (the job rebuilds it); the teacher by default.")
             wl_sparsity = c2.select_slider("Sparsity", [0.5, 0.7, 0.8, 0.9, 0.95, 0.98], value=0.9,
-                                           key="tradeoffs_wl_sparsity", format_func=lambda s: f"{100 * s:g} %")
-            wl_clusters = c3.selectbox("Clusters V", [4, 8, 16, 32, 64], index=2, key="tradeoffs_wl_clusters")
+                                           key="tradeoffs_wl_sparsity", bind="query-params", format_func=lambda s: f"{100 * s:g} %")
+            wl_clusters = c3.selectbox("Clusters V", [4, 8, 16, 32, 64], index=2, key="tradeoffs_wl_clusters", bind="query-params")
             c1, c2, c3, c4 = st.columns(4)
-            wl_t = c1.slider("Bits per cell t", 4, 16, 10, key="tradeoffs_wl_t",
+            wl_t = c1.slider("Bits per cell t", 4, 16, 10, key="tradeoffs_wl_t", bind="query-params",
                              help="Spurious weights at pruned positions: V / 2^t of them.")
-            wl_k = c2.selectbox("Hash functions k", [2, 3, 4], index=1, key="tradeoffs_wl_k")
+            wl_k = c2.selectbox("Hash functions k", [2, 3, 4], index=1, key="tradeoffs_wl_k", bind="query-params")
             wl_prune_epochs = c3.number_input("Retrain after pruning (epochs)", 0, 100, 10,
-                                              key="tradeoffs_wl_prune_epochs")
-            wl_epochs = c4.number_input("Retrain after each layer (epochs)", 0, 100, 5, key="tradeoffs_wl_epochs")
+                                              key="tradeoffs_wl_prune_epochs", bind="query-params")
+            wl_epochs = c4.number_input("Retrain after each layer (epochs)", 0, 100, 5, key="tradeoffs_wl_epochs", bind="query-params")
             wl_pressed = st.form_submit_button("Encode (Weightless)", icon=":material/filter_alt:")
         if wl_pressed:
             if wl_clusters > 2 ** wl_t:
@@ -479,10 +481,10 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
         with st.form(f"tradeoffs_bin_form_{ds.name}"):
             c1, c2, c3, c4 = st.columns(4)
             bin_width = c1.select_slider("Hidden width", [16, 32, 64, 128, 256, 512, 1024], value=256,
-                                         key="tradeoffs_bin_width")
-            bin_depth = c2.slider("Hidden layers", 1, 3, 2, key="tradeoffs_bin_depth")
-            bin_epochs = c3.number_input("Epochs", 1, 300, 20, key="tradeoffs_bin_epochs")
-            bin_latency = c4.toggle("Measure XNOR latency", value=True, key="tradeoffs_bin_latency")
+                                         key="tradeoffs_bin_width", bind="query-params")
+            bin_depth = c2.slider("Hidden layers", 1, 3, 2, key="tradeoffs_bin_depth", bind="query-params")
+            bin_epochs = c3.number_input("Epochs", 1, 300, 20, key="tradeoffs_bin_epochs", bind="query-params")
+            bin_latency = c4.toggle("Measure XNOR latency", value=True, key="tradeoffs_bin_latency", bind="query-params")
             bin_pressed = st.form_submit_button("Train binary MLPs", icon=":material/exposure:")
         if bin_pressed:
             cfg = rf.binary_config(teacher.spec, [int(bin_width)] * int(bin_depth),
@@ -526,14 +528,14 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
     with tab_lr:
         with st.form(f"tradeoffs_lr_form_{ds.name}"):
             c1, c2 = st.columns([3, 2])
-            lr_source_name = c1.selectbox("Model", rb_names, index=t_index, key="tradeoffs_lr_model")
+            lr_source_name = c1.selectbox("Model", rb_names, index=t_index, key="tradeoffs_lr_model", bind="query-params")
             lr_ranks = c2.multiselect("Ranks", [1, 2, 4, 8, 16, 32, 64, 128], default=[4, 8, 16, 32, 64],
-                                      key="tradeoffs_lr_ranks")
+                                      key="tradeoffs_lr_ranks", bind="query-params")
             c1, c2 = st.columns(2)
             lr_energies = c1.multiselect("Energy fractions", [0.5, 0.8, 0.9, 0.95, 0.99], default=[0.9],
-                                         key="tradeoffs_lr_energy", format_func=lambda e: f"{100 * e:g} %",
+                                         key="tradeoffs_lr_energy", bind="query-params", format_func=lambda e: f"{100 * e:g} %",
                                          help="Per layer the smallest rank keeping this share of Σ s².")
-            lr_epochs = c2.number_input("Fine-tune epochs (KD; 0 = none)", 0, 100, 5, key="tradeoffs_lr_epochs")
+            lr_epochs = c2.number_input("Fine-tune epochs (KD; 0 = none)", 0, 100, 5, key="tradeoffs_lr_epochs", bind="query-params")
             lr_pressed = st.form_submit_button("Factorize", icon=":material/view_week:")
         if lr_pressed:
             settings = ([LowRankConfig(rank=int(r), energy=None) for r in sorted(lr_ranks)]

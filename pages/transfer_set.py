@@ -82,7 +82,7 @@ with tab_f:
     with st.form(f"fractions_form_{ds.name}"):
         settings = student_ui.show(ds, key="tf", fraction=False)
         fractions = st.multiselect("Labelled shares", student_ui.FRACTIONS, default=list(DEFAULT_FRACTIONS),
-                                   format_func=lambda f: f"{100 * f:g} %", key="tf_fracs")
+                                   format_func=lambda f: f"{100 * f:g} %", key="tf_fracs", bind="query-params")
         go_f = st.form_submit_button("Run the curve", type="primary", icon=":material/show_chart:")
     if go_f:
         if not fractions:
@@ -144,7 +144,7 @@ with tab_o:
                     "where the soft targets carry something the labels cannot.")
     with st.form(f"omitted_form_{ds.name}"):
         cls = st.selectbox("Class to leave out", list(range(ds.n_classes)),
-                           index=min(3, ds.n_classes - 1), format_func=lambda c: ds.class_names[c], key="to_cls")
+                           index=min(3, ds.n_classes - 1), format_func=lambda c: ds.class_names[c], key="to_cls", bind="query-params")
         settings = student_ui.show(ds, key="to")
         go_o = st.form_submit_button("Train without it", type="primary", icon=":material/visibility_off:")
     if go_o:
@@ -161,7 +161,7 @@ with tab_o:
                    f"{100 * res.distilled.kd.labelled_fraction:g} % of them labelled. "
                    f"The teacher gets {100 * res.teacher_class_accuracy:.1f} % of the test {cname}s right."
                    + (" Stopped early." if res.stopped else ""))
-        mode = st.radio("Bias on the omitted class's logit", ["manual", "auto"], horizontal=True, key="to_mode",
+        mode = st.radio("Bias on the omitted class's logit", ["manual", "auto"], horizontal=True, key="to_mode", bind="query-params",
                         help="auto: the b that makes the distilled student predict the class as often as the "
                              "teacher does on the (unlabelled) validation inputs: no test labels used.")
         hi = max(15.0, round(res.auto_bias + 2))     # the figure's range; the slider's stays fixed
@@ -169,7 +169,7 @@ with tab_o:
             bias = round(res.auto_bias, 2)
             st.caption(f"b = {bias:g} (automatic)")
         else:
-            bias = st.slider("b (added to the logit at test time)", -5.0, 15.0, 0.0, 0.1, key="to_bias")
+            bias = st.slider("b (added to the logit at test time)", -5.0, 15.0, 0.0, 0.1, key="to_bias", bind="query-params")
         d0, d1 = res.evaluate_bias(0.0), res.evaluate_bias(bias)
         s1 = res.evaluate_bias(bias, "scratch")
         h1 = res.evaluate_bias(bias, "hard") if res.hard_test_logits is not None else None

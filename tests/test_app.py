@@ -24,7 +24,7 @@ def click(at: AppTest, label: str) -> AppTest:
 def test_home_renders_with_sidebar_and_picture():
     at = app()
     assert at.title[0].value.startswith("⚗️ Distillation Lab")
-    assert at.selectbox(key="dataset_name").value == "digits"
+    assert at.selectbox(key="dataset").value == "digits"
     assert len(at.get("plotly_chart")) == 1
 
 
@@ -35,7 +35,7 @@ def test_distill_runs_and_view_changes_do_not_retrain(digits_teacher, settle):
     assert not at.exception
     # the default teacher is on disk (fixture): found without training
     assert "loaded from the cache" in at.success[0].value and "test accuracy" in at.success[0].value
-    at.number_input(key="student_digits_epochs").set_value(4)
+    at.number_input(key="distill_epochs").set_value(4)
     click(at, "Distill")
     settle(at)
     assert not at.exception, [e.value for e in at.exception]
@@ -63,7 +63,7 @@ def test_missing_dataset_is_a_message_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLAB_DATA", str(tmp_path / "nothing-here"))
     at = app()
     # AppTest runs a switched-to page without app.py's sidebar, so set the sidebar's state directly
-    at.session_state["dataset_name"] = "fashion_mnist"
+    at.session_state["dataset"] = "fashion_mnist"
     at.switch_page("pages/distill.py").run()
     assert not at.exception
     assert any("could not be loaded" in e.value for e in at.error)
@@ -82,10 +82,10 @@ def test_two_dimensional_data_shows_decision_regions(settle):
     assert set(heatmaps[0].z.flatten()) <= {0, 1}
 
     at = app()
-    at.session_state["dataset_name"] = "moons"
+    at.session_state["dataset"] = "moons"
     at.switch_page("pages/distill.py").run()
-    at.number_input(key="t_epochs_moons").set_value(3)
-    at.number_input(key="student_moons_epochs").set_value(3)
+    at.number_input(key="distill_t_epochs").set_value(3)
+    at.number_input(key="distill_epochs").set_value(3)
     click(at, "Distill")
     settle(at)
     assert not at.exception, [e.value for e in at.exception]
@@ -97,7 +97,7 @@ def test_a_run_outlives_navigation(digits_teacher, settle):
     from kdcore.store import RunStore
     at = app()
     at.switch_page("pages/distill.py").run()
-    at.number_input(key="student_digits_epochs").set_value(300)
+    at.number_input(key="distill_epochs").set_value(300)
     click(at, "Distill")
     ws = at.session_state["ws"]
     run = next(r for r in RunStore().workspace_runs(ws) if r.kind == "distill")
@@ -121,7 +121,7 @@ def test_runs_page_lists_compares_renames_and_deletes(digits_teacher, settle):
     at = app()
     at.switch_page("pages/distill.py").run()
     for epochs in (2, 3):
-        at.number_input(key="student_digits_epochs").set_value(epochs)
+        at.number_input(key="distill_epochs").set_value(epochs)
         click(at, "Distill")
         settle(at)
     at.switch_page("pages/runs.py").run()
@@ -150,7 +150,7 @@ def test_runs_page_lists_compares_renames_and_deletes(digits_teacher, settle):
 def test_after_a_reload_trade_offs_lists_the_distill_pages_students(digits_teacher, settle):
     at = app()
     at.switch_page("pages/distill.py").run()
-    at.number_input(key="student_digits_epochs").set_value(2)
+    at.number_input(key="distill_epochs").set_value(2)
     click(at, "Distill")
     settle(at)
     ws = at.session_state["ws"]
@@ -168,10 +168,10 @@ def test_a_second_distillation_does_not_replace_the_first(digits_teacher, settle
     after a reload), with names that tell them apart."""
     at = app()
     at.switch_page("pages/distill.py").run()
-    at.number_input(key="student_digits_epochs").set_value(2)
+    at.number_input(key="distill_epochs").set_value(2)
     click(at, "Distill")
     settle(at)
-    at.select_slider(key="student_digits_fraction").set_value(1.0)
+    at.select_slider(key="distill_fraction").set_value(1.0)
     click(at, "Distill")
     settle(at)
     assert not at.exception, [e.value for e in at.exception]

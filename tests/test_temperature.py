@@ -241,7 +241,7 @@ def test_page_renders_with_a_cached_teacher_and_T_only_redraws(digits_teacher, m
     # the log-scale toggle and another example: still no training, charts change
     at.toggle(key="temperature_log").set_value(False).run()
     assert _specs(at)[1]["layout"]["yaxis"].get("type") != "log"
-    at.number_input(key="temperature_rank_digits_0").set_value(5).run()
+    at.number_input(key="temperature_rank").set_value(5).run()
     assert not at.exception
     assert state.teacher_cache().trained == trained
     assert any("Stand-in student" in m.value for m in at.markdown)
@@ -260,11 +260,11 @@ def test_page_by_class_and_by_index_and_a_distilled_student(digits, digits_teach
     assert len(bars["data"]) == 3 and "distilled student" in bars["data"][2]["name"]
     assert any("distilled student" in m.value for m in at.markdown)
     at.radio(key="temperature_pick").set_value("by class").run()
-    at.selectbox(key="temperature_class_digits_0").set_value(3).run()
+    at.selectbox(key="temperature_class").set_value(3).run()
     assert not at.exception
     assert "“3”" in _specs(at)[0]["layout"]["title"]["text"]
     at.radio(key="temperature_pick").set_value("by index").run()
-    at.number_input(key="temperature_index_digits_0").set_value(7).run()
+    at.number_input(key="temperature_index").set_value(7).run()
     assert not at.exception
     assert "Test example 7" in _specs(at)[0]["layout"]["title"]["text"]
 
@@ -279,7 +279,7 @@ def test_page_on_2d_data_shows_the_point(monkeypatch, open_page):
     spec = TeacherSpec("moons", 0, ModelConfig(hidden=(16,)), TrainConfig(epochs=2), seed=0)
     state.teacher_cache().get_or_train(spec, load_dataset("moons", 0))
     _no_training(monkeypatch)
-    at = _open(open_page, {"dataset_name": "moons", "teacher_spec": {("moons", 0): spec}})
+    at = _open(open_page, {"dataset": "moons", "teacher_spec": {("moons", 0): spec}})
     first = _specs(at)[0]
     assert first["data"][-1]["name"] == "this example"
     assert len(_specs(at)) == 6

@@ -41,7 +41,7 @@ def test_uploaded_csv_distilled_end_to_end(open_page, settle, loader_name):
     upload(at, f"{loader_name[5:]}.csv", csv_of(loader), label="target")
     assert not problems(at), problems(at)
     assert any("Added" in s.value for s in at.success)
-    name = at.session_state["dataset_name"]
+    name = at.session_state["dataset"]
     assert name.startswith("user-")
     from kdcore import userdata as ud
     # listed in the workspace (the sidebar's picker draws from this list; AppTest runs a switched-to
@@ -78,7 +78,7 @@ def wine_name():
 def _session(wine_name, ws="wineworkspace", teacher=None):
     from kdcore import userdata as ud
     ud.add_to_workspace(ws, wine_name[1])
-    s = {"dataset_name": wine_name[0], "ws": ws}
+    s = {"dataset": wine_name[0], "ws": ws}
     if teacher is not None:
         s["teacher_spec"] = {(wine_name[0], 0): teacher}
     return s

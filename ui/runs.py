@@ -196,6 +196,8 @@ def watched_result(run_id: str | None, key: str, label: str, what: str, live_tit
     once it ended, its stored result (None if there is none), after saying how an unfinished run ended.
 
     live_title: title of the live chart of the run's curves (or `chart`, a function of the curves)."""
+    from ui import links
+    links.showing_run(run_id)     # the Share box links to it
     v = view(run_id)
     if v is not None and v.active:
         if chart is None and live_title is not None:
@@ -205,6 +207,17 @@ def watched_result(run_id: str | None, key: str, label: str, what: str, live_tit
     if v is not None:
         explain_end(v, what)
     return result(run_id)
+
+
+def run_settings(run_id: str | None) -> dict:
+    """A stored run's settings for a CSV beside its numbers: run id, dataset, split seed, code version
+    and its config flattened (dotted names)."""
+    from kdcore.viz.report import flat_settings
+    rec = store().get(run_id) if run_id else None
+    if rec is None:
+        return {}
+    return {"run": rec.id, "dataset": rec.dataset, "split seed": rec.data_seed, "code version": rec.code_version,
+            **dict(flat_settings(rec.config))}
 
 
 def explain_end(v: JobView, what: str) -> None:

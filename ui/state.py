@@ -22,7 +22,7 @@ from kdcore.teachers import TeacherCache, TeacherSpec, TrainedTeacher
 
 # ---- every per-user key of the app that is not a widget's own (pages and helpers use these names,
 # through the accessors below; a page's widgets keep their keys beside them, prefixed by the page)
-DATASET_KEY = "dataset_name"          # the sidebar's dataset (its selectbox's key)
+DATASET_KEY = "dataset"               # the sidebar's dataset (its selectbox's key; also ?dataset=...)
 SEED_KEY = "seed"                     # the sidebar's seed (its number input's key)
 TEACHER_SPEC_KEY = "teacher_spec"     # (dataset, seed) -> the TeacherSpec chosen on Distill
 MODELS_KEY = "session_models"         # name -> ModelRecord of every model this session made
@@ -39,6 +39,59 @@ TRADEOFFS_SIZE_CURVE_ADDED_KEY = "tradeoffs_size_curve_added"   # size-curve run
 TRADEOFFS_PANELS_KEY = "tradeoffs_panels"     # (dataset, seed) -> a PTQ panel computed in the page
 LIVE_VIEWS_KEY = "live_views"         # a live view's key -> {"detached": bool, "figure": (stamp, fig, time)}
 WORKSPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
+
+# ---- the address bar (ui/links.py): every setting is a widget bound to a query parameter ----
+PRESENT_KEY = "present"               # presentation mode (?present=1)
+RUN_PARAM = "run"                     # ?run=<id>: open a stored run's result (read once, then dropped)
+URL_NOTES_KEY = "url_notes"           # (page, [notes]) about parameters that could not be used
+URL_SNAPSHOT_KEY = "url_snapshot"     # this script run's query parameters before the page drew its widgets
+APP_PARAMS = (DATASET_KEY, SEED_KEY, WORKSPACE_KEY, PRESENT_KEY)   # valid on every page
+# each page's settings are bound under its own key prefix(es), so that two pages' parameters never
+# collide and a link's parameters can be told apart: page url path -> prefixes of its widget keys
+PAGE_PARAM_PREFIXES = {
+    "": (),                                          # Home
+    "distill": ("distill_",),
+    "temperature": ("temperature_",),
+    "sweep": ("sweep_",),
+    "ensembles": ("ens_",),
+    "specialists": ("spec_",),
+    "transfer_set": ("to_", "tf_", "tl_"),
+    "hinton_mnist": ("hinton_",),
+    "sequences": ("seq_",),
+    "losses": ("losses_",),
+    "prune": ("prune_",),
+    "tradeoffs": ("tradeoffs_",),
+    "runs": ("runs_",),
+    "data": ("data_",),     # Your data: an upload is a file, not a setting; its few options stay off the URL
+    "lessons": (),
+}
+PAGE_TITLES = {"": "Home", "distill": "Distill", "temperature": "Temperature", "sweep": "Sweep",
+               "ensembles": "Ensembles", "specialists": "Specialists", "transfer_set": "Transfer sets",
+               "hinton_mnist": "Hinton MNIST", "sequences": "Sequences", "losses": "Losses", "prune": "Prune",
+               "tradeoffs": "Trade-offs", "runs": "Runs", "data": "Your data", "lessons": "Lessons"}
+
+
+def page_of_param(key: str) -> str | None:
+    """The page (url path) whose setting `key` is; "" for the app's own (dataset, seed...); None if none."""
+    if key in APP_PARAMS:
+        return ""
+    for page, prefixes in PAGE_PARAM_PREFIXES.items():
+        if key.startswith(prefixes) and prefixes:
+            return page
+    return None
+
+
+def clamp(key: str, lo, hi) -> None:
+    """Before a number widget whose bounds depend on the data (an example's index, a count): a value
+    kept from another dataset that falls outside them is brought inside (Streamlit refuses it)."""
+    v = st.session_state.get(key)
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
+        st.session_state[key] = type(v)(min(max(v, lo), hi))
+
+
+def present() -> bool:
+    """Presentation mode (large type, settings collapsed, charts sized for a projector)."""
+    return bool(st.session_state.get(PRESENT_KEY, False))
 
 DATASET_LABELS = {
     "digits": "digits (8×8, built in)",

@@ -12,13 +12,20 @@ import streamlit as st
 
 def show(table: pd.DataFrame, *, key: str, file_name: str, label: str = "Download (CSV)",
          formats: Mapping[str, str] | None = None, hide: Sequence[str] = (),
-         labels: Mapping[str, str] | None = None) -> None:
+         labels: Mapping[str, str] | None = None, settings: Mapping[str, object] | None = None) -> None:
     """`table` as a dataframe (numbers in `formats`, printf-style per column; headers renamed by
     `labels` in the view only; `hide` columns left out of the view) and a button that downloads all
-    of it, with its own column names and the hidden columns, as `file_name`."""
+    of it, with its own column names and the hidden columns, as `file_name`. `settings` (e.g. the
+    run's config, flattened) go into the CSV as leading columns, the same on every row, so that the
+    numbers never travel without the settings that made them."""
     formats, labels = formats or {}, labels or {}
     config = {c: st.column_config.NumberColumn(labels.get(c), format=formats[c]) if c in formats
               else st.column_config.Column(labels.get(c)) for c in {*formats, *labels} if c in table.columns}
     st.dataframe(table.drop(columns=list(hide)), hide_index=True, width="stretch", column_config=config)
-    st.download_button(label, table.to_csv(index=False).encode(), file_name, "text/csv", key=key,
+    csv = table
+    if settings:
+        front = pd.DataFrame({f"setting: {k}": [v if not isinstance(v, (list, tuple, dict)) else str(v)] * len(table)
+                              for k, v in settings.items()}, index=table.index)
+        csv = pd.concat([front, table], axis=1)
+    st.download_button(label, csv.to_csv(index=False).encode(), file_name, "text/csv", key=key,
                        icon=":material/download:")

@@ -2,6 +2,8 @@
 
 One module per page (the figures a page draws live in the module of its name), plus:
 - `style`: colours per role, the template, title/legend/margin placement (`layout`, `figure`);
+- `report`: a run's or a comparison's self-contained HTML report (plotly.js embedded once, PNG
+  export at presentation size from each chart); `style.for_projector` is presentation mode's copy;
 - `common`: figures several pages share: training curves (stored and live), confusion matrices,
   2-D decision regions, mean ± std bars.
 

@@ -85,3 +85,37 @@ def hline(y: float, color: str = NEUTRAL, dash: str = "dash", yref: str = "y") -
     """A horizontal line shape at y in axis units."""
     return dict(type="line", xref="paper", yref=yref, x0=0, x1=1, y0=y, y1=y,
                 line=dict(color=color, dash=dash, width=1.2))
+
+
+# ---- presentation mode: the same figure, readable on a projector at 1280 × 720 ----
+PROJECTOR_FONT = 18          # axis titles, legend, hover (px); ticks 2 px less, the title 6 px more
+PROJECTOR_MIN_HEIGHT = 480   # px: a chart fills most of a 720-px-high screen under the page title
+
+
+PROJECTOR_TITLE_CHARS = 44  # a longer title gets smaller type, on one line (a half-width chart at 1280 px)
+
+
+def for_projector(fig: go.Figure) -> go.Figure:
+    """A projector-sized copy of a lab figure (the original is shared and never changed): larger
+    type, a taller chart, the title on one line above the plot (smaller type when it is long, so
+    that it fits a half-width chart) and the legend under the x axis, never over the title."""
+    out = go.Figure(fig)
+    lay = out.layout
+    height = max(int(lay.height or 360), PROJECTOR_MIN_HEIGHT)
+    title = (lay.title.text if lay.title is not None else None) or None
+    title_size = PROJECTOR_FONT + 6
+    if title and len(title) > PROJECTOR_TITLE_CHARS:
+        title_size = max(PROJECTOR_FONT - 2, int(title_size * PROJECTOR_TITLE_CHARS / len(title)))
+    out.update_layout(
+        height=height, font=dict(size=PROJECTOR_FONT),
+        title=dict(text=title, font=dict(size=title_size), x=0.0, xanchor="left", xref="container",
+                   pad=dict(l=8), y=0.985, yanchor="top", yref="container") if title else None,
+        margin=dict(l=80, r=30, t=90 if title else 40, b=110),
+        legend=dict(LEGEND_BELOW, y=-0.28, font=dict(size=PROJECTOR_FONT - 2)),   # under the plot, also
+        # for the charts whose legend sits above it on screen: there it would meet the larger title
+        hoverlabel=dict(font=dict(size=PROJECTOR_FONT)),
+    )
+    out.update_xaxes(tickfont=dict(size=PROJECTOR_FONT - 2), title_font=dict(size=PROJECTOR_FONT))
+    out.update_yaxes(tickfont=dict(size=PROJECTOR_FONT - 2), title_font=dict(size=PROJECTOR_FONT))
+    out.update_annotations(font=dict(size=PROJECTOR_FONT - 2))
+    return out

@@ -1,0 +1,73 @@
+"""Presentation mode (the sidebar's toggle, or ?present=1) and the charts' PNG export.
+
+- `css(page)`: in presentation mode, large type, no toolbar or header, the settings forms hidden and
+  summed up in one line (the link's settings) above the page.
+- every `plotly_chart` of the app goes through `chart` (installed once over Streamlit's): the
+  camera button saves a PNG at presentation resolution (1600 × 900 at scale 2) named after the
+  chart's title and the dataset, and in presentation mode the figure is drawn from a projector-sized
+  copy (`kdcore.viz.style.for_projector`).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from kdcore.viz.report import png_config
+from kdcore.viz.style import for_projector
+from ui import state
+
+CSS = """
+<style>
+html, body, [data-testid="stAppViewContainer"] { font-size: 20px; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.15rem; }
+h1 { font-size: 2.6rem !important; } h2, h3 { font-size: 1.8rem !important; }
+[data-testid="stMetricValue"] { font-size: 2.6rem !important; }
+[data-testid="stToolbar"], [data-testid="stDecoration"], [data-testid="stHeader"],
+[data-testid="stElementToolbar"], .modebar-container { display: none !important; }
+[data-testid="stForm"] { display: none !important; }
+.block-container, [data-testid="stMainBlockContainer"] { padding-top: 1rem !important; max-width: 100% !important; }
+</style>
+"""
+
+_real_chart = DeltaGenerator.plotly_chart
+
+
+def chart(self, figure_or_data, *args, **kwargs):
+    """Streamlit's plotly_chart with the lab's PNG export, and a projector-sized copy in presentation mode."""
+    fig = figure_or_data
+    title = None
+    try:
+        title = fig.layout.title.text
+    except AttributeError:
+        pass
+    config = dict(png_config(f"{title or 'chart'}-{state.dataset_name()}"))
+    config.update(kwargs.pop("config", None) or {})
+    if state.present() and hasattr(fig, "layout"):
+        fig = for_projector(fig)
+    return _real_chart(self, fig, *args, config=config, **kwargs)
+
+
+def install() -> None:
+    """Route every plotly_chart of the app through `chart` (once per process)."""
+    if DeltaGenerator.plotly_chart is not chart:
+        DeltaGenerator.plotly_chart = chart
+        st.plotly_chart = lambda *a, **k: chart(st._main, *a, **k)
+
+
+def css(page: str) -> None:
+    """In presentation mode: the style, and the settings of this view in one line above the page."""
+    if not state.present():
+        return
+    st.markdown(CSS, unsafe_allow_html=True)
+    from ui import links
+    params = {k: v for k, v in links.share_params(page).items() if k != state.PRESENT_KEY}
+    for k in st.query_params:     # a link's settings before the page's widgets took them (its first run)
+        if k not in params and state.page_of_param(k) == page:
+            values = st.query_params.get_all(k)
+            params[k] = values if len(values) > 1 else values[0]
+    text = " · ".join(f"{k.split('_', 1)[-1] if state.page_of_param(k) else k} = "
+                      f"{', '.join(v) if isinstance(v, list) else v}" for k, v in params.items())
+    st.caption(f"**{state.PAGE_TITLES.get(page, page)}** · {state.dataset_name()}, seed {state.seed()}"
+               + (f" · {text}" if text else " · default settings")
+               + " — presentation mode (the sidebar's toggle turns it off)")
