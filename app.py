@@ -7,12 +7,11 @@ Run with `streamlit run app.py`.
 
 import streamlit as st
 
-from ui import links, present, runs, sidebar
+from ui import frame, links, present, runs, sidebar
 
 presenting = st.session_state.get("present") or str(st.query_params.get("present", "")).lower() in links.TRUE_WORDS
 st.set_page_config(page_title="Distillation Lab", page_icon="⚗️", layout="wide",
                    initial_sidebar_state="collapsed" if presenting else "auto")
-present.install()   # every chart: a PNG button at presentation size; in presentation mode, projector-sized
 
 PAGES = {
     "": [
@@ -47,9 +46,9 @@ links.begin(page.url_path)     # a ?run= link, and parameters that are no settin
 sidebar.show(key="sidebar")
 present.css(page.url_path)     # presentation mode: large type, the settings in one line
 notes = st.container()         # on top of the page: what the link asked for and could not get
-stopped = links.run_page(page)   # a page's st.stop() ends the page, not this frame
+stopped = frame.run_page(page)   # a page's frame.stop() ends the page, not this frame
 # after the page (also one that stopped early): the notes on its link's settings, the Share box with
 # its settings, and the models it just made
 links.end(page.url_path, notes)
 sidebar.show_models(page.url_path)
-links.finish(stopped)
+frame.finish(stopped)

@@ -16,6 +16,7 @@ from kdcore import userteachers as ut
 from kdcore.data import DatasetUnavailable
 from kdcore.models import format_bytes
 from kdcore.presets import default_teacher_spec
+from ui import frame
 from ui import state
 from ui import teacher as teacher_ui
 
@@ -186,11 +187,11 @@ st.subheader("3 · Bring a teacher")
 if not ud.is_user_dataset(current):
     st.info("Choose one of your datasets (above, or in the sidebar) to give it a teacher. The built-in "
             "datasets use the lab's network teachers (Distill page).")
-    st.stop()
+    frame.stop()
 ds, err = state.dataset_or_error()
 if ds is None:
     st.error(f"**The dataset could not be loaded.** {err}")
-    st.stop()
+    frame.stop()
 meta = ud.read_meta(ud.fingerprint_of(ds.name))
 spec_now = state.teacher_spec(ds)
 choices = {"network": "the lab's network teacher (an MLP, set on the Distill page)",
@@ -225,7 +226,7 @@ if use:
             spec = ut.teacher_spec(ds.name, ds.seed, ut.ImportedModel(which, int(n_est), int(depth)), seed=ds.seed)
     except ValueError as err:
         st.error(f"**This teacher cannot be used.** {err}")
-        st.stop()
+        frame.stop()
     state.set_teacher_spec(spec)
     if ut.is_imported(spec) and spec.model.arch != "logits" and state.cached_teacher(ds) is None:
         teacher_ui.train(spec)

@@ -13,6 +13,8 @@ from kdcore.presets import default_teacher_spec
 from kdcore.teachers import TeacherSpec, is_imported
 from kdcore.text import plural
 from kdcore.train import TrainConfig
+from ui import present
+from ui import frame
 from ui import runs, state
 from ui import student as student_ui
 from ui import teacher as teacher_ui
@@ -114,7 +116,7 @@ result: DistillResult | None = runs.watched_result(run_id, "distill", "Distillin
 if result is None:
     st.info("Press **Distill** to train the two students. On *digits* at the default settings it "
             "takes a few seconds.")
-    st.stop()
+    frame.stop()
 
 # ---- results: everything below reads stored results; nothing here trains ----
 def figure(view: tuple, build):
@@ -201,7 +203,7 @@ with left:
     curves = {"distilled": result.distilled_history.to_records(), "scratch": result.scratch_history.to_records()}
     if result.hard_history is not None:
         curves["hard labels"] = result.hard_history.to_records()
-    st.plotly_chart(figure(("curves", metric), lambda: viz.common.training_curves(curves, metric)), width="stretch")
+    present.chart(figure(("curves", metric), lambda: viz.common.training_curves(curves, metric)), width="stretch")
     st.caption("The distilled student's training loss includes the T²-scaled soft term, so it is "
                "not on the same scale as the others' cross-entropy; compare validation curves.")
 with right:
@@ -210,7 +212,7 @@ with right:
                      bind="query-params",
                      format_func=lambda k: "hard labels" if k == "hard" else k)
     normalize = st.toggle("Row percentages", key="distill_cm_norm", bind="query-params")
-    st.plotly_chart(figure(("confusion", which, normalize), lambda: viz.common.confusion_heatmap(
+    present.chart(figure(("confusion", which, normalize), lambda: viz.common.confusion_heatmap(
         result.confusion[which], ds.class_names, f"Confusion matrix: {which} (test set)", normalize)),
         width="stretch")
 
@@ -218,6 +220,6 @@ if ds.input_shape == (2,):   # 2-D data: where each model draws its class bounda
     # uploaded outputs exist only for the dataset's rows, not for the plane's grid
     panels = {"teacher": teacher.model} if teacher is not None and getattr(spec.model, "arch", "") != "logits" else {}
     panels |= {"distilled": result.distilled, "scratch": result.scratch}
-    st.plotly_chart(figure(("regions", tuple(panels)), lambda: viz.common.decision_boundary(
+    present.chart(figure(("regions", tuple(panels)), lambda: viz.common.decision_boundary(
         panels, ds.X_test, ds.y_test, ds.class_names,
         title="Decision regions on the plane (test points on top)")), width="stretch")

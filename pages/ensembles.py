@@ -22,6 +22,8 @@ from kdcore.runs import RunSpec
 from kdcore.teachers import is_imported
 from kdcore.train import TrainConfig
 from kdcore.jobs import UNSTARTED
+from ui import present
+from ui import frame
 from ui import links, runs, state
 from ui import student as student_ui
 
@@ -83,7 +85,7 @@ try:
     specs = member_specs(base_run, int(n_members), widths)
 except ValueError as err:
     st.error(f"These ensemble settings cannot be used: {err}.")
-    st.stop()
+    frame.stop()
 
 build_cfg = ensemble_config(specs, method)
 if train_pressed:
@@ -108,7 +110,7 @@ if bv is not None and bv.active:
     with ensemble_status.container():
         runs.watch(build_id, key="ens_build", label="Training the members",
                    chart=lambda c: viz.common.live_curves(c, "Members: validation accuracy, live"))
-    st.stop()
+    frame.stop()
 
 ensemble: Ensemble | None = None
 if bv is not None:
@@ -147,7 +149,7 @@ st.divider()
 if ensemble is None:
     st.info("Press **Train ensemble** to train the members. On *digits* with the defaults each member takes a "
             "few seconds (members already trained come from the cache).")
-    st.stop()
+    frame.stop()
 
 # ---- results: everything below reads stored results; nothing here trains ----
 st.subheader("3 · Results")
@@ -177,12 +179,12 @@ st.dataframe(table, hide_index=True, width="stretch", placeholder="—", column_
     "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
     "agreement with the ensemble (%)": st.column_config.NumberColumn(format="%.2f"),
 })
-st.plotly_chart(viz.ensembles.ensemble_bars(rows), width="stretch")
+present.chart(viz.ensembles.ensemble_bars(rows), width="stretch")
 
 if res is None:
     if not distilling:
         st.info("Press **Distill from the ensemble** to compress it into one student.")
-    st.stop()
+    frame.stop()
 
 summary = res.summary()
 if res.stopped_early:
@@ -196,6 +198,6 @@ st.caption(f"Student {res.result.student_config.describe()} · T = {kd.temperatu
 metric = st.radio("Curve", ["val_acc", "train_loss", "val_loss"], horizontal=True, key="ens_curve", bind="query-params",
                   format_func={"val_acc": "validation accuracy", "train_loss": "training loss",
                                "val_loss": "validation loss"}.get)
-st.plotly_chart(viz.common.training_curves(
+present.chart(viz.common.training_curves(
     {"from ensemble": res.result.distilled_history.to_records(), "from one member": res.single_history.to_records(),
      "scratch": res.result.scratch_history.to_records()}, metric), width="stretch")

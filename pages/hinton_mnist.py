@@ -11,6 +11,8 @@ from kdcore import records
 from kdcore.runkinds_paper import hinton_config
 from kdcore.runs import RunSpec
 from kdcore.transfer import bias_curve
+from ui import present
+from ui import frame
 from ui import links, runs, state
 from ui.fmt import delta
 
@@ -59,14 +61,14 @@ except DatasetUnavailable as err:
     if getattr(err, "detail", ""):
         with st.expander("Technical detail"):
             st.code(err.detail, language=None)
-    st.stop()
+    frame.stop()
 
 if run_pressed:
     try:
         devices.resolve_device(device)
     except devices.DeviceUnavailable as err:
         st.error(f"**The GPU cannot be used:** {err}. Switch *Train on the GPU* off to run on the CPU.")
-        st.stop()
+        frame.stop()
     runs.submit(RunSpec("hinton_mnist", hinton_config(preset, seed, device)), slot=SLOT)
 
 st.divider()
@@ -76,7 +78,7 @@ v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="hinton", label="Hinton MNIST",
                chart=lambda c: viz.common.live_curves(c, "Validation accuracy, live"))
-    st.stop()
+    frame.stop()
 if v is not None:
     runs.explain_end(v, "Hinton MNIST experiment")
     if v.status == "failed" and "out of memory" in (v.error or "") and \
@@ -94,7 +96,7 @@ if v is not None and v.status == "stopped":
 if res is None:
     st.info("Press **Run the Hinton MNIST experiment**. The CPU schedule takes a few minutes; the tiny "
             "one seconds.")
-    st.stop()
+    frame.stop()
 
 # ---- results: nothing below trains ----
 for model_record in records.hinton_records(res, runs.store().get(run_id).spec.to_dict()):
@@ -116,7 +118,7 @@ st.caption(f"Errors on {res.n_test:,} test images ({res.n_test_class} of them 3s
 keys = [k for k in ("teacher", "hard", "distilled", "omitted", "omitted_bias") if k in res.errors]
 labels = {"teacher": "teacher", "hard": "student, hard labels", "distilled": "student, soft T=20",
           "omitted": "distilled, no 3s", "omitted_bias": "… + bias on 3"}
-st.plotly_chart(viz.hinton.errors_bars({k: res.errors[k] for k in keys}, PAPER, labels, res.n_test), width="stretch")
+present.chart(viz.hinton.errors_bars({k: res.errors[k] for k in keys}, PAPER, labels, res.n_test), width="stretch")
 
 if "hard" in res.errors and "distilled" in res.errors:
     d, h = res.errors["distilled"], res.errors["hard"]
@@ -140,12 +142,12 @@ if res.omitted_test_logits is not None:
               **delta(int(now.errors[0]) - res.errors['omitted'], "vs b = 0", 0, inverse=True, unit=""))
     m2.metric(f"… of which on {c}s", int(now.class_errors[0]),
               **delta(int(now.class_errors[0]) - res.errors['omitted_on_class'], "vs b = 0", 0, inverse=True, unit=""))
-    st.plotly_chart(viz.hinton.bias_errors(grid, curve.errors, curve.class_errors, c, bias, PAPER["omitted_bias"],
+    present.chart(viz.hinton.bias_errors(grid, curve.errors, curve.class_errors, c, bias, PAPER["omitted_bias"],
                                            PAPER["bias"], res.n_test), width="stretch")
     st.caption(f"Automatic b = {res.errors['bias']:.2f}: the 3 is then predicted on validation inputs as "
                f"often as the teacher predicts it (no labels used). The best b on a 0.1 grid, judged on the test "
                f"set, is {res.best_bias:g} ({res.best_bias_errors} errors); the paper chose its 3.5 on the test set.")
 
 if res.histories:
-    st.plotly_chart(viz.common.training_curves({k: v for k, v in res.histories.items() if v}, "val_acc",
+    present.chart(viz.common.training_curves({k: v for k, v in res.histories.items() if v}, "val_acc",
                                             "Validation accuracy per epoch"), width="stretch")

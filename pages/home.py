@@ -5,6 +5,7 @@ import torch
 
 from kdcore import viz
 from kdcore.losses import soften
+from ui import present
 
 st.title("⚗️ Distillation Lab")
 st.markdown(
@@ -24,7 +25,7 @@ targets against the true labels, and T² keeps the soft gradients' scale as T ch
 # one picture: what a temperature does to a distribution (illustrative logits of a "2")
 logits = torch.tensor([1.0, 2.0, 9.0, 5.5, 0.5, 1.5, 0.0, 4.0, 3.0, 0.5])
 classes = [str(i) for i in range(10)]
-st.plotly_chart(viz.home.soft_targets_at(classes, [(T, soften(logits, T).numpy()) for T in (1.0, 4.0)],
+present.chart(viz.home.soft_targets_at(classes, [(T, soften(logits, T).numpy()) for T in (1.0, 4.0)],
                                          "Soft targets of a teacher that sees a “2” (illustrative logits)"),
                 width="stretch")
 st.caption("At T = 1 the teacher is almost one-hot on “2”. At T = 4 its belief that the digit "

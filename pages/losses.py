@@ -15,6 +15,8 @@ from kdcore.models import ModelConfig
 from kdcore.presets import default_kd, default_student
 from kdcore.runs import RunSpec
 from kdcore.train import TrainConfig
+from ui import present
+from ui import frame
 from ui import links, runs, state
 from ui import table as csv_table
 from ui import teacher as teacher_ui
@@ -32,7 +34,7 @@ st.markdown("Is plain knowledge distillation the best way to use a teacher? The 
 teacher = teacher_ui.require(ds, key="losses")
 if teacher_ui.not_a_network(teacher, "FitNets hints, one of the losses compared here, match the teacher's "
                                      "hidden layer, which only a network has"):
-    st.stop()
+    frame.stop()
 student_cfg, student_train = default_student(ds.name)
 kd = default_kd(ds.name)
 
@@ -102,7 +104,7 @@ else:
                                    "formula": r["formula"], "paper": r["paper"]} for r in table])
             csv_table.show(shown, key="losses_csv", settings=runs.run_settings(run_id), file_name=f"losses_{ds.name}_seed{ds.seed}.csv",
                            label="Download the table (CSV)")
-            st.plotly_chart(viz.common.mean_std_bars(table, f"Test accuracy per loss: {res.settings['student']}, "
+            present.chart(viz.common.mean_std_bars(table, f"Test accuracy per loss: {res.settings['student']}, "
                                                   f"{res.settings['epochs']} epochs, mean ± std over seeds"),
                             width="stretch")
             c = spec.config

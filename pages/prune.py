@@ -15,6 +15,8 @@ from kdcore import runkinds_compress as rc
 from kdcore.models import format_bytes, param_count
 from kdcore import records
 from kdcore.runs import RunSpec
+from ui import present
+from ui import frame
 from ui import links, runs, state
 from ui import teacher as teacher_ui
 
@@ -78,7 +80,7 @@ for r in sorted(state.models(ds).values(), key=lambda r: (r.role != "teacher", r
 
 if not sources and teacher_ui.not_a_network(teacher, "pruning works on a network's weights, and no student "
                                                     "of this dataset is listed yet"):
-    st.stop()
+    frame.stop()
 
 with st.form(f"prune_form_{ds.name}"):
     c1, c2, c3 = st.columns(3)
@@ -111,15 +113,15 @@ if source is not None:
 if analyse:
     if form_config is None:
         st.error("Choose a model to prune.")
-        st.stop()
+        frame.stop()
     if not levels:
         st.error("Choose at least one sparsity for the curves.")
-        st.stop()
+        frame.stop()
     if method == "exact" and param_count(rec.model) > EXACT_LIMIT:
         st.error(f"The exact diagonal needs one Hessian-vector product per parameter; this model has "
                  f"{param_count(rec.model):,} (the limit here is {EXACT_LIMIT:,}). Use Gauss–Newton or Hutchinson, "
                  f"or prune a student.")
-        st.stop()
+        frame.stop()
     runs.submit(RunSpec("prune_analysis", form_config), slot=SLOT)
 
 run_id = runs.current(SLOT, "prune_analysis", ds.name, ds.seed)
@@ -129,12 +131,12 @@ if v is not None and v.active:
     runs.watch(run_id, key="prune", label="Computing saliencies and one-shot curves",
                chart=lambda c: viz.common.live_curves(c, "Test accuracy after one-shot pruning, live",
                                                    y_title="test accuracy (%)"))
-    st.stop()
+    frame.stop()
 v, a = ended_result(run_id, "pruning analysis")
 if a is None or not a.scores:
     st.info("Choose a model and press **Compute saliencies**. On *digits* with Gauss–Newton it takes a "
             "second or two.")
-    st.stop()
+    frame.stop()
 analysis_spec = runs.store().get(run_id).spec
 label = analysis_spec.config.get("label", "model")
 if not a.complete:
@@ -155,7 +157,7 @@ with left:
     log_x = st.toggle("Log-scaled x axis", value=True, key="prune_logx", bind="query-params")
     which = st.radio("Histogram of", ["OBD", "magnitude"], horizontal=True, key="prune_hist_of", bind="query-params")
     if shown:
-        st.plotly_chart(viz.pruning.saliency_histogram(
+        present.chart(viz.pruning.saliency_histogram(
             {n: scores[which][n] for n in shown}, log_x,
             title=f"{'OBD saliency' if which == 'OBD' else 'Magnitude |θ|'} per layer",
             x_title="saliency ½·h·θ² (nats)" if which == "OBD" else "|θ|"), width="stretch")
@@ -167,13 +169,13 @@ with right:
     view_s = st.select_slider("Sparsity for these views", LEVELS, value=0.8, format_func=lambda s: f"{100 * s:g} %",
                               key="prune_view_sparsity", bind="query-params")
     masks = {c: P.masks_for_sparsity(scores[c], view_s, a.scope) for c in ("OBD", "magnitude", "random")}
-    st.plotly_chart(viz.pruning.obd_vs_magnitude({n: scores["OBD"][n] for n in shown or layers}, scores["magnitude"],
+    present.chart(viz.pruning.obd_vs_magnitude({n: scores["OBD"][n] for n in shown or layers}, scores["magnitude"],
                                         masks["OBD"], masks["magnitude"]), width="stretch")
     agree = P.mask_agreement(masks["OBD"], masks["magnitude"])
     st.caption(f"At {100 * view_s:g} % sparsity the two criteria make the same decision on {100 * agree:.1f} % "
                "of the weights. Where they disagree, OBD keeps small weights on which the loss is steep "
                "and drops large ones on which it is flat.")
-st.plotly_chart(viz.pruning.fraction_removed({c: P.layer_fractions(m) for c, m in masks.items()}, view_s), width="stretch")
+present.chart(viz.pruning.fraction_removed({c: P.layer_fractions(m) for c, m in masks.items()}, view_s), width="stretch")
 
 st.subheader("2 · Accuracy against sparsity")
 points = a.oneshot
@@ -212,14 +214,14 @@ merged = P.with_retrained(points, retrained)
 
 left, right = st.columns(2, gap="large")
 with left:
-    st.plotly_chart(viz.pruning.accuracy_curves(merged, a.base_accuracy), width="stretch")
+    present.chart(viz.pruning.accuracy_curves(merged, a.base_accuracy), width="stretch")
     verdict = P.oneshot_verdict(merged)
     if verdict is not None:
         (st.success if verdict[1] else st.info)(verdict[0])
     if not retrained:
         st.caption("Dashed: pruned only. Press **Retrain the pruned models** for the solid curves.")
 with right:
-    st.plotly_chart(viz.pruning.predicted_vs_actual(points), width="stretch")
+    present.chart(viz.pruning.predicted_vs_actual(points), width="stretch")
     st.caption("OBD's prediction is a second-order Taylor expansion at a minimum with the off-diagonal terms "
                "dropped: it holds for small deletions and fails for large ones (points leave the diagonal). "
                "It also assumes the gradient is zero; the neglected first-order term Σ −g·θ is in the table.")
@@ -238,7 +240,7 @@ if not a.sensitivity:
 else:
     sens = pd.DataFrame(a.sensitivity)
     left, right = st.columns([3, 2], gap="large")
-    left.plotly_chart(viz.pruning.sensitivity(a.sensitivity, a.base_accuracy), width="stretch")
+    present.chart(viz.pruning.sensitivity(a.sensitivity, a.base_accuracy), where=left, width="stretch")
     measured = [n for n in layers if n in set(sens["layer"])]
     pivot = sens.assign(acc=100 * sens["accuracy"], s=(100 * sens["sparsity"]).map(lambda v: f"{v:g} %")) \
         .pivot(index="layer", columns="s", values="acc").loc[measured]
@@ -271,7 +273,7 @@ else:
     register(label, a.n_prunable, it.model, it.criterion, it.steps[-1].sparsity, f"iterative, {len(steps)} rounds",
              runs.store().get(iter_id).spec.to_dict(), ["model"])
     final = steps[-1]
-    st.plotly_chart(viz.pruning.iterative_progress(steps, f"Iterative pruning by {it.criterion}: validation accuracy"),
+    present.chart(viz.pruning.iterative_progress(steps, f"Iterative pruning by {it.criterion}: validation accuracy"),
                     width="stretch")
     st.caption(f"{len(steps)} rounds{'' if it.complete else ' (stopped early)'} · final sparsity "
                f"{100 * final['sparsity']:.1f} % · validation accuracy {100 * final['accuracy']:.2f} % · "

@@ -8,6 +8,8 @@ from kdcore import codec, viz
 from kdcore.viz import report
 from kdcore.models import format_bytes
 from kdcore.store import runs_frame
+from ui import present
+from ui import frame
 from ui import links, runs, state
 from ui import table as table_ui
 
@@ -31,7 +33,7 @@ if active:
 if not records:
     st.info("No runs yet in this workspace. Start one on **Distill** (or any page with a training "
             "button); it will be listed here.")
-    st.stop()
+    frame.stop()
 
 # ---- the history as a table, filtered ----
 st.subheader("History")
@@ -67,7 +69,7 @@ if len(chosen) >= 2:
             if ys:
                 curves[f"{by_id[rid].display_name} · {name}"] = ys
     if curves:
-        st.plotly_chart(viz.common.live_curves(curves, "Validation accuracy per epoch, runs overlaid"),
+        present.chart(viz.common.live_curves(curves, "Validation accuracy per epoch, runs overlaid"),
                         width="stretch", key="runs_compare_chart")
     else:
         st.caption("These runs have no per-epoch curves to overlay.")

@@ -16,6 +16,7 @@ from kdcore.seqdistill import (SEQ_MODEL_KINDS, STUDENT_NAMES, STUDENTS, SeqDist
 from kdcore.seqgroups import GroupsIntoOneConfig, describe_groups_outcome
 from kdcore.sequences import SEQUENCE_TASKS, SeqTaskConfig, make_sequence_dataset
 from kdcore.train import TrainConfig
+from ui import present
 from ui import runs, state
 from ui.fmt import delta
 
@@ -224,13 +225,13 @@ with tab_kd:
             heat = figure(run_id, ("soft", who, idx, T), lambda: viz.sequences.soft_targets_heatmap(
                 soft_targets_of_sequence(models[who], ds.test, idx, T), sequence_symbols(ds, ds.test, idx),
                 ds.class_names, ds.test.targets[idx, :steps].tolist(), T, viz.sequences.SEQ_NAMES.get(who, who)))
-            st.plotly_chart(heat, width="stretch", key="seq_heatmap")
+            present.chart(heat, width="stretch", key="seq_heatmap")
             st.caption(f"Sequence: `{ds.test.strings[idx]}` · red rings: the symbol that came next.")
         with right:
             st.markdown("**Accuracy along the sequence**")
             pos = figure(run_id, ("positions",), lambda: viz.sequences.accuracy_per_position_chart(
                 {n: accuracy_per_position(mod, ds.test) for n, mod in models.items()}))
-            st.plotly_chart(pos, width="stretch", key="seq_positions")
+            present.chart(pos, width="stretch", key="seq_positions")
             st.caption("Each point: the share of right predictions at that step, over the test sequences long "
                        "enough to reach it (hover for how many): late steps rest on few sequences.")
 
@@ -298,10 +299,10 @@ with tab_groups:
             cols[2].caption(f"{format_bytes(g_res.sizes['one student'])} · same initialization and batches")
         left, right = st.columns([3, 2], gap="large")
         with left:
-            st.plotly_chart(figure(g_id, ("groups",), lambda: viz.sequences.accuracy_per_group_chart(
+            present.chart(figure(g_id, ("groups",), lambda: viz.sequences.accuracy_per_group_chart(
                 g_res.accuracy_per_group, g_res.group_names)), width="stretch", key="seq_groups_chart")
         with right:
-            st.plotly_chart(figure(g_id, ("sizes",), lambda: viz.sequences.model_size_bars(
+            present.chart(figure(g_id, ("sizes",), lambda: viz.sequences.model_size_bars(
                 {f"{n_models} campaign models": g_res.sizes["per-campaign models"],
                  "one student": g_res.sizes["one student"]})), width="stretch", key="seq_groups_sizes")
         st.caption("'Solved' means: overall at most 0.5 points below the per-campaign models and no campaign more "
@@ -339,7 +340,7 @@ with tab_1991:
             st.info("Press the button to train both networks (about 5 s of CPU at the defaults).")
     elif c_res.history:
         st.info(describe_takeover(c_res.history))
-        st.plotly_chart(figure(c_id, ("shares",), lambda: viz.sequences.chunker_share_chart(
+        present.chart(figure(c_id, ("shares",), lambda: viz.sequences.chunker_share_chart(
             chunker_takeover_shares(c_res.history))), width="stretch", key="seq_chunker_chart")
         ex = c_res.example
         st.markdown("**Who predicts what, on one test sequence** (A: the automatizer was confident; C: handed to "

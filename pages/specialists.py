@@ -8,6 +8,8 @@ from kdcore.runkinds_paper import specialists_config
 from kdcore.runs import RunSpec
 from kdcore.specialists import SpecialistConfig, SpecialistResult, describe_gain
 from kdcore.teachers import is_imported
+from ui import present
+from ui import frame
 from ui import links, runs, state
 from ui import teacher as teacher_ui
 from ui.fmt import delta
@@ -29,7 +31,7 @@ st.markdown(
 if ds.n_classes < 3:
     st.warning(f"*{ds.name}* has {ds.n_classes} classes: specialists need at least 3 (a cluster of several "
                "classes plus a dustbin). Pick *digits*, *spirals* or MNIST in the sidebar.")
-    st.stop()
+    frame.stop()
 
 generalist = teacher_ui.require(ds, key="specialists")
 st.caption(f"Generalist: the current teacher, **{teacher_ui.teacher_name(generalist)}**, "
@@ -64,7 +66,7 @@ if pressed:
                                epochs=int(epochs), lr=float(lr), seed=ds.seed)
     except ValueError as err:
         st.error(f"These settings cannot be used: {err}")
-        st.stop()
+        frame.stop()
     runs.submit(RunSpec("specialists", specialists_config(generalist.spec, cfg)), slot=SLOT)
 
 st.divider()
@@ -74,7 +76,7 @@ v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="spec_train", label="Training specialists",
                chart=lambda c: viz.common.live_curves(c, "Specialists: validation accuracy, live"))
-    st.stop()
+    frame.stop()
 if v is not None:
     runs.explain_end(v, "specialists' training")
 result: SpecialistResult | None = runs.result(run_id)
@@ -82,7 +84,7 @@ if result is None:
     if v is not None and v.status == "stopped":
         st.warning("Training was stopped before it started; nothing was kept.")
     st.info("Press **Train specialists**. On *digits* with the defaults it takes a few seconds per specialist.")
-    st.stop()
+    frame.stop()
 if v.status == "stopped":
     if result.specialists:
         st.warning(f"Training stopped: {len(result.specialists)} of {result.planned} specialists were finished "
@@ -98,7 +100,7 @@ names = ds.class_names
 left, right = st.columns([1, 1], gap="large")
 with left:
     hide_diag = st.toggle("Hide the diagonal (each class's own variance)", value=True, key="spec_hide_diag", bind="query-params")
-    st.plotly_chart(viz.specialists.covariance_heatmap(result.covariance, result.clusters, names, hide_diag), width="stretch")
+    present.chart(viz.specialists.covariance_heatmap(result.covariance, result.clusters, names, hide_diag), width="stretch")
     st.caption(f"K-means (K = {result.config.n_clusters}) on the covariance's columns, diagonal set to 0, "
                f"measured on the {result.config.split} split at T = {result.config.temperature:g}. "
                "Red: classes predicted together more than chance; boxes: the clusters.")
@@ -121,7 +123,7 @@ with right:
 
 if not result.specialists:
     st.warning("No specialist was trained, so the generalist's predictions are unchanged.")
-    st.stop()
+    frame.stop()
 
 report = result.report(method, int(top_n))
 net = report["fixed"] - report["broken"]
@@ -141,7 +143,7 @@ c3.metric("On the classes with a specialist", f"{100 * report['combined_covered'
 
 show_all = st.toggle("Show every class", value=False, key="spec_all_classes", bind="query-params")
 rows = [r for r in report["per_class"] if show_all or r["covered"]]
-st.plotly_chart(viz.specialists.per_class_bars(rows, "Per-class test accuracy" + ("" if show_all else
+present.chart(viz.specialists.per_class_bars(rows, "Per-class test accuracy" + ("" if show_all else
                                                                    ": classes with a specialist")), width="stretch")
 st.dataframe(pd.DataFrame([{"class": r["class"], "specialist": "yes" if r["covered"] else "no",
                             "test examples": r["n"], "generalist (%)": 100 * r["generalist"],

@@ -21,6 +21,8 @@ from kdcore.sweep import MAX_TEMPERATURE, MAX_WIDTH
 from kdcore.teachers import TeacherSpec
 from kdcore.text import format_seconds
 from kdcore.train import TrainConfig
+from ui import present
+from ui import frame
 from ui import runs, state
 from ui import table as csv_table
 from ui import teacher as teacher_ui
@@ -86,7 +88,7 @@ if run_pressed:
                              f"({MAX_STUDENTS}); use fewer values or seeds")
     except ValueError as err:
         st.error(f"These settings cannot be used: {err}")
-        st.stop()
+        frame.stop()
     runs.submit(RunSpec("sweep", sweep_config(teacher.spec, config, backend=BACKENDS[backend_name])), slot=SLOT)
     st.session_state.pop(state.SWEEP_CELL_KEY, None)
 
@@ -98,11 +100,11 @@ res: SweepResult | None = runs.watched_result(run_id, "sweep", "Sweeping", "swee
 if res is None:
     st.info("Press **Run sweep**. On *digits* the default 5 × 5 grid (25 students, 30 epochs) trains "
             "in a few seconds.")
-    st.stop()
+    frame.stop()
 if res.stopped_early:
     if not res.students:
         st.warning("The sweep was stopped before its first epoch ended: no student to show.")
-        st.stop()
+        frame.stop()
     st.warning(f"The sweep was stopped: {len(res.students)} of {res.config.n_students} students "
                "are shown, as they were then (some with fewer epochs).")
 # the teacher this sweep distilled from (the page's current teacher may have other settings since)
@@ -169,7 +171,7 @@ for i, width in enumerate(widths):
                                       controls=res.control_cells(),
                             selected=selected[1:] if selected[0] == width else None,
                             temperatures=cfg.temperatures, alphas=cfg.alphas)
-        st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points",
+        present.chart(fig, width="stretch", on_select="rerun", selection_mode="points",
                         key=f"sweep_heat_{width}_{metric}")
 st.caption("★ marks the best cell **by mean validation accuracy** (the validation split chooses; the test "
            "split only reports), drawn on this map of "
@@ -184,7 +186,7 @@ left, right = st.columns(2, gap="large")
 with left:
     curve_names = {"val_acc": "validation accuracy", "train_loss": "training loss", "val_loss": "validation loss"}
     curve = st.radio("Curve", list(curve_names), horizontal=True, key="sweep_curve", bind="query-params", format_func=curve_names.get)
-    st.plotly_chart(viz.common.training_curves({f"seed {s.spec.seed}": s.history for s in students}, curve,
+    present.chart(viz.common.training_curves({f"seed {s.spec.seed}": s.history for s in students}, curve,
                                             f"{labels[cell]}: {curve_names[curve]} per epoch"),
                     width="stretch")
     accs = ", ".join(f"{100 * s.metrics['accuracy']:.1f} %" for s in students)
@@ -193,7 +195,7 @@ with right:
     choices = ["best α per T"] + list(cfg.alphas)
     alpha_choice = st.selectbox("Accuracy against T at", choices, key="sweep_alpha_line", bind="query-params",
                                 format_func=lambda a: a if isinstance(a, str) else f"α = {a:g}")
-    st.plotly_chart(viz.sweep.accuracy_vs_temperature(cells, None if isinstance(alpha_choice, str) else alpha_choice,
+    present.chart(viz.sweep.accuracy_vs_temperature(cells, None if isinstance(alpha_choice, str) else alpha_choice,
                                                       controls=res.control_cells()),
                     width="stretch")
     if len(widths) > 1:

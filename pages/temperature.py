@@ -15,6 +15,8 @@ from kdcore.viz.style import COLORS
 from kdcore.models import build_model
 from kdcore.presets import default_student
 from kdcore.train import predict_logits, seeded_model
+from ui import present
+from ui import frame
 from ui import runs, state
 from ui import teacher as teacher_ui
 
@@ -71,7 +73,7 @@ with c_which:
         members = out.class_indices[cls]
         if len(members) == 0:
             st.warning(f"The test set has no example of class {names[cls]}.")
-            st.stop()
+            frame.stop()
         state.clamp("temperature_member", 1, len(members))
         k = st.number_input(f"Which one (of {len(members)})", 1, len(members), 1,
                             key="temperature_member", bind="query-params")
@@ -111,9 +113,9 @@ with left:
     title = f"Test example {idx}: a “{names[y_true]}”"
     if ds.is_image:
         img = ds.X_test[idx].numpy().reshape(ds.input_shape[-2:])
-        st.plotly_chart(viz.temperature.input_image(img, title), width="stretch", key="temperature_input")
+        present.chart(viz.temperature.input_image(img, title), width="stretch", key="temperature_input")
     else:
-        st.plotly_chart(viz.temperature.input_point(ds.X_test.numpy(), out.labels, names, ds.X_test[idx].numpy(), title),
+        present.chart(viz.temperature.input_point(ds.X_test.numpy(), out.labels, names, ds.X_test[idx].numpy(), title),
                         width="stretch", key="temperature_input")
     st.caption(f"True class **{names[y_true]}**; the teacher says **{names[y_pred]}** ({verdict}) with "
                f"p = {p1[y_pred]:.3f} at T = 1. Rank {int(out.confusion_rank[idx])} of {N} by entropy "
@@ -126,7 +128,7 @@ with right:
         qT = tl.soften_np(s_logits[idx], T)
         series.append((f"distilled student, T = {T:g} (H = {float(tl.entropy(qT)):.3f} nats)", qT,
                        COLORS["distilled"]))
-    st.plotly_chart(viz.temperature.probability_bars(names, series, log_scale,
+    present.chart(viz.temperature.probability_bars(names, series, log_scale,
                                         f"Probabilities at T = 1 and T = {T:g} · entropy {H1:.3f} → {HT:.3f} "
                                         f"nats (max {np.log(C):.2f})"),
                     width="stretch", key="temperature_bars")
@@ -139,7 +141,7 @@ with right:
 left, right = st.columns([2.2, 1], gap="large")
 H_curve, top_curve = tl.entropy_and_top(v)
 with left:
-    st.plotly_chart(viz.temperature.entropy_curve(tl.CURVE_TEMPERATURES, H_curve, top_curve, T, C,
+    present.chart(viz.temperature.entropy_curve(tl.CURVE_TEMPERATURES, H_curve, top_curve, T, C,
                                      f"Entropy and top-class probability of example {idx}, T from 0.5 to 50"),
                     width="stretch", key="temperature_entropy")
 with right:
@@ -156,7 +158,7 @@ sim = out.similarity(T)
 top3 = tl.most_similar(sim, k=3)
 left, right = st.columns([2.2, 1], gap="large")
 with left:
-    st.plotly_chart(viz.temperature.similarity_heatmap(sim, names, T, log_scale,
+    present.chart(viz.temperature.similarity_heatmap(sim, names, T, log_scale,
                                           f"Mean soft targets at T = {T:g} per true class (%, rows sum to 100)"),
                     width="stretch", key="temperature_similarity")
 with right:
@@ -190,12 +192,12 @@ st.markdown(
     "logits (Hinton, Vinyals & Dean 2015, eq. 2–3).")
 left, right = st.columns(2, gap="large")
 with left:
-    st.plotly_chart(viz.temperature.gradient_ratio_figure(story, T, "Soft-target gradient ÷ logit-matching gradient"),
+    present.chart(viz.temperature.gradient_ratio_figure(story, T, "Soft-target gradient ÷ logit-matching gradient"),
                     width="stretch", key="temperature_ratio")
     st.caption("The two gradients become the same vector as T grows: norm ratio and cosine → 1. "
                "At low T the soft targets only care about the few classes with the largest logits.")
 with right:
-    st.plotly_chart(viz.temperature.gradient_magnitude_figure(story, T, tl.hard_gradient_norm(z, y_true),
+    present.chart(viz.temperature.gradient_magnitude_figure(story, T, tl.hard_gradient_norm(z, y_true),
                                                  "Why the soft loss is multiplied by T²"),
                     width="stretch", key="temperature_magnitude")
     st.caption("Without T² the soft gradient shrinks like 1/T² at high T, so raising T would silently turn "

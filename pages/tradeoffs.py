@@ -29,6 +29,7 @@ from kdcore.runs import RunSpec
 from kdcore.teachers import TeacherSpec
 from kdcore.train import TrainConfig
 from kdcore.text import plural
+from ui import present
 from ui import runs, state
 from ui import table as csv_table
 from ui import teacher as teacher_ui
@@ -199,7 +200,7 @@ if len(points) < 3:
 axis = st.radio("Accuracy against", list(viz.tradeoffs.AXES), horizontal=True, key="tradeoffs_axis", bind="query-params",
                 format_func={"bytes": "size (bytes)", "latency_b1_ms": "latency, batch 1",
                              "latency_b256_ms": "latency, batch 256"}.get)
-st.plotly_chart(viz.tradeoffs.frontier_figure(points, axis), width="stretch")
+present.chart(viz.tradeoffs.frontier_figure(points, axis), width="stretch")
 threads = next(iter(next(iter(by_name.values())).values())).threads if by_name else torch.get_num_threads()
 st.caption(f"Latency: median of repeated forward passes on this machine's CPU ({threads} thread(s)), "
            "inference mode, after warm-up; measured once per model. Quantized models here hold "
@@ -255,7 +256,7 @@ else:
         st.warning(f"The size curve was stopped after {len(curve.points)} of {len(curve.widths)} widths; "
                    "the finished students are kept.")
     (st.success if any(p.gain >= 0.005 for p in curve.points) else st.info)(curve.summary())
-    st.plotly_chart(viz.tradeoffs.size_curve_figure(curve.points, curve.teacher_metrics), width="stretch")
+    present.chart(viz.tradeoffs.size_curve_figure(curve.points, curve.teacher_metrics), width="stretch")
     curve_table = pd.DataFrame([p.row() for p in curve.points])
     csv_table.show(curve_table, key="tradeoffs_csv_sweep", settings=runs.run_settings(curve_id), file_name=f"size_curve_{ds.name}_seed{ds.seed}.csv",
                    label="Download the size curve (CSV)",
@@ -338,7 +339,7 @@ if panel is None:
         st.info("Choose a model and press **Quantize**. PTQ is instant; QAT distills once per bit width.")
 else:
     src, rows = panel["source"], panel["rows"]
-    st.plotly_chart(viz.tradeoffs.bits_figure(rows, f"Test accuracy against bits: {src.name} ({panel['quant']})"),
+    present.chart(viz.tradeoffs.bits_figure(rows, f"Test accuracy against bits: {src.name} ({panel['quant']})"),
                     width="stretch")
     float_acc = src.accuracy
     lines = []
@@ -558,7 +559,7 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
             if not lr_result.complete:
                 st.warning(f"Stopped after {len(lr_result.points)} setting(s).")
             lr_rows = [p.row() for p in lr_result.points]
-            st.plotly_chart(viz.tradeoffs.low_rank_figure(lr_rows, f"Low rank of {lr_about['name']}: test accuracy "
+            present.chart(viz.tradeoffs.low_rank_figure(lr_rows, f"Low rank of {lr_about['name']}: test accuracy "
                                                     "against size"), width="stretch")
             csv_table.show(pd.DataFrame(lr_rows), key="tradeoffs_csv_lr",
                            file_name=f"low_rank_{ds.name}_seed{ds.seed}.csv",

@@ -11,6 +11,7 @@ from kdcore import records
 from kdcore.runkinds_paper import student_config
 from kdcore.runs import RunSpec
 from kdcore.transfer import DEFAULT_FRACTIONS, LOSSES
+from ui import present
 from ui import runs, state
 from ui import student as student_ui
 from ui import teacher as teacher_ui
@@ -98,7 +99,7 @@ with tab_f:
     elif not points:
         st.info("Press **Run the curve**: one distilled and one scratch student per share.")
     else:
-        st.plotly_chart(viz.transfer.fraction_figure(points), width="stretch")
+        present.chart(viz.transfer.fraction_figure(points), width="stretch")
         has_hard = all(p.hard is not None for p in points)
         table = pd.DataFrame([{"labelled (%)": 100 * p.fraction, "labels": p.n_labelled,
                                "soft targets + labels (%)": 100 * p.distilled["accuracy"],
@@ -187,7 +188,7 @@ with tab_o:
                                 "teacher's argmax over this transfer set (same b).")
         gain_soft = d1["accuracy"] - (h1 if h1 is not None else s1)["accuracy"]
         (st.success if gain_soft >= 0.005 else st.info)(res.summary())
-        st.plotly_chart(viz.transfer.bias_figure(res, bias, -5.0, hi), width="stretch")
+        present.chart(viz.transfer.bias_figure(res, bias, -5.0, hi), width="stretch")
         st.caption(f"Test errors at b = {bias:g}: distilled {d1['errors']} ({d1['class_errors']} on {cname}), "
                    f"labels only {s1['errors']} ({s1['class_errors']} on {cname})"
                    + (f", teacher's hard labels {h1['errors']} ({h1['class_errors']} on {cname})" if h1 else "")
@@ -211,13 +212,13 @@ with tab_l:
     elif res_l is None:
         st.info("Press **Compare the losses**.")
     else:
-        st.plotly_chart(viz.transfer.loss_bars(res_l, teacher.metrics["accuracy"]), width="stretch")
+        present.chart(viz.transfer.loss_bars(res_l, teacher.metrics["accuracy"]), width="stretch")
         st.dataframe(pd.DataFrame([
             {"loss": LOSSES[k], "test accuracy (%)": 100 * m["accuracy"], "test errors": m["errors"],
              "agreement with teacher (%)": 100 * m["agreement"]} for k, m in res_l.metrics.items()]),
             hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.2f")
                                             for c in ["test accuracy (%)", "agreement with teacher (%)"]})
-        st.plotly_chart(viz.common.training_curves({LOSSES[k]: h.to_records() for k, h in res_l.histories.items()},
+        present.chart(viz.common.training_curves({LOSSES[k]: h.to_records() for k, h in res_l.histories.items()},
                                                 "val_acc", colors={LOSSES[k]: viz.transfer.LOSS_COLORS[k] for k in LOSSES}),
                         width="stretch")
         best = max(res_l.metrics, key=lambda k: res_l.metrics[k]["accuracy"])

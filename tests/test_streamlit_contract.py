@@ -1,10 +1,14 @@
 """What the app assumes of Streamlit's internals, checked so an upgrade that changes them fails here.
 
-`ui/__init__.py` patches one internal (`PagesManager.uses_pages_directory`): no public option turns
-off Streamlit's old "pages/ directory" mode, in which a fresh server runs a deep link such as
-/distill as a bare page (no app.py: no sidebar, no page config, file names as the menu) until
-some run has called `st.navigation`. The product's layout keeps the `pages/` folder, so the lab
-switches the flag off. If Streamlit renames the flag or stops reading it, these tests say so.
+- `ui/__init__.py` patches one internal (`PagesManager.uses_pages_directory`): no public option turns
+  off Streamlit's old "pages/ directory" mode, in which a fresh server runs a deep link such as
+  /distill as a bare page (no app.py: no sidebar, no page config, file names as the menu) until some
+  run has called `st.navigation`. The product's layout keeps the `pages/` folder, so the lab switches
+  the flag off.
+- `ui/links.py` reads the metadata Streamlit keeps for widgets bound to the URL, to say which
+  parameter of a link a widget could not use (Streamlit drops such values silently, and no public
+  API tells). Where the metadata is missing the app goes on without those notes.
+If Streamlit renames any of it, these tests say so.
 """
 
 from __future__ import annotations
@@ -32,3 +36,23 @@ def test_importing_ui_switches_the_old_mode_off():
     PagesManager.uses_pages_directory = True
     ui._use_app_navigation()   # outside a script run: switches the flag, asks for no rerun
     assert PagesManager.uses_pages_directory is False
+
+
+# ---- ui/links.py reads the metadata Streamlit keeps for a bound widget (no public API gives it) ----
+
+def test_the_widget_metadata_the_link_notes_read_is_still_there():
+    """ui/links.py finds a key's widget metadata (its serializer, deserializer, value type, options and
+    `bind`) to say which URL value a widget could not use. If Streamlit moves any of it, the notes
+    quietly disappear in the app: this test says so first."""
+    from streamlit.runtime.state.common import WidgetMetadata
+    from streamlit.runtime.state.query_params import _coerce_value_for_query_url, parse_url_param
+    from streamlit.runtime.state.session_state import SessionState
+    from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
+    assert callable(_coerce_value_for_query_url) and callable(parse_url_param)
+    for name in ("get_widget_id_from_key", "get_widget_metadata"):
+        assert hasattr(SessionState, name), name
+    fields = set(getattr(WidgetMetadata, "__dataclass_fields__", {}))
+    assert {"serializer", "deserializer", "value_type", "bind", "formatted_options"} <= fields, fields
+    from streamlit.runtime.scriptrunner_utils import shared_run_state
+    assert "widget_user_keys_this_run" in inspect.getsource(shared_run_state)
+    assert "session_state" in getattr(ScriptRunContext, "__dataclass_fields__", {})

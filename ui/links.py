@@ -24,7 +24,6 @@ requirements.txt pins; where it is missing nothing breaks: no note, no link para
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 from urllib.parse import urlencode
 
@@ -127,45 +126,6 @@ def _describe(meta, value) -> str:
 
 
 # ---- before and after the page ----
-
-class _PageStopped(Exception):
-    """A page called st.stop() inside `run_page`: the page ends there, the app's frame goes on."""
-
-
-_IN_PAGE = threading.local()      # each session's script runs in its own thread
-_real_stop = st.stop
-
-
-def _stop():
-    if getattr(_IN_PAGE, "on", False):
-        raise _PageStopped
-    _real_stop()
-
-
-if not getattr(st.stop, "_kdlab_page_stop", False):
-    _stop._kdlab_page_stop = True
-    st.stop = _stop
-
-
-def run_page(page) -> bool:
-    """Run the page; True if it called st.stop(). Its stop ends the page only, so that the frame
-    still draws the link notes and the Share box after it; the frame then stops as the page asked
-    (`finish`), which keeps Streamlit's own handling of a stopped run (the state of the widgets the
-    page did not reach is kept)."""
-    _IN_PAGE.on = True
-    try:
-        page.run()
-    except _PageStopped:
-        return True
-    finally:
-        _IN_PAGE.on = False
-    return False
-
-
-def finish(stopped: bool) -> None:
-    if stopped:
-        _real_stop()
-
 
 def _notes(page: str) -> list[str]:
     kept = st.session_state.get(state.URL_NOTES_KEY)

@@ -2,7 +2,7 @@
 
 - `css(page)`: in presentation mode, large type, no toolbar or header, the settings forms hidden and
   summed up in one line (the link's settings) above the page.
-- every `plotly_chart` of the app goes through `chart` (installed once over Streamlit's): the
+- `chart(fig)`: how every page draws a plotly figure (Streamlit's `plotly_chart` with a config): the
   camera button saves a PNG at presentation resolution (1600 × 900 at scale 2) named after the
   chart's title and the dataset, and in presentation mode the figure is drawn from a projector-sized
   copy (`kdcore.viz.style.for_projector`).
@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
-
 from kdcore.viz.report import png_config
 from kdcore.viz.style import for_projector
 from ui import state
@@ -30,12 +28,9 @@ h1 { font-size: 2.6rem !important; } h2, h3 { font-size: 1.8rem !important; }
 </style>
 """
 
-_real_chart = DeltaGenerator.plotly_chart
-
-
-def chart(self, figure_or_data, *args, **kwargs):
-    """Streamlit's plotly_chart with the lab's PNG export, and a projector-sized copy in presentation mode."""
-    fig = figure_or_data
+def chart(fig, *, where=None, **kwargs):
+    """`st.plotly_chart(fig, **kwargs)` (or `where.plotly_chart`, for a column or container) with the lab's
+    PNG export, and a projector-sized copy of the figure in presentation mode."""
     title = None
     try:
         title = fig.layout.title.text
@@ -45,14 +40,7 @@ def chart(self, figure_or_data, *args, **kwargs):
     config.update(kwargs.pop("config", None) or {})
     if state.present() and hasattr(fig, "layout"):
         fig = for_projector(fig)
-    return _real_chart(self, fig, *args, config=config, **kwargs)
-
-
-def install() -> None:
-    """Route every plotly_chart of the app through `chart` (once per process)."""
-    if DeltaGenerator.plotly_chart is not chart:
-        DeltaGenerator.plotly_chart = chart
-        st.plotly_chart = lambda *a, **k: chart(st._main, *a, **k)
+    return (where or st).plotly_chart(fig, config=config, **kwargs)
 
 
 def css(page: str) -> None:

@@ -23,6 +23,8 @@ from kdcore import viz
 from kdcore.jobs import UNSTARTED, JobRunner, JobView
 from kdcore.runs import RunContext, RunSpec, kind
 from kdcore.store import ArtifactUnreadable, RunStore
+from ui import present
+from ui import frame
 from ui import state
 
 DISTILL_SLOT = "distill"   # the Distill page's current run, which Temperature and Prune also read
@@ -185,7 +187,7 @@ def watch(run_id: str, key: str, label: str, chart=None, on_end: str = "app") ->
             now = time.monotonic()
             if cached is None or cached[0][0] != run_id or (cached[0] != stamp and now - cached[2] >= CHART_SECONDS):
                 cached = mine["figure"] = (stamp, chart(v.curves), now)
-            st.plotly_chart(cached[1], width="stretch", key=f"{key}_chart")
+            present.chart(cached[1], width="stretch", key=f"{key}_chart")
 
     _live()
 
@@ -203,7 +205,7 @@ def watched_result(run_id: str | None, key: str, label: str, what: str, live_tit
         if chart is None and live_title is not None:
             chart = lambda curves: viz.common.live_curves(curves, live_title)  # noqa: E731
         watch(run_id, key=key, label=label, chart=chart)
-        st.stop()
+        frame.stop()
     if v is not None:
         explain_end(v, what)
     return result(run_id)

@@ -14,6 +14,8 @@ import secrets
 
 import streamlit as st
 
+from ui import frame
+
 from kdcore import userdata
 from kdcore.data import DATASETS, Dataset, DatasetUnavailable, load_dataset
 from kdcore.presets import default_teacher_spec
@@ -222,7 +224,7 @@ def dataset() -> Dataset:
     if ds is None:
         st.error(f"**The dataset could not be loaded.** {err}")
         st.info("Pick another dataset in the sidebar; the built-in *digits* always works offline.")
-        st.stop()
+        frame.stop()
     return ds
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from ui import frame
+
 from kdcore.data import Dataset
 from kdcore.distill import KDConfig
 from kdcore.models import ModelConfig
@@ -40,7 +42,7 @@ class StudentSettings:
                              labelled_fraction=float(self.fraction)))
         except ValueError as err:
             st.error(f"These student settings cannot be used: {err}")
-            st.stop()
+            frame.stop()
 
 
 def show(ds: Dataset, key: str, *, depth: bool = False, fraction: bool = True,

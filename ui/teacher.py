@@ -14,6 +14,7 @@ from kdcore.data import Dataset
 from kdcore.records import ModelRecord
 from kdcore.runs import RunSpec
 from kdcore.teachers import TeacherSpec, TrainedTeacher, is_imported
+from ui import frame
 from ui import runs, state
 
 SLOT = "teacher"
@@ -91,7 +92,7 @@ def require(ds: Dataset, key: str) -> TrainedTeacher:
         return teacher
     spec = state.teacher_spec(ds)
     if watch_training(spec, key):
-        st.stop()
+        frame.stop()
     warn_if_stopped(ds)
     st.info(f"This page needs a trained teacher. The current one ({spec.model.describe()}, "
             f"{spec.train.epochs} epochs on {ds.name}) is not trained yet.")
@@ -99,4 +100,4 @@ def require(ds: Dataset, key: str) -> TrainedTeacher:
                  icon=":material/model_training:"):
         train(spec)
         st.rerun()
-    st.stop()
+    frame.stop()
