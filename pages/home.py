@@ -37,6 +37,7 @@ st.markdown(
 
 | page | what you see |
 |---|---|
+| **Lessons** | ready-made links for a class: each opens a page with its settings and says what to press and what to look for |
 | **Distill** | a teacher, then a student on its soft targets *and* the same student on labels alone, side by side: what distillation buys, in points of accuracy and in bytes |
 | **Temperature** | what T does to one example's soft targets, the dark knowledge across classes, and why the loss is scaled by T² |
 | **Sweep** | the whole T × α landscape at once: 25 students trained as one batched model |
@@ -47,6 +48,8 @@ st.markdown(
 | **Losses** | labels only, KD, decoupled KD, FitNets hints and a class-distance teacher on one student, mean ± std over seeds: is anything better than plain KD? |
 | **Prune** | Optimal Brain Damage: saliency ½·h_ii·θ² from the Hessian's diagonal, against magnitude and random pruning |
 | **Trade-offs** | every model of the session, accuracy against size and latency, quantization to 8/4/2/1 bits, and more compression: Weightless (Bloomier filters), binary MLPs with an XNOR forward, low rank |
+| **Your data** | upload a table, an NPZ or a ZIP of image folders; bring a scikit-learn ensemble or your own model's outputs as the teacher |
+| **Runs** | every run of your workspace: compare, rename, download a model, a report of a run or a comparison |
 
 Choose a dataset and a seed in the sidebar. *digits* is built in and runs anywhere in seconds.
 """

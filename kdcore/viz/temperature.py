@@ -41,8 +41,11 @@ def input_point(points: np.ndarray, labels: np.ndarray, class_names: Sequence[st
                      name="this example", marker=dict(size=18, symbol="star", color="black",
                                                       line=dict(color="white", width=1)),
                      hovertemplate="this example<br>x₁ %{x:.2f}, x₂ %{y:.2f}<extra></extra>"))
+    # the legend to the right: under a plot whose height follows its width (equal axis scales) it would
+    # stand on the x-axis title in a narrow column
     layout = dict(xaxis=dict(title=dict(text="x₁ (input feature)")),
-                  yaxis=dict(title=dict(text="x₂ (input feature)"), scaleanchor="x"))
+                  yaxis=dict(title=dict(text="x₂ (input feature)"), scaleanchor="x"),
+                  legend=dict(orientation="v", x=1.02, xanchor="left", y=1.0, yanchor="top"))
     return figure(data, layout, title, height=340)
 
 
