@@ -175,7 +175,6 @@ table = pd.DataFrame([{"model": r["model"], "how": r["how"], "test accuracy (%)"
                        "size": format_bytes(r["bytes"])} for r in rows])
 st.dataframe(table, hide_index=True, width="stretch", placeholder="—", column_config={
     "model": st.column_config.TextColumn(width="large"),
-    "how": st.column_config.TextColumn(width="large"),
     "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
     "agreement with the ensemble (%)": st.column_config.NumberColumn(format="%.2f"),
 })

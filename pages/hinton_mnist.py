@@ -74,17 +74,12 @@ if run_pressed:
 st.divider()
 run_id = runs.current(SLOT, "hinton_mnist", "mnist", seed)
 links.showing_run(run_id)   # the Share box links to this run's result
+res: HintonResult | None = runs.watched_result(run_id, "hinton", "Hinton MNIST", "Hinton MNIST experiment",
+                                               "Validation accuracy, live")
 v = runs.view(run_id)
-if v is not None and v.active:
-    runs.watch(run_id, key="hinton", label="Hinton MNIST",
-               chart=lambda c: viz.common.live_curves(c, "Validation accuracy, live"))
-    frame.stop()
-if v is not None:
-    runs.explain_end(v, "Hinton MNIST experiment")
-    if v.status == "failed" and "out of memory" in (v.error or "") and \
-            runs.store().get(run_id).config.get("device") == "cuda":
-        st.info("Close other programs using the GPU, or switch *Train on the GPU* off to run on the CPU.")
-res: HintonResult | None = runs.result(run_id)
+if v is not None and v.status == "failed" and "out of memory" in (v.error or "") and \
+        runs.store().get(run_id).config.get("device") == "cuda":
+    st.info("Close other programs using the GPU, or switch *Train on the GPU* off to run on the CPU.")
 if v is not None and v.status == "stopped":
     if res is None:
         st.warning("The experiment was stopped before its teacher finished training; nothing was kept "

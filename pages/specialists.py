@@ -72,14 +72,9 @@ if pressed:
 st.divider()
 run_id = runs.current(SLOT, "specialists", ds.name, ds.seed)
 links.showing_run(run_id)   # the Share box links to this run's result
+result: SpecialistResult | None = runs.watched_result(run_id, "spec_train", "Training specialists",
+                                                      "specialists' training", "Specialists: validation accuracy, live")
 v = runs.view(run_id)
-if v is not None and v.active:
-    runs.watch(run_id, key="spec_train", label="Training specialists",
-               chart=lambda c: viz.common.live_curves(c, "Specialists: validation accuracy, live"))
-    frame.stop()
-if v is not None:
-    runs.explain_end(v, "specialists' training")
-result: SpecialistResult | None = runs.result(run_id)
 if result is None:
     if v is not None and v.status == "stopped":
         st.warning("Training was stopped before it started; nothing was kept.")

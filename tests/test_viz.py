@@ -41,10 +41,12 @@ def test_the_two_ways_of_building_a_figure_look_the_same():
         assert isinstance(fig, go.Figure)
     for key in ("title", "legend", "margin", "height", "template"):
         assert a.layout[key] == b.layout[key], key
-    assert a.layout.legend.yanchor == "top" and a.layout.legend.y < 0   # under the plot, never over its title
+    # at the bottom of the figure (anchored to it, so plotly makes room under the x-axis title), never
+    # over the title
+    assert a.layout.legend.yref == "container" and a.layout.legend.y == 0 and a.layout.legend.yanchor == "bottom"
 
 
 def test_a_layout_override_keeps_the_rest_of_the_style():
-    fig = style.figure([], {"margin": dict(l=10), "legend": dict(y=1.02, yanchor="bottom")}, "t")
+    fig = style.figure([], {"margin": dict(l=10), "legend": dict(style.LEGEND_ABOVE)}, "t")
     assert fig.layout.margin.l == 10 and fig.layout.margin.t == style.MARGIN["t"]
-    assert fig.layout.legend.orientation == "h" and fig.layout.legend.yanchor == "bottom"
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.yref == "paper" and fig.layout.legend.y > 1

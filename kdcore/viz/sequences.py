@@ -24,13 +24,6 @@ SEQ_NAMES = {"teacher": "teacher", "distilled": "distilled (soft targets)", "lab
              "hard_labels": "teacher's hard labels", "per-campaign models": "per-campaign models"}
 
 
-def _legend_below(fig: go.Figure, y: float = -0.28) -> go.Figure:
-    """A horizontal legend under the x-axis title (never over the chart's title)."""
-    fig.update_layout(legend=dict(orientation="h", y=y, yanchor="top", x=0.0, xanchor="left"),
-                      margin=dict(l=60, r=20, t=60, b=90))
-    return fig
-
-
 def soft_targets_heatmap(probs: np.ndarray, inputs: Sequence[str], class_names: Sequence[str],
                          actual_next: Sequence[int] | None = None, temperature: float = 1.0,
                          model_name: str = "teacher", title: str | None = None) -> go.Figure:
@@ -75,7 +68,7 @@ def accuracy_per_position_chart(curves: Mapping[str, tuple[np.ndarray, np.ndarra
                           "<br>%{customdata} sequences reach it<extra></extra>"))
     fig.update_xaxes(title_text="position in the sequence (step)", rangemode="tozero")
     fig.update_yaxes(title_text="accuracy (%)", range=[0, 102])
-    return _legend_below(layout(fig, title, height=380))
+    return layout(fig, title, height=380)
 
 
 def accuracy_per_group_chart(per_group: Mapping[str, Sequence[float]], group_names: Sequence[str],
@@ -93,7 +86,7 @@ def accuracy_per_group_chart(per_group: Mapping[str, Sequence[float]], group_nam
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="campaign")
     fig.update_yaxes(title_text="accuracy (%)", range=[lo, 100 + (100 - lo) * 0.1])
-    return _legend_below(layout(fig, title, height=380))
+    return layout(fig, title, height=380)
 
 
 def model_size_bars(sizes: Mapping[str, int], title: str = "Size of what must be deployed") -> go.Figure:
@@ -128,4 +121,4 @@ def chunker_share_chart(shares: Mapping[str, Sequence[float]],
                                                "chunker's share %{y:.1f} %<extra></extra>"))
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     fig.update_yaxes(title_text="steps handed to the chunker (%)", range=[-2, 102])
-    return _legend_below(layout(fig, title, height=380))
+    return layout(fig, title, height=380)

@@ -37,10 +37,12 @@ TEMPLATE = {"layout": {
     "yaxis": {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "zerolinecolor": "#EBF0F8", "automargin": True,
               "ticks": "", "zerolinewidth": 2},
 }}
-# a horizontal legend under the x-axis title, anchored by its top so a second row grows downwards
-LEGEND_BELOW = dict(orientation="h", x=0.0, xanchor="left", y=-0.22, yanchor="top")
+# a horizontal legend at the bottom of the figure: anchored to the figure (container), not to the plot,
+# so plotly makes room for it under the x-axis title whatever the plot's height and however many rows
+# the legend wraps into (anchored to the plot, a wrapped legend stood on the axis title)
+LEGEND_BELOW = dict(orientation="h", x=0.0, xanchor="left", yref="container", y=0.0, yanchor="bottom")
 # a legend above the plot on the right, for charts whose x-axis is crowded (grouped bars)
-LEGEND_ABOVE = dict(orientation="h", x=1.0, xanchor="right", y=1.02, yanchor="bottom")
+LEGEND_ABOVE = dict(orientation="h", x=1.0, xanchor="right", yref="paper", y=1.02, yanchor="bottom")
 MARGIN = dict(l=60, r=20, t=56, b=50)
 
 
@@ -49,6 +51,19 @@ def base_layout(title: str, height: int = 360) -> dict:
     lines = title.count("<br>")   # a second line (a subtitle) gets its room above the plot
     return dict(title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top"), height=height + 22 * lines,
                 margin=dict(MARGIN, t=MARGIN["t"] + 22 * lines), legend=dict(LEGEND_BELOW), template=TEMPLATE)
+
+
+def wrap_label(text: str, width: int = 18) -> str:
+    """A long axis label on several short lines (plotly breaks lines only at <br>), so category labels
+    stand level instead of slanting across the chart."""
+    lines, line = [], ""
+    for word in str(text).split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "<br>".join(lines + [line])
 
 
 def subtitled(title: str, subtitle: str) -> str:
@@ -110,9 +125,9 @@ def for_projector(fig: go.Figure) -> go.Figure:
         height=height, font=dict(size=PROJECTOR_FONT),
         title=dict(text=title, font=dict(size=title_size), x=0.0, xanchor="left", xref="container",
                    pad=dict(l=8), y=0.985, yanchor="top", yref="container") if title else None,
-        margin=dict(l=80, r=30, t=90 if title else 40, b=110),
-        legend=dict(LEGEND_BELOW, y=-0.28, font=dict(size=PROJECTOR_FONT - 2)),   # under the plot, also
-        # for the charts whose legend sits above it on screen: there it would meet the larger title
+        margin=dict(l=80, r=30, t=90 if title else 40, b=60),
+        legend=dict(LEGEND_BELOW, font=dict(size=PROJECTOR_FONT - 2)),   # under the plot, also for the
+        # charts whose legend sits above it on screen: there it would meet the larger title
         hoverlabel=dict(font=dict(size=PROJECTOR_FONT)),
     )
     out.update_xaxes(tickfont=dict(size=PROJECTOR_FONT - 2), title_font=dict(size=PROJECTOR_FONT))

@@ -126,5 +126,5 @@ def accuracy_vs_temperature(cells, alpha: float | None = None, metric: str = "te
     # two lines: in a half-width column one long title was clipped
     fig = layout(fig, f"{METRIC_LABELS.get(metric, metric).capitalize()} against T<br><sup>{which}</sup>",
                  height=400)
-    fig.update_layout(margin=dict(t=95), title=dict(y=0.97, yanchor="top"), legend=dict(y=-0.25))
+    fig.update_layout(margin=dict(t=95), title=dict(y=0.97, yanchor="top"))
     return fig

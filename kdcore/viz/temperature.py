@@ -45,7 +45,7 @@ def input_point(points: np.ndarray, labels: np.ndarray, class_names: Sequence[st
     # stand on the x-axis title in a narrow column
     layout = dict(xaxis=dict(title=dict(text="x₁ (input feature)")),
                   yaxis=dict(title=dict(text="x₂ (input feature)"), scaleanchor="x"),
-                  legend=dict(orientation="v", x=1.02, xanchor="left", y=1.0, yanchor="top"))
+                  legend=dict(orientation="v", x=1.02, xanchor="left", yref="paper", y=1.0, yanchor="top"))
     return figure(data, layout, title, height=340)
 
 
@@ -65,11 +65,9 @@ def probability_bars(class_names: Sequence[str], series: Sequence[tuple[str, np.
                      range=[max(np.log10(lo) - 0.5, -30.0), 0.05], exponentformat="power")
     else:
         yaxis = dict(title=dict(text="probability"), range=[0, 1.02])
-    # the legend goes below the classes: above the plot it printed over the title once a third
-    # series (the distilled student) made it wrap
-    layout = dict(barmode="group", xaxis=dict(title=dict(text="class"), type="category"), yaxis=yaxis,
-                  legend=dict(orientation="h", y=-0.22, x=0.0, xanchor="left", yanchor="top"),
-                  margin=dict(l=60, r=20, t=50, b=40 + 22 * len(series)))
+    # the legend goes below the classes (the style's): above the plot it printed over the title once a
+    # third series (the distilled student) made it wrap
+    layout = dict(barmode="group", xaxis=dict(title=dict(text="class"), type="category"), yaxis=yaxis)
     return figure(data, layout, title, height=380 + 22 * max(len(series) - 2, 0))
 
 
