@@ -180,7 +180,8 @@ st.caption("★ marks the best cell **by mean validation accuracy** (the validat
 
 if st.session_state.get(state.SWEEP_CELL_KEY) not in by_label:
     st.session_state[state.SWEEP_CELL_KEY] = labels[best_full]
-cell = by_label[st.selectbox("Cell (or click one in a heatmap)", list(by_label), key=state.SWEEP_CELL_KEY)]
+cell = by_label[st.selectbox("Cell (or click one in a heatmap)", list(by_label), key=state.SWEEP_CELL_KEY,
+                             bind="query-params")]
 students = res.find(*cell)
 left, right = st.columns(2, gap="large")
 with left:
