@@ -22,8 +22,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["", "distill", "temperature", "sweep", "ensembles", "specialists", "transfer_set",
-         "hinton_mnist", "sequences", "losses", "prune", "tradeoffs", "runs"]
+PAGES = ["", "lessons", "distill", "temperature", "sweep", "ensembles", "specialists", "transfer_set",
+         "hinton_mnist", "sequences", "losses", "prune", "tradeoffs", "data", "runs"]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 

@@ -114,7 +114,7 @@ result: DistillResult | None = runs.watched_result(run_id, "distill", "Distillin
                                                    "Validation accuracy of the students, live")
 
 if result is None:
-    st.info("Press **Distill** to train the two students. On *digits* at the default settings it "
+    st.info("Press **Distill** to train the students (distilled, labels only, and the hard-label control). On *digits* at the default settings it "
             "takes a few seconds.")
     frame.stop()
 
@@ -171,7 +171,7 @@ table = pd.DataFrame([
     for name, m in [("teacher", tm), ("distilled", dm), ("scratch", sm), ("teacher's hard labels", hm)]
     if m is not None
 ])
-st.dataframe(table, hide_index=True, column_config={
+st.dataframe(table, hide_index=True, placeholder="—", column_config={
     "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
     "agreement with teacher (%)": st.column_config.NumberColumn(format="%.2f"),
     "KL(teacher ‖ model), nats": st.column_config.NumberColumn(format="%.4f"),

@@ -104,7 +104,7 @@ if p.name == "tiny":
     st.info("The tiny schedule uses small nets and a slice of MNIST: its numbers only show that the "
             "pipeline works, they are not comparable with the paper's.")
 rows = pd.DataFrame(res.rows())
-st.dataframe(rows, hide_index=True, column_config={"ours (error %)": st.column_config.NumberColumn(format="%.2f")})
+st.dataframe(rows, hide_index=True, placeholder="—", column_config={"ours (error %)": st.column_config.NumberColumn(format="%.2f")})
 st.caption(f"Errors on {res.n_test:,} test images ({res.n_test_class} of them 3s); trained on {res.device}. "
            "The paper trained for far longer (SGD, many epochs); ours uses AdamW with a cosine schedule, so "
            "the gaps matter more than the absolute counts." +

@@ -200,7 +200,7 @@ with tab_kd:
             for n, mm in [("teacher", tm)] + [(n, m[n]) for n in STUDENTS]])
         if table["long-range (%)"].isna().all():
             table = table.drop(columns="long-range (%)")
-        st.dataframe(table, hide_index=True, column_config={
+        st.dataframe(table, hide_index=True, placeholder="—", column_config={
             c: st.column_config.NumberColumn(format="%.2f") for c in table.columns if "%" in c} |
             {"KL to the truth (nats)": st.column_config.NumberColumn(format="%.3f")})
         ratio = tm["bytes"] / max(m["distilled"]["bytes"], 1)

@@ -469,10 +469,10 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
                            file_name=f"weightless_layers_{ds.name}_seed{ds.seed}.csv",
                            formats={"FP measured": "%.4f", "FP theory V/2^t": "%.4f", "ratio": "%.1f"})
             st.markdown("**Accuracy** after each stage: pruning, encoding each layer, retraining the later ones.")
-            st.dataframe(pd.DataFrame([s.row() for s in wl.stages]), hide_index=True, width="stretch",
+            st.dataframe(pd.DataFrame([s.row() for s in wl.stages]), hide_index=True, placeholder="—", width="stretch",
                          column_config={"test accuracy (%)": st.column_config.NumberColumn(format="%.2f")})
             st.markdown("**Against prune + quantize** (the same pruned model, post-training quantized):")
-            st.dataframe(pd.DataFrame(wl.summary_rows()), hide_index=True, width="stretch",
+            st.dataframe(pd.DataFrame(wl.summary_rows()), hide_index=True, placeholder="—", width="stretch",
                          column_config={"test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
                                         "ratio vs float32": st.column_config.NumberColumn(format="%.1f")})
         elif wl_view is not None:
@@ -513,7 +513,7 @@ with st.expander("More compression: Weightless, binary, low rank", expanded=more
                 hide_index=True, width="stretch",
                 column_config={"test accuracy (%)": st.column_config.NumberColumn(format="%.2f")})
             if bin_pair.latency:
-                st.dataframe(pd.DataFrame([l.row() for l in bin_pair.latency]), hide_index=True, width="stretch")
+                st.dataframe(pd.DataFrame([l.row() for l in bin_pair.latency]), hide_index=True, placeholder="—", width="stretch")
                 slower = [l for l in bin_pair.latency if l.xnor_ms > l.float_mlp_ms]
                 if slower:
                     st.info("On this CPU the XNOR-popcount forward (numpy) is **slower** than torch's float MLP "

@@ -110,7 +110,7 @@ with tab_f:
                                   if has_hard else {}),
                                "gain (points)": 100 * p.gain,
                                "epochs": p.epochs_run, "stopped": p.stopped} for p in points])
-        st.dataframe(table, hide_index=True, column_config={
+        st.dataframe(table, hide_index=True, placeholder="—", column_config={
             c: st.column_config.NumberColumn(format="%.2f") for c in table.columns
             if c.endswith(("(%)", "(points)")) and c != "labelled (%)"})
         low = min(points, key=lambda p: p.fraction)

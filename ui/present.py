@@ -1,7 +1,7 @@
 """Presentation mode (the sidebar's toggle, or ?present=1) and the charts' PNG export.
 
-- `css(page)`: in presentation mode, large type, no toolbar or header, the settings forms hidden and
-  summed up in one line (the link's settings) above the page.
+- `css(page)`: in presentation mode, large type, no toolbar or header, the settings forms folded to
+  their buttons (Train, Distill, Run… stay pressable) and summed up in one line above the page.
 - `chart(fig)`: how every page draws a plotly figure (Streamlit's `plotly_chart` with a config): the
   camera button saves a PNG at presentation resolution (1600 × 900 at scale 2) named after the
   chart's title and the dataset, and in presentation mode the figure is drawn from a projector-sized
@@ -23,7 +23,9 @@ h1 { font-size: 2.6rem !important; } h2, h3 { font-size: 1.8rem !important; }
 [data-testid="stMetricValue"] { font-size: 2.6rem !important; }
 [data-testid="stToolbar"], [data-testid="stDecoration"], [data-testid="stHeader"],
 [data-testid="stElementToolbar"], .modebar-container { display: none !important; }
-[data-testid="stForm"] { display: none !important; }
+[data-testid="stForm"] [data-testid="stElementContainer"]:not(:has([data-testid="stFormSubmitButton"])) {
+  display: none !important; }
+[data-testid="stForm"] { border: none !important; padding: 0 !important; }
 .block-container, [data-testid="stMainBlockContainer"] { padding-top: 1rem !important; max-width: 100% !important; }
 </style>
 """

@@ -21,7 +21,8 @@ def show(table: pd.DataFrame, *, key: str, file_name: str, label: str = "Downloa
     formats, labels = formats or {}, labels or {}
     config = {c: st.column_config.NumberColumn(labels.get(c), format=formats[c]) if c in formats
               else st.column_config.Column(labels.get(c)) for c in {*formats, *labels} if c in table.columns}
-    st.dataframe(table.drop(columns=list(hide)), hide_index=True, width="stretch", column_config=config)
+    st.dataframe(table.drop(columns=list(hide)), hide_index=True, width="stretch", column_config=config,
+                 placeholder="—")   # a value that does not apply (a teacher's gain over itself) reads "—", not "None"
     csv = table
     if settings:
         front = pd.DataFrame({f"setting: {k}": [v if not isinstance(v, (list, tuple, dict)) else str(v)] * len(table)
