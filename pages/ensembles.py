@@ -24,7 +24,7 @@ from kdcore.train import TrainConfig
 from kdcore.jobs import UNSTARTED
 from ui import present
 from ui import frame
-from ui import links, runs, state
+from ui import runs, state
 from ui import student as student_ui
 
 BUILD_SLOT = "ensemble"                 # the page's current members' run, per dataset and seed
@@ -99,7 +99,7 @@ if distill_pressed:   # the members are trained first when they are not (the run
 build_id = runs.current(BUILD_SLOT, "ensemble", ds.name, ds.seed)
 bv = runs.view(build_id)
 distill_id = runs.current(DISTILL_SLOT, "ensemble_distill", ds.name, ds.seed)
-links.showing_run(distill_id)   # the Share box links to this run's result
+state.set_shown_run(distill_id)   # the Share box links to this run's result
 dv = runs.view(distill_id)
 distilling = dv is not None and dv.active
 if distilling:

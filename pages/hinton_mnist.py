@@ -13,7 +13,7 @@ from kdcore.runs import RunSpec
 from kdcore.transfer import bias_curve
 from ui import present
 from ui import frame
-from ui import links, runs, state
+from ui import runs, state
 from ui.fmt import delta
 
 SLOT = "hinton"                 # the page's current Hinton MNIST run, per seed
@@ -73,7 +73,7 @@ if run_pressed:
 
 st.divider()
 run_id = runs.current(SLOT, "hinton_mnist", "mnist", seed)
-links.showing_run(run_id)   # the Share box links to this run's result
+state.set_shown_run(run_id)   # the Share box links to this run's result
 res: HintonResult | None = runs.watched_result(run_id, "hinton", "Hinton MNIST", "Hinton MNIST experiment",
                                                "Validation accuracy, live")
 v = runs.view(run_id)

@@ -17,7 +17,7 @@ from kdcore.runs import RunSpec
 from kdcore.train import TrainConfig
 from ui import present
 from ui import frame
-from ui import links, runs, state
+from ui import runs, state
 from ui import table as csv_table
 from ui import teacher as teacher_ui
 
@@ -75,7 +75,7 @@ if pressed:
         st.rerun()
 
 run_id = runs.current(SLOT, "loss_families", ds.name, ds.seed)
-links.showing_run(run_id)   # the Share box links to this run's result
+state.set_shown_run(run_id)   # the Share box links to this run's result
 v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="losses_run", label="Loss families",

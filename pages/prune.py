@@ -17,7 +17,7 @@ from kdcore import records
 from kdcore.runs import RunSpec
 from ui import present
 from ui import frame
-from ui import links, runs, state
+from ui import runs, state
 from ui import teacher as teacher_ui
 
 SLOT = "prune"                       # the page's current analysis run, per dataset and seed
@@ -125,7 +125,7 @@ if analyse:
     runs.submit(RunSpec("prune_analysis", form_config), slot=SLOT)
 
 run_id = runs.current(SLOT, "prune_analysis", ds.name, ds.seed)
-links.showing_run(run_id)   # the Share box links to this run's result
+state.set_shown_run(run_id)   # the Share box links to this run's result
 v = runs.view(run_id)
 if v is not None and v.active:
     runs.watch(run_id, key="prune", label="Computing saliencies and one-shot curves",

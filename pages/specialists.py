@@ -10,7 +10,7 @@ from kdcore.specialists import SpecialistConfig, SpecialistResult, describe_gain
 from kdcore.teachers import is_imported
 from ui import present
 from ui import frame
-from ui import links, runs, state
+from ui import runs, state
 from ui import teacher as teacher_ui
 from ui.fmt import delta
 
@@ -71,7 +71,7 @@ if pressed:
 
 st.divider()
 run_id = runs.current(SLOT, "specialists", ds.name, ds.seed)
-links.showing_run(run_id)   # the Share box links to this run's result
+state.set_shown_run(run_id)   # the Share box links to this run's result
 result: SpecialistResult | None = runs.watched_result(run_id, "spec_train", "Training specialists",
                                                       "specialists' training", "Specialists: validation accuracy, live")
 v = runs.view(run_id)

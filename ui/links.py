@@ -281,17 +281,9 @@ def link(page: str, params: dict) -> str:
     return f"{base}/{page}" + (f"?{query}" if query else "")
 
 
-_SHOWN_RUN = "links_shown_run"
-
-
-def showing_run(run_id: str | None) -> None:
-    """A page says which stored run its results come from (the Share box then links to it too)."""
-    st.session_state[_SHOWN_RUN] = run_id
-
-
 def share_box(page: str) -> None:
     """The Share button (in the sidebar): this view's link, and its run's, to copy."""
-    run_id = st.session_state.pop(_SHOWN_RUN, None)
+    run_id = state.pop_shown_run()
     with st.popover("Share", icon=":material/share:", width="stretch"):
         st.markdown("**This view**: the page with its settings (copy with the button at the right).")
         st.code(link(page, share_params(page)), language=None, wrap_lines=True)

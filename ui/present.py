@@ -45,13 +45,13 @@ def chart(fig, *, where=None, **kwargs):
     return (where or st).plotly_chart(fig, config=config, **kwargs)
 
 
-def css(page: str) -> None:
-    """In presentation mode: the style, and the settings of this view in one line above the page."""
+def css(page: str, settings: dict) -> None:
+    """In presentation mode: the style, and this view's settings (`settings`: the link's parameters,
+    `ui.links.share_params`) in one line above the page."""
     if not state.present():
         return
     st.markdown(CSS, unsafe_allow_html=True)
-    from ui import links
-    params = {k: v for k, v in links.share_params(page).items() if k != state.PRESENT_KEY}
+    params = {k: v for k, v in settings.items() if k != state.PRESENT_KEY}
     for k in st.query_params:     # a link's settings before the page's widgets took them (its first run)
         if k not in params and state.page_of_param(k) == page:
             values = st.query_params.get_all(k)

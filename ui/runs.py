@@ -198,8 +198,7 @@ def watched_result(run_id: str | None, key: str, label: str, what: str, live_tit
     once it ended, its stored result (None if there is none), after saying how an unfinished run ended.
 
     live_title: title of the live chart of the run's curves (or `chart`, a function of the curves)."""
-    from ui import links
-    links.showing_run(run_id)     # the Share box links to it
+    state.set_shown_run(run_id)     # the Share box links to it
     v = view(run_id)
     if v is not None and v.active:
         if chart is None and live_title is not None:

@@ -289,3 +289,15 @@ def register_once(run_id: str, register) -> None:
     if run_id not in done:
         register()
         done.add(run_id)
+
+
+SHOWN_RUN_KEY = "links_shown_run"     # the stored run whose result this page run shows (for the Share box)
+
+
+def set_shown_run(run_id: str | None) -> None:
+    """A page says which stored run its results come from (the Share box then links to it too)."""
+    st.session_state[SHOWN_RUN_KEY] = run_id
+
+
+def pop_shown_run() -> str | None:
+    return st.session_state.pop(SHOWN_RUN_KEY, None)
