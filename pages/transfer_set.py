@@ -101,18 +101,27 @@ with tab_f:
     else:
         present.chart(viz.transfer.fraction_figure(points), width="stretch")
         has_hard = all(p.hard is not None for p in points)
+        # short headers (a data grid does not wrap them), each explained in its tooltip
         table = pd.DataFrame([{"labelled (%)": 100 * p.fraction, "labels": p.n_labelled,
-                               "soft targets + labels (%)": 100 * p.distilled["accuracy"],
+                               "soft + labels (%)": 100 * p.distilled["accuracy"],
                                "labels only (%)": 100 * p.scratch["accuracy"],
-                               **({"teacher's hard labels (%)": 100 * p.hard["accuracy"],
-                                   "from the teacher's labels (points)": 100 * p.gain_from_teacher_labels,
-                                   "from soft targets beyond them (points)": 100 * p.gain_from_soft_targets}
+                               **({"hard labels (%)": 100 * p.hard["accuracy"],
+                                   "gain: labels (pts)": 100 * p.gain_from_teacher_labels,
+                                   "gain: soft (pts)": 100 * p.gain_from_soft_targets}
                                   if has_hard else {}),
-                               "gain (points)": 100 * p.gain,
+                               "gain (pts)": 100 * p.gain,
                                "epochs": p.epochs_run, "stopped": p.stopped} for p in points])
-        st.dataframe(table, hide_index=True, placeholder="—", column_config={
-            c: st.column_config.NumberColumn(format="%.2f") for c in table.columns
-            if c.endswith(("(%)", "(points)")) and c != "labelled (%)"})
+        helps = {"soft + labels (%)": "Test accuracy of the student on the teacher's soft targets over the whole "
+                                      "transfer set, plus the labels it has.",
+                 "labels only (%)": "The same student (same initialization and batches) on the labels alone.",
+                 "hard labels (%)": "The same student on the teacher's argmax labels over the whole transfer set "
+                                    "(the control).",
+                 "gain: labels (pts)": "What the teacher's labels alone buy: hard labels − labels only.",
+                 "gain: soft (pts)": "What the soft targets add beyond the teacher's labels: soft − hard labels.",
+                 "gain (pts)": "Soft targets + labels − labels only."}
+        st.dataframe(table, hide_index=True, placeholder="—", width="stretch", column_config={
+            c: st.column_config.NumberColumn(help=helps.get(c), format="%.2f") for c in table.columns
+            if c.endswith(("(%)", "(pts)")) and c != "labelled (%)"})
         low = min(points, key=lambda p: p.fraction)
         if low.gain > 0.005:
             verdict = (f"With {100 * low.fraction:g} % of the labels, soft targets give "
