@@ -42,7 +42,8 @@ from kdcore.models import ModelConfig, build_model, param_count, model_bytes
 from kdcore.losses import soften, kd_loss, soft_target_loss, logit_matching_loss, dkd_loss, hint_loss
 from kdcore.train import TrainConfig, EpochLog, History, fit, predict_logits
 from kdcore.metrics import evaluate, accuracy, agreement, mean_kl, confusion_matrix
-from kdcore.teachers import TeacherCache, TrainedTeacher, default_cache_dir
+from kdcore.paths import default_cache_dir
+from kdcore.teachers import TeacherCache, TrainedTeacher
 from kdcore.distill import KDConfig, DistillResult, distill_and_compare
 
 __all__ = [

@@ -37,8 +37,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        if d.get("arch") in ("forest", "boosting", "logits"):   # an imported teacher (kdcore.userteachers)
-            from kdcore.userteachers import ImportedModel
+        if d.get("arch") in IMPORTED_ARCHS:   # an imported teacher (kdcore.userteachers)
             return ImportedModel.from_dict(d)
         return cls(**{**d, "hidden": tuple(d.get("hidden", ())), "channels": tuple(d.get("channels", (16, 32)))})
 
@@ -93,3 +92,55 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
+
+
+# ---- teachers that are not networks (kdcore.userteachers trains or reads them) ----
+
+IMPORTED_ARCHS = {"forest": "random forest", "boosting": "histogram gradient boosting",
+                  "logits": "uploaded outputs"}
+
+
+@dataclass(frozen=True)
+class ImportedModel:
+    arch: str = "forest"       # "forest", "boosting" or "logits"
+    estimators: int = 100      # trees (forest) or boosting iterations
+    max_depth: int = 12        # deepest tree (0: no limit)
+    source: str = ""           # logits: id of the uploaded outputs (kdcore.userdata)
+    # what a network's ModelConfig also has, for code that reads a teacher's config
+    hidden = ()
+    dropout = 0.0
+    input_dropout = 0.0
+    channels = ()
+
+    def __post_init__(self):
+        if self.arch not in IMPORTED_ARCHS:
+            raise ValueError(f"unknown imported teacher {self.arch!r}")
+        if self.arch != "logits" and not 1 <= self.estimators <= 5000:
+            raise ValueError("the number of trees / iterations must be between 1 and 5000")
+        if self.max_depth < 0:
+            raise ValueError("the depth limit must be 0 (none) or positive")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ImportedModel":
+        return cls(**{k: d[k] for k in ("arch", "estimators", "max_depth", "source") if k in d})
+
+    def describe(self) -> str:
+        depth = f", depth ≤ {self.max_depth}" if self.max_depth else ""
+        if self.arch == "forest":
+            return f"random forest, {self.estimators} trees{depth}"
+        if self.arch == "boosting":
+            return f"gradient boosting, {self.estimators} iterations{depth}"
+        return "uploaded outputs"
+
+    @property
+    def step_size(self) -> int:
+        """Trees or iterations added per step of its run (about 10 steps in all)."""
+        return max(1, self.estimators // 10)
+
+
+def is_imported(spec_or_model) -> bool:
+    model = getattr(spec_or_model, "model", spec_or_model)
+    return isinstance(model, ImportedModel)

@@ -69,7 +69,8 @@ class TeacherRun:
 
 def make_teacher_run(config: dict, ctx: RunContext):
     """A network teacher's TeacherRun, or an imported teacher's run (kdcore.userteachers)."""
-    from kdcore.teachers import TeacherSpec, is_imported
+    from kdcore.models import is_imported
+    from kdcore.teachers import TeacherSpec
     spec = TeacherSpec.from_dict(config)
     if is_imported(spec):
         from kdcore import userteachers
@@ -84,7 +85,7 @@ def _teacher_finished(teacher, status: str, ctx: RunContext) -> None:
 
 def _teacher_name(config: dict) -> str:
     from kdcore.teachers import TeacherSpec
-    from kdcore.teachers import is_imported
+    from kdcore.models import is_imported
     spec = TeacherSpec.from_dict(config)
     if is_imported(spec):
         return f"teacher {spec.model.describe()} ({spec.dataset}, seed {spec.seed})"

@@ -63,7 +63,7 @@ class SpecialistsJob:
         from kdcore.specialists import SpecialistConfig, SpecialistRun
         generalist = ctx.teacher(config["teacher"])
         self.ds = ctx.dataset(config["dataset"], config["data_seed"])
-        from kdcore.teachers import is_imported
+        from kdcore.models import is_imported
         net, net_cfg = generalist.model, generalist.spec.model
         if is_imported(generalist.spec):   # a forest / boosting / uploaded generalist: network specialists
             from kdcore.presets import default_teacher_spec   # from scratch, of the default teacher's shape

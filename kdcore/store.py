@@ -127,7 +127,7 @@ class RunRecord:
 
 
 def default_store_dir() -> Path:
-    from kdcore.teachers import default_cache_dir
+    from kdcore.paths import default_cache_dir
     return default_cache_dir() / "runs"
 
 

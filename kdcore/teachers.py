@@ -39,22 +39,11 @@ from torch import nn
 from kdcore.data import Dataset
 from kdcore.device import model_device
 from kdcore.metrics import evaluate
-from kdcore.models import ModelConfig, build_model
+from kdcore.models import ModelConfig, build_model, is_imported
+from kdcore.paths import default_cache_dir
 from kdcore.train import EpochLog, History, TrainConfig, fit, predict_logits, seeded_model
 
-CACHE_FORMAT = 1
-IMPORTED_ARCHS = ("forest", "boosting", "logits")   # teachers that are not networks (kdcore.userteachers)
-
-
-def is_imported(spec: "TeacherSpec") -> bool:
-    """A scikit-learn ensemble or uploaded outputs rather than a network of kdcore.models."""
-    return getattr(spec.model, "arch", "mlp") in IMPORTED_ARCHS  # bump when the stored layout or the training code changes what a key means
-
-
-def default_cache_dir() -> Path:
-    """$KDLAB_CACHE, else ~/.cache/distillation-lab."""
-    env = os.environ.get("KDLAB_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "distillation-lab"
+CACHE_FORMAT = 1  # bump when the stored layout or the training code changes what a key means
 
 
 @dataclass(frozen=True)

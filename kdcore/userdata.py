@@ -625,7 +625,7 @@ def _prepare_images(data: bytes, filename: str, options: UploadOptions) -> Prepa
 # ---------------------------------------------------------------- storage
 
 def datasets_dir() -> Path:
-    from kdcore.teachers import default_cache_dir
+    from kdcore.paths import default_cache_dir
     return default_cache_dir() / "datasets"
 
 

@@ -14,7 +14,7 @@ import streamlit as st
 from kdcore import userdata as ud
 from kdcore import userteachers as ut
 from kdcore.data import DatasetUnavailable
-from kdcore.models import format_bytes
+from kdcore.models import ImportedModel, format_bytes, is_imported
 from kdcore.presets import default_teacher_spec
 from ui import frame
 from ui import state
@@ -198,7 +198,7 @@ choices = {"network": "the lab's network teacher (an MLP, set on the Distill pag
            "forest": "a random forest (scikit-learn)", "boosting": "histogram gradient boosting (scikit-learn)"}
 for t in meta.get("teachers", []):
     choices[f"logits:{t['id']}"] = f"your model's {t['name']}"
-now_key = ("network" if not ut.is_imported(spec_now) else
+now_key = ("network" if not is_imported(spec_now) else
            f"logits:{spec_now.model.source}" if spec_now.model.arch == "logits" else spec_now.model.arch)
 st.markdown(f"The teacher every page of **{meta['name']}** distills from. Its class probabilities become "
             "the soft targets (its log-probabilities are the logits), so a tabular ensemble, or a model "
@@ -208,10 +208,10 @@ with st.form("data_teacher_form"):
                      index=list(choices).index(now_key) if now_key in choices else 0, key="data_teacher_kind")
     c1, c2 = st.columns(2)
     n_est = c1.number_input("Trees / boosting iterations", 10, 2000,
-                            spec_now.model.estimators if ut.is_imported(spec_now) and spec_now.model.arch != "logits"
+                            spec_now.model.estimators if is_imported(spec_now) and spec_now.model.arch != "logits"
                             else 100, step=10, key="data_teacher_n")
     depth = c2.number_input("Maximum depth (0: none)", 0, 64,
-                            spec_now.model.max_depth if ut.is_imported(spec_now) and spec_now.model.arch != "logits"
+                            spec_now.model.max_depth if is_imported(spec_now) and spec_now.model.arch != "logits"
                             else 12, key="data_teacher_depth")
     use = st.form_submit_button("Use this teacher", type="primary", icon=":material/model_training:",
                                 help="A forest or boosting teacher is trained now (a run with progress); "
@@ -221,14 +221,14 @@ if use:
         if which == "network":
             spec = default_teacher_spec(ds.name, ds.seed)
         elif which.startswith("logits:"):
-            spec = ut.teacher_spec(ds.name, ds.seed, ut.ImportedModel("logits", source=which.split(":", 1)[1]))
+            spec = ut.teacher_spec(ds.name, ds.seed, ImportedModel("logits", source=which.split(":", 1)[1]))
         else:
-            spec = ut.teacher_spec(ds.name, ds.seed, ut.ImportedModel(which, int(n_est), int(depth)), seed=ds.seed)
+            spec = ut.teacher_spec(ds.name, ds.seed, ImportedModel(which, int(n_est), int(depth)), seed=ds.seed)
     except ValueError as err:
         st.error(f"**This teacher cannot be used.** {err}")
         frame.stop()
     state.set_teacher_spec(spec)
-    if ut.is_imported(spec) and spec.model.arch != "logits" and state.cached_teacher(ds) is None:
+    if is_imported(spec) and spec.model.arch != "logits" and state.cached_teacher(ds) is None:
         teacher_ui.train(spec)
     st.rerun()
 
@@ -238,7 +238,7 @@ if teacher is not None:
     teacher_ui.register(teacher, ds)
     size = (f"{teacher.metrics['params']:,} tree nodes, {format_bytes(teacher.metrics['bytes'])} pickled"
             if teacher.metrics.get("params") else "trained elsewhere")
-    if not ut.is_imported(spec):
+    if not is_imported(spec):
         size = f"{teacher.metrics['params']:,} parameters ({format_bytes(teacher.metrics['bytes'])})"
     st.success(f"Current teacher: **{teacher_ui.teacher_name(teacher)}**, {100 * teacher.metrics['accuracy']:.1f} % "
                f"test accuracy · {size}. Distill from it on the **Distill** page (or any other).")

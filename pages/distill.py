@@ -10,7 +10,8 @@ from kdcore.presets import DARK_KNOWLEDGE
 from kdcore.runkinds import distill_config
 from kdcore.runs import RunSpec
 from kdcore.presets import default_teacher_spec
-from kdcore.teachers import TeacherSpec, is_imported
+from kdcore.models import is_imported
+from kdcore.teachers import TeacherSpec
 from kdcore.text import plural
 from kdcore.train import TrainConfig
 from ui import present

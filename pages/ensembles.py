@@ -19,7 +19,7 @@ from kdcore.presets import default_teacher_spec
 from kdcore import records
 from kdcore.runkinds_ensemble import ensemble_config, ensemble_distill_config
 from kdcore.runs import RunSpec
-from kdcore.teachers import is_imported
+from kdcore.models import is_imported
 from kdcore.train import TrainConfig
 from kdcore.jobs import UNSTARTED
 from ui import present

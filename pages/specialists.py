@@ -7,7 +7,7 @@ from kdcore import viz
 from kdcore.runkinds_paper import specialists_config
 from kdcore.runs import RunSpec
 from kdcore.specialists import SpecialistConfig, SpecialistResult, describe_gain
-from kdcore.teachers import is_imported
+from kdcore.models import is_imported
 from ui import present
 from ui import frame
 from ui import runs, state

@@ -53,8 +53,10 @@ def copy_torchvision_files(folder: str, data_root: Path) -> Path:
     if not src.is_dir():
         pytest.skip(f"{folder} files not found in {src} (set KDLAB_SHARED_DATASETS to their folder)")
     dst = data_root / folder / "raw"
-    if not dst.exists():
-        shutil.copytree(src, dst)
+    # file by file: a page that tried to load the dataset before (and failed: no internet) may have left
+    # an empty raw/ folder behind, which must not be taken for the copied files
+    if any(not (dst / f.name).exists() for f in src.iterdir()):
+        shutil.copytree(src, dst, dirs_exist_ok=True)
     return data_root
 
 

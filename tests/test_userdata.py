@@ -14,6 +14,7 @@ import torch
 
 from kdcore import userdata as ud
 from kdcore import userteachers as ut
+from kdcore.models import ImportedModel
 
 
 def png(color, size=(6, 6), mode="RGB") -> bytes:
@@ -178,7 +179,7 @@ def wine():
 def test_sklearn_teacher_soft_targets_are_predict_proba(wine, arch, tmp_path):
     from kdcore.losses import soften
     from kdcore.teachers import TeacherCache
-    spec = ut.teacher_spec(wine.name, 0, ut.ImportedModel(arch, 40, 6))
+    spec = ut.teacher_spec(wine.name, 0, ImportedModel(arch, 40, 6))
     cache = TeacherCache(tmp_path)
     teacher = cache.get_or_train(spec, wine)
     est = teacher.model.estimator
@@ -211,7 +212,7 @@ def test_uploaded_logits_become_a_teacher(wine, tmp_path):
     np.save(buf, proba)
     tid, notes = ud.attach_logits(fp, buf.getvalue(), "outside.npy")
     assert any("probabilities" in n for n in notes)
-    spec = ut.teacher_spec(wine.name, 0, ut.ImportedModel("logits", source=tid))
+    spec = ut.teacher_spec(wine.name, 0, ImportedModel("logits", source=tid))
     teacher = TeacherCache(tmp_path).get(spec, wine)
     assert teacher is not None
     rows = wine.extra["rows"]["test"]

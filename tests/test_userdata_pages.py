@@ -101,11 +101,12 @@ def test_every_page_on_an_uploaded_dataset(open_page, settle, wine_name, teacher
     """Each page works on uploaded wine (its main button pressed, its runs finished) or says why not:
     no traceback, no error box."""
     from kdcore import userteachers as ut
+    from kdcore.models import ImportedModel
     from kdcore.presets import default_teacher_spec
     from kdcore.teachers import TeacherCache
     from kdcore.data import load_dataset
     spec = default_teacher_spec(wine_name[0]) if teacher_kind == "network" else \
-        ut.teacher_spec(wine_name[0], 0, ut.ImportedModel("forest", 50, 8))
+        ut.teacher_spec(wine_name[0], 0, ImportedModel("forest", 50, 8))
     TeacherCache().get_or_train(spec, load_dataset(wine_name[0], 0))
     session = _session(wine_name, ws=f"ws{teacher_kind}", teacher=spec)
     models = None

@@ -13,7 +13,8 @@ from kdcore import viz
 from kdcore.data import Dataset
 from kdcore.records import ModelRecord
 from kdcore.runs import RunSpec
-from kdcore.teachers import TeacherSpec, TrainedTeacher, is_imported
+from kdcore.models import is_imported
+from kdcore.teachers import TeacherSpec, TrainedTeacher
 from ui import frame
 from ui import runs, state
 
