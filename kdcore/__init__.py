@@ -4,13 +4,16 @@ Data and models
     data          built-in datasets (digits, moons, spirals, MNIST, Fashion-MNIST), splits
     models        MLP / CNN configs, parameter counts, sizes in bytes
     presets       the default teacher, student and KD settings per dataset (chosen by measurement)
-    records       ModelRecord: a model made in a session, for the views that compare them all
+    records       ModelRecord and the records of every experiment's models (what Prune and Trade-offs pick)
+    paths         where caches live (teachers, runs, uploaded datasets)
+    userdata, userteachers   uploaded datasets; scikit-learn ensembles and uploaded outputs as teachers
 Training and distillation
     losses        kd_loss (α·T²·KL + (1−α)·CE), soften, logit matching, DKD, hints (formula + paper each)
     train         TrainConfig, the callback-driven Trainer, fit, History
     teachers      TeacherSpec, train_teacher, the disk cache of trained teachers
     distill       KDConfig, DistillRun (distilled, scratch and hard-label students), the verdict sentence
     metrics       accuracy, agreement, KL, confusion
+    device        the CPU, or a CUDA GPU when torch sees one (Hinton MNIST's preset)
 Experiments, one module per page that runs them
     temperature   soft targets against T, dark knowledge, the gradient story       (Temperature)
     sweep         the T × α (× width × seed) grid trained as one batched model     (Sweep)
@@ -30,8 +33,11 @@ Compression (Prune and Trade-offs pages)
 Runs: every long experiment as a run that outlives the page
     runs          RunSpec (kind + JSON config), RunKind, drive(); the kinds in runkinds*.py
     jobs, store, codec, ray_executor   the job runner, the SQLite run store, results ↔ files, Ray
-Figures
-    viz           every figure, one module per page (viz.sweep, viz.temperature, ...) and one style
+Figures, lessons, checks of what users type
+    viz           every figure, one module per page (viz.sweep, viz.temperature, ...) and one style;
+                  viz.report: self-contained HTML reports of runs
+    lessons       the Lessons page's ready-made links
+    inputs, text  numbers typed as text read with clear messages; plurals, durations, signed points
 
 A page's logic is in the module named above for its page; its figures in `kdcore.viz.<page>`; its
 per-user state in `ui/state.py`.

@@ -50,3 +50,14 @@ def test_a_layout_override_keeps_the_rest_of_the_style():
     fig = style.figure([], {"margin": dict(l=10), "legend": dict(style.LEGEND_ABOVE)}, "t")
     assert fig.layout.margin.l == 10 and fig.layout.margin.t == style.MARGIN["t"]
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.yref == "paper" and fig.layout.legend.y > 1
+
+
+def test_the_engine_map_names_every_module():
+    """kdcore/__init__.py's docstring is the newcomer's map: every engine module is on it."""
+    import re
+
+    import kdcore
+    mods = sorted(p.stem for p in (ROOT / "kdcore").glob("*.py")
+                  if p.stem not in ("__init__", "__main__") and not p.stem.startswith("runkinds"))
+    missing = [m for m in mods if not re.search(rf"\b{m}\b", kdcore.__doc__)]
+    assert missing == [], f"add these to kdcore/__init__.py's map: {missing}"
