@@ -196,3 +196,24 @@ def test_a_runs_link_opens_its_stored_result_without_training(framed, digits_tea
     bad = framed("distill", {"run": "no-such-run"})
     assert not bad.exception
     assert any("not stored on this server" in w.value for w in bad.warning)
+
+
+def test_every_run_kind_links_to_the_slot_its_page_reads():
+    """A `?run=` link selects its run in the slot the page reads (a guessed slot sent Trade-offs and
+    iterative-pruning links to the workspace's newest run of the kind instead)."""
+    from pathlib import Path
+
+    from kdcore.runs import kinds
+    from ui.links import RUN_PAGES
+    root = Path(__file__).resolve().parents[1]
+    lab_kinds = {k for k in kinds() if not k.startswith("test")}   # other tests register toy kinds
+    assert lab_kinds <= set(RUN_PAGES), lab_kinds - set(RUN_PAGES)
+    for kind_name, (page, slot) in RUN_PAGES.items():
+        if page == "runs":   # shown on the Runs page, where the link selects it
+            continue
+        if page == "transfer_set":   # its slots are its kinds: runs.current(KINDS[what], KINDS[what], ...)
+            assert slot == kind_name
+            continue
+        lines = [line for f in (root / "pages" / f"{page}.py", root / "ui" / "teacher.py", root / "ui" / "runs.py")
+                 for line in f.read_text().splitlines() if "slot" in line.lower()]   # SLOT = "...", slot="..."
+        assert any(f'"{slot}"' in line for line in lines), f"{kind_name}: slot {slot!r} is no slot of pages/{page}.py"

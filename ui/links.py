@@ -198,22 +198,29 @@ RUN_PAGES = {
     "hinton_mnist": ("hinton_mnist", "hinton"),
     "loss_families": ("losses", "losses"),
     "prune_analysis": ("prune", "prune"),
+    "prune_retrain": ("prune", "prune_retrain"),
+    "prune_iterative": ("prune", "prune_iter"),
+    "transfer_fractions": ("transfer_set", "transfer_fractions"),
+    "transfer_omitted": ("transfer_set", "transfer_omitted"),
+    "transfer_losses": ("transfer_set", "transfer_losses"),
+    "size_curve": ("tradeoffs", "tradeoffs_sizes"),
+    "quant_panel": ("tradeoffs", "tradeoffs_bits"),
+    "prune_quantize": ("tradeoffs", "tradeoffs_pipe"),
+    "weightless": ("tradeoffs", "tradeoffs_weightless"),
+    "binary_mlp": ("tradeoffs", "tradeoffs_binary"),
+    "low_rank": ("tradeoffs", "tradeoffs_lowrank"),
+    "seq_teacher": ("runs", "seq_teacher"),   # the Sequences page finds its teacher by its settings
     "seq_distill": ("sequences", "seq_distill"),
     "seq_groups": ("sequences", "seq_groups"),
     "chunker": ("sequences", "chunker"),
-}
+}   # every kind: (the page that shows it, the slot that page reads; tests/test_links.py checks the slots)
 
 
 def page_of_run(kind: str) -> tuple[str, str]:
-    """(page, slot) that shows a run of this kind; kinds not listed are shown where the page's slot
-    is named after the kind (Transfer sets, Trade-offs, Prune's retraining), else on Runs."""
-    if kind in RUN_PAGES:
-        return RUN_PAGES[kind]
-    for page, prefixes in (("transfer_set", ("transfer", "omitted")), ("tradeoffs", ("quant", "prune_quantize",
-                           "weightless", "binary", "low_rank", "size_sweep", "size_curve")), ("prune", ("prune",))):
-        if kind.startswith(prefixes):
-            return page, kind
-    return "runs", kind
+    """(page, slot) that shows a run of this kind (a kind renamed since it was stored: its new name);
+    the Runs page for a kind no page shows."""
+    from kdcore.runs import RENAMED_KINDS
+    return RUN_PAGES.get(RENAMED_KINDS.get(kind, kind), ("runs", kind))
 
 
 def open_run(page: str, run_id: str) -> str | None:
