@@ -57,24 +57,30 @@ def execute(job_id: str, spec: RunSpec, ctx: RunContext, should_stop, report) ->
                 report(("progress", job_id, p.fraction, p.text, p.curves))
 
         result, status = drive(run, on_progress, should_stop)
-        if k.on_finish is not None:
-            k.on_finish(result, status, ctx)
-        fingerprint = None
-        cfg = spec.config
-        if "dataset" in cfg and "data_seed" in cfg:
-            try:
-                fingerprint = dataset_fingerprint(ctx.dataset(cfg["dataset"], cfg["data_seed"]))
-            except Exception:
-                pass
         final = run.progress()
-        store.save_result(job_id, result, status, time.perf_counter() - t0, k.summary(result),
-                          final.curves, fingerprint)
+        finish(job_id, spec, result, status, time.perf_counter() - t0, final.curves, ctx)
         report(("progress", job_id, final.fraction, final.text, final.curves))
         return status, None
     except Exception as err:  # the run failed: say why, keep the worker
         message = _readable(err)
         store.set_status(job_id, "failed", message)
         return "failed", message
+
+
+def finish(job_id: str, spec: RunSpec, result, status: str, seconds: float, curves: dict, ctx: RunContext) -> None:
+    """After a run, wherever it ran: its kind's `on_finish` (a finished teacher goes into the runner's
+    teacher cache), then the result stored with its summary, curves and dataset fingerprint."""
+    k = kind(spec.kind)
+    if k.on_finish is not None:
+        k.on_finish(result, status, ctx)
+    fingerprint = None
+    cfg = spec.config
+    if "dataset" in cfg and "data_seed" in cfg:
+        try:
+            fingerprint = dataset_fingerprint(ctx.dataset(cfg["dataset"], cfg["data_seed"]))
+        except Exception:
+            pass
+    ctx.store.save_result(job_id, result, status, seconds, k.summary(result), curves, fingerprint)
 
 
 def _readable(err: Exception) -> str:
@@ -200,7 +206,6 @@ class _Job:
     started: float | None = None
     ended: float | None = None
     slot: int | None = None
-    version: int = 0                 # bumped on every change: watchers wait for it to move
 
 
 @dataclass
@@ -220,7 +225,6 @@ class JobView:
     eta: float | None = None          # seconds left, estimated from the progress so far
     watchers: int = 1
     waiting_for: list[str] = field(default_factory=list)   # names of required runs not yet done
-    version: int = 0                  # changes whenever anything above does
 
     @property
     def active(self) -> bool:
@@ -357,7 +361,6 @@ class JobRunner:
 
     def _end(self, job: _Job, status: str, error: str | None = None) -> None:
         job.status, job.error, job.ended = status, error, time.time()
-        job.version += 1
         self._changed.notify_all()
         if status != "finished" and self._by_key.get(job.spec.key) == job.id:
             del self._by_key[job.spec.key]   # a stopped or failed run may be asked for again
@@ -381,7 +384,6 @@ class JobRunner:
         job = self._jobs.get(event[1])
         if job is None:
             return
-        job.version += 1
         self._changed.notify_all()
         if what == "started":
             job.started = event[2]
@@ -438,8 +440,7 @@ class JobRunner:
                 waiting = [f"{self._jobs[n].name} ({100 * self._jobs[n].fraction:.0f} %)" for n in job.needs
                            if n in self._jobs and self._jobs[n].status in ACTIVE]
                 return JobView(job.id, job.spec.kind, job.name, job.status, job.fraction, job.text, job.curves,
-                               job.error, ahead, running, elapsed, eta, len(job.watchers), waiting,
-                               job.version)
+                               job.error, ahead, running, elapsed, eta, len(job.watchers), waiting)
         rec = self.store.get(run_id)
         if rec is None:
             return None
@@ -454,20 +455,6 @@ class JobRunner:
                 job = self._jobs.get(run_id)
                 left = deadline - time.monotonic()
                 if job is None or job.status not in ACTIVE or left <= 0:
-                    break
-                self._changed.wait(left)
-        return self.view(run_id)
-
-    def wait_status(self, run_id: str, status: str, timeout: float) -> JobView | None:
-        """Block until the run's status is no longer `status` (it started, or ended) or `timeout`
-        seconds pass; return its view. A watcher sees the end of a run the moment it happens,
-        while progress ticks (several a second) wake nobody."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while True:
-                job = self._jobs.get(run_id)
-                left = deadline - time.monotonic()
-                if job is None or job.status != status or left <= 0:
                     break
                 self._changed.wait(left)
         return self.view(run_id)
@@ -490,7 +477,6 @@ class JobRunner:
                 return "stopping"
             self._slots[job.slot].stop_event.set()
             job.text = "stopping after this step…"
-            job.version += 1
             self._changed.notify_all()
             return "stopping"
 
@@ -500,16 +486,12 @@ class JobRunner:
                    (workspace is None or workspace in j.watchers)]
         return [v for v in (self.view(i) for i in ids) if v is not None]
 
-    def wait(self, run_id: str, timeout: float = 600.0, poll: float = 0.05) -> JobView:
-        """Block until a run has ended (tests, benchmarks, scripts)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            v = self.view(run_id)
-            if v is None or not v.active:
-                return v
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} still {v.status} after {timeout:.0f} s")
-            time.sleep(poll)
+    def wait(self, run_id: str, timeout: float = 600.0) -> JobView:
+        """Block until a run has ended (tests, benchmarks, scripts); TimeoutError if it has not."""
+        v = self.wait_end(run_id, timeout)
+        if v is not None and v.active:
+            raise TimeoutError(f"run {run_id} still {v.status} after {timeout:.0f} s")
+        return v
 
     def close(self) -> None:
         with self._lock:

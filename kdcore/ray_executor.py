@@ -66,10 +66,8 @@ def _remote_execute(spec_dict: dict, given_payloads: dict, progress_queue, stop_
         return stop_seen[0]
 
     result, status = drive(run, on_progress, should_stop)
-    if k.on_finish is not None:
-        k.on_finish(result, status, ctx)
-    doc, tensors = codec.encode(result)
-    return status, doc, {n: t.numpy() for n, t in tensors.items()}, k.summary(result), run.progress().curves
+    doc, tensors = codec.encode(result)   # its on_finish runs on the server (kdcore.jobs.finish)
+    return status, doc, {n: t.numpy() for n, t in tensors.items()}, run.progress().curves
 
 
 class _RaySlot:
@@ -102,7 +100,8 @@ class _RaySlot:
     def _run(self, job_id: str, spec: RunSpec):
         import ray
         from ray.util.queue import Queue
-        from kdcore.jobs import _readable
+        from kdcore.jobs import _readable, finish
+        from kdcore.teachers import TeacherCache
         store = self._store
         t0 = time.perf_counter()
         store.set_status(job_id, "running")
@@ -123,11 +122,12 @@ class _RaySlot:
                 if self.stop_event.is_set() and not stop_sent:
                     flag.set.remote()
                     stop_sent = True
-            status, doc, arrays, summary, curves = ray.get(ref)
+            status, doc, arrays, curves = ray.get(ref)
             import torch
-            result = codec.decode(doc, {k: torch.from_numpy(v.copy()) for k, v in arrays.items()},
-                                  RunContext(store, None))
-            store.save_result(job_id, result, status, time.perf_counter() - t0, summary, curves)
+            cache_root = self._executor.cache_root
+            ctx = RunContext(store, TeacherCache(cache_root) if cache_root else None)
+            result = codec.decode(doc, {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, ctx)
+            finish(job_id, spec, result, status, time.perf_counter() - t0, curves, ctx)
             self._outbox.put(("progress", job_id, 1.0 if status == "finished" else 0.0,
                               f"{status} on the Ray cluster", curves))
             return status, None
@@ -156,6 +156,7 @@ class RayExecutor:
                                "(pip install -r requirements-ray.txt).") from err
         self.address, self.init_kwargs = address, dict(init_kwargs or {})
         self.torch_threads = 1
+        self.cache_root = None   # the runner's teacher cache (set by `start`): finished teachers go there
         self._ensure_init()
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
 
@@ -178,6 +179,7 @@ class RayExecutor:
         from kdcore.store import RunStore
         if torch_threads:
             self.torch_threads = torch_threads
+        self.cache_root = cache_root
         outbox = queue.Queue()
         outbox_holder.append(outbox)
         store = RunStore(store_root)

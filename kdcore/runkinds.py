@@ -15,11 +15,12 @@ from kdcore.runs import pct as _pct, EngineRun, Progress, RunContext, RunKind, R
 
 
 
-def _val_curve(history) -> list[float]:
+def val_curve(history) -> list[float]:
     return [l.val_acc for l in history.logs]
 
 
-def _teacher_requirement(config: dict) -> list[RunSpec]:
+def teacher_requirement(config: dict) -> list[RunSpec]:
+    """The run a kind needs first when its config names a network teacher under "teacher"."""
     return [RunSpec("teacher", config["teacher"])]
 
 
@@ -56,7 +57,7 @@ class TeacherRun:
         text = f"Teacher: epoch {n}/{total}"
         if n:
             text += f" · validation accuracy {_pct(self.history.logs[-1].val_acc)}"
-        return Progress(n / total, text, {"teacher": _val_curve(self.history)})
+        return Progress(n / total, text, {"teacher": val_curve(self.history)})
 
     def result(self):
         from kdcore.teachers import make_teacher
@@ -127,9 +128,9 @@ class DistillPairRun(EngineRun):
         if run.epoch:
             text += (f" · validation accuracy: distilled {_pct(run.distilled_history.logs[-1].val_acc)}, "
                      f"scratch {_pct(run.scratch_history.logs[-1].val_acc)}")
-        curves = {"distilled": _val_curve(run.distilled_history), "scratch": _val_curve(run.scratch_history)}
+        curves = {"distilled": val_curve(run.distilled_history), "scratch": val_curve(run.scratch_history)}
         if run.hard_history is not None:
-            curves["hard labels"] = _val_curve(run.hard_history)
+            curves["hard labels"] = val_curve(run.hard_history)
         return Progress(run.epoch / total, text, curves)
 
 
@@ -143,7 +144,7 @@ def _distill_name(config: dict) -> str:
 
 
 register_kind(RunKind(
-    "distill", "Distillation", DistillPairRun, requires=_teacher_requirement, describe=_distill_name,
+    "distill", "Distillation", DistillPairRun, requires=teacher_requirement, describe=_distill_name,
     summary=lambda r: {"accuracy": r.distilled_metrics["accuracy"],
                        "scratch_accuracy": r.scratch_metrics["accuracy"],
                        "gain_pts": 100 * r.gain, "params": r.distilled_metrics["params"],

@@ -17,16 +17,9 @@ from __future__ import annotations
 import copy
 import threading
 
-from kdcore.runs import pct as _pct, EngineRun, Progress, RunContext, RunKind, RunSpec, register_kind
+from kdcore.runkinds import teacher_requirement, val_curve
+from kdcore.runs import pct as _pct, EngineRun, Progress, RunContext, RunKind, register_kind
 
-
-
-def _val(history) -> list[float]:
-    return [float(l.val_acc) for l in history.logs]
-
-
-def _teacher_requirement(config: dict) -> list[RunSpec]:
-    return [RunSpec("teacher", config["teacher"])]
 
 
 def _student_configs(config: dict):
@@ -110,7 +103,7 @@ def _specialists_name(config: dict) -> str:
 
 
 register_kind(RunKind(
-    "specialists", "Specialists", SpecialistsJob, requires=_teacher_requirement,
+    "specialists", "Specialists", SpecialistsJob, requires=teacher_requirement,
     summary=_safe(_specialists_summary), describe=_specialists_name))
 
 
@@ -141,10 +134,10 @@ class FractionCurveJob:
         curves = {}
         if c.current is not None:
             text += f" · now {100 * c.current_fraction:g} % labelled, epoch {c.current.epoch}/{c.train.epochs}"
-            curves = {"distilled": _val(c.current.distilled_history), "scratch": _val(c.current.scratch_history)}
+            curves = {"distilled": val_curve(c.current.distilled_history), "scratch": val_curve(c.current.scratch_history)}
         elif c.points and c.points[-1].result is not None:
             r = c.points[-1].result
-            curves = {"distilled": _val(r.distilled_history), "scratch": _val(r.scratch_history)}
+            curves = {"distilled": val_curve(r.distilled_history), "scratch": val_curve(r.scratch_history)}
         return Progress(c.progress, text, curves)
 
     def result(self):
@@ -167,7 +160,7 @@ def _fractions_name(config: dict) -> str:
 
 
 register_kind(RunKind(
-    "transfer_fractions", "Labelled-fraction curve", FractionCurveJob, requires=_teacher_requirement,
+    "transfer_fractions", "Labelled-fraction curve", FractionCurveJob, requires=teacher_requirement,
     summary=_safe(_fractions_summary), describe=_fractions_name))
 
 
@@ -177,7 +170,6 @@ class _PairJob(EngineRun):
     """A run over a `DistillRun`-like object with `epoch`, `done`, `step()`, `result()`; its result is
     None when stopped before the first epoch (nothing was learned)."""
 
-    names: tuple[str, ...] = ()
     label = ""
 
     def _histories(self) -> dict:
@@ -185,7 +177,7 @@ class _PairJob(EngineRun):
 
     def progress(self) -> Progress:
         total, n = self.run.train.epochs, self.run.epoch
-        curves = {k: _val(h) for k, h in self._histories().items()}
+        curves = {k: val_curve(h) for k, h in self._histories().items()}
         text = f"{self.label}: epoch {n}/{total}"
         if n:
             text += " · validation accuracy: " + ", ".join(f"{k} {_pct(v[-1])}" for k, v in curves.items() if v)
@@ -196,8 +188,6 @@ class _PairJob(EngineRun):
 
 
 class OmittedClassJob(_PairJob):
-    label = "Training without the class"
-
     def __init__(self, config: dict, ctx: RunContext):
         from kdcore.transfer import OmittedClassRun
         teacher = ctx.teacher(config["teacher"])
@@ -207,15 +197,10 @@ class OmittedClassJob(_PairJob):
         self.run = OmittedClassRun(ds, teacher.logits, teacher.metrics, int(config["omitted"]), student, train,
                                    kd, config["seed"])
 
-    def progress(self) -> Progress:
+    def _histories(self) -> dict:
         r = self.run.run
-        total, n = r.train.epochs, r.epoch
-        curves = {"distilled": _val(r.distilled_history), "scratch": _val(r.scratch_history)}
-        text = f"{self.label}: epoch {n}/{total}"
-        if n:
-            text += (f" · validation accuracy: distilled {_pct(curves['distilled'][-1])}, "
-                     f"scratch {_pct(curves['scratch'][-1])}")
-        return Progress(n / total, text, curves)
+        return {"distilled": r.distilled_history, "scratch": r.scratch_history} | \
+            ({"hard labels": r.hard_history} if r.hard_history is not None else {})
 
 
 def _omitted_summary(r) -> dict:
@@ -232,7 +217,7 @@ def _omitted_name(config: dict) -> str:
 
 
 register_kind(RunKind(
-    "transfer_omitted", "Omitted class", OmittedClassJob, requires=_teacher_requirement,
+    "transfer_omitted", "Omitted class", OmittedClassJob, requires=teacher_requirement,
     summary=_safe(_omitted_summary), describe=_omitted_name))
 
 
@@ -263,7 +248,7 @@ def _losses_name(config: dict) -> str:
 
 
 register_kind(RunKind(
-    "transfer_losses", "Loss comparison", LossComparisonJob, requires=_teacher_requirement,
+    "transfer_losses", "Loss comparison", LossComparisonJob, requires=teacher_requirement,
     summary=_safe(_losses_summary), describe=_losses_name))
 
 

@@ -12,7 +12,8 @@ Progress curves: per width, the best and the mean validation accuracy of its stu
 
 from __future__ import annotations
 
-from kdcore.runs import Progress, RunContext, RunKind, RunSpec, register_kind
+from kdcore.runkinds import teacher_requirement
+from kdcore.runs import Progress, RunContext, RunKind, register_kind
 
 
 def sweep_config(teacher_spec, config, base_model=None, backend: str = "in-process") -> dict:
@@ -107,5 +108,5 @@ def _sweep_summary(res) -> dict:
 
 
 register_kind(RunKind(
-    "sweep", "Sweep", SweepRun, requires=lambda config: [RunSpec("teacher", config["teacher"])],
+    "sweep", "Sweep", SweepRun, requires=teacher_requirement,
     describe=_sweep_name, summary=_sweep_summary))

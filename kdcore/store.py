@@ -80,19 +80,19 @@ def code_version() -> str:
     return h.hexdigest()[:12]
 
 
-_FINGERPRINTS: dict[int, str] = {}
+_FINGERPRINTS: dict[tuple[str, int], str] = {}   # (name, split seed) -> fingerprint: the same data
 
 
 def dataset_fingerprint(ds) -> str:
     """A hash of a dataset's splits (its content, not its name)."""
-    fp = _FINGERPRINTS.get(id(ds))
+    fp = _FINGERPRINTS.get((ds.name, ds.seed))
     if fp is None:
         h = hashlib.sha256(ds.name.encode())
         for split in ("train", "val", "test"):
             X, y = ds.split(split)
             h.update(X.contiguous().numpy().tobytes())
             h.update(y.contiguous().numpy().tobytes())
-        fp = _FINGERPRINTS[id(ds)] = h.hexdigest()[:16]
+        fp = _FINGERPRINTS[(ds.name, ds.seed)] = h.hexdigest()[:16]
     return fp
 
 
@@ -208,8 +208,10 @@ class RunStore:
 
     def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
         now = time.time()
-        if status == "running":
-            self._con.execute("UPDATE runs SET status=?, started=? WHERE id=?", (status, now, run_id))
+        if status == "running":   # (again, after a restart: the old "interrupted" message goes)
+            self._con.execute("UPDATE runs SET status=?, started=?, error=NULL WHERE id=?", (status, now, run_id))
+        elif status == "queued":
+            self._con.execute("UPDATE runs SET status=?, error=NULL, finished=NULL WHERE id=?", (status, run_id))
         else:
             self._con.execute("UPDATE runs SET status=?, error=COALESCE(?, error), finished=? WHERE id=?",
                               (status, error, now if status in ENDED else None, run_id))

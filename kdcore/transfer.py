@@ -300,6 +300,10 @@ class OmittedClassRun:
     def epoch(self) -> int:
         return self.run.epoch
 
+    @property
+    def train(self):
+        return self.run.train
+
     def step(self):
         return self.run.step()
 

@@ -37,19 +37,19 @@ if not records:
 
 # ---- the history as a table, filtered ----
 st.subheader("History")
-frame = runs_frame(records)
+table = runs_frame(records)
 c1, c2, c3 = st.columns([2, 2, 3])
-kinds = c1.multiselect("Kind", sorted(frame["kind"].unique()), key="runs_kinds", bind="query-params", placeholder="all kinds")
-statuses = c2.multiselect("Status", sorted(frame["status"].unique()), key="runs_status", bind="query-params", placeholder="any status")
+kinds = c1.multiselect("Kind", sorted(table["kind"].unique()), key="runs_kinds", bind="query-params", placeholder="all kinds")
+statuses = c2.multiselect("Status", sorted(table["status"].unique()), key="runs_status", bind="query-params", placeholder="any status")
 text = c3.text_input("Name contains", key="runs_text", bind="query-params", placeholder="e.g. T=4")
-shown = frame
+shown = table
 if kinds:
     shown = shown[shown["kind"].isin(kinds)]
 if statuses:
     shown = shown[shown["status"].isin(statuses)]
 if text:
     shown = shown[shown["name"].str.contains(text, case=False, regex=False)]
-st.caption(f"{len(shown)} of {len(frame)} runs.")
+st.caption(f"{len(shown)} of {len(table)} runs.")
 table_ui.show(shown, key="runs_csv", file_name=f"runs-{ws}.csv", hide=["id", "dataset_fingerprint"],
               formats={"accuracy_pct": "%.2f", "gain_pts": "%+.2f", "seconds": "%.1f", "params": "%d"},
               labels={"accuracy_pct": "test accuracy (%)", "gain_pts": "gain vs labels only (pts)",
@@ -73,7 +73,7 @@ if len(chosen) >= 2:
                         width="stretch", key="runs_compare_chart")
     else:
         st.caption("These runs have no per-epoch curves to overlay.")
-    compared = frame[frame["id"].isin(chosen)][["name", "kind", "status", "accuracy_pct", "gain_pts",
+    compared = table[table["id"].isin(chosen)][["name", "kind", "status", "accuracy_pct", "gain_pts",
                                                   "params", "bytes", "seconds"]]
     table_ui.show(compared, key="runs_compare_csv", file_name=f"runs-compared-{ws}.csv",
                   formats={"accuracy_pct": "%.2f", "gain_pts": "%+.2f", "seconds": "%.1f"},
@@ -92,7 +92,7 @@ else:
 
 # ---- one run: rename, delete, download ----
 st.subheader("One run")
-one_options = list(shown["id"]) or list(frame["id"])
+one_options = list(shown["id"]) or list(table["id"])
 if st.session_state.get("runs_one") in by_id and st.session_state["runs_one"] not in one_options:
     one_options.insert(0, st.session_state["runs_one"])    # a run link's run, hidden by the filters
 rid = st.selectbox("Run", one_options, format_func=label.get, key="runs_one")
@@ -128,7 +128,7 @@ if rec.status in ("finished", "stopped"):
                 "architecture": repr(model)}
         stem = f"{rec.kind}-{rid}-{which}".replace("[", "_").replace("]", "").replace("'", "").replace(".", "_")
         d1, d2 = st.columns(2)
-        d1.download_button("Weights (safetensors)", codec.module_file(model, meta), f"{stem}.safetensors",
+        d1.download_button("Weights (safetensors)", lambda: codec.module_file(model, meta), f"{stem}.safetensors",
                            "application/octet-stream", key=f"runs_dl_w_{rid}", icon=":material/download:")
         d2.download_button("Its config (JSON)", json.dumps({"run": rid, "kind": rec.kind, "model": which,
                                                            "config": rec.config, "architecture": repr(model),

@@ -23,6 +23,7 @@ from kdcore import viz
 from kdcore.jobs import UNSTARTED, JobRunner, JobView
 from kdcore.runs import RunContext, RunSpec, kind
 from kdcore.store import ArtifactUnreadable, RunStore
+from kdcore.text import format_seconds, plural
 from ui import present
 from ui import frame
 from ui import state
@@ -127,31 +128,30 @@ def register_workspace_students(ds) -> None:
     this dataset in the workspace that made some (Distill, Ensembles, Transfer sets), so that pages
     choosing among models (Prune, Trade-offs) find them all, not only those of this session."""
     from kdcore.records import STUDENT_RUN_KINDS, records_of
+    done = state.per_user(state.REGISTERED_KEY, set)   # runs already listed in this session: read once
     for kind_name in STUDENT_RUN_KINDS:
         for rec in store().workspace_runs(state.workspace(), kind_name, ds.name, ds.seed):
-            if rec.status in ("finished", "stopped") and store().has_result(rec.id):
-                res = result(rec.id)
-                if res:
-                    for model_record in records_of(kind_name, res, rec.spec.to_dict(), ds.name, ds.seed,
-                                                   rec.display_name):
-                        state.register(model_record)
-
-
-def _fmt_seconds(s: float) -> str:
-    return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
+            if rec.id in done or rec.status not in ("finished", "stopped"):
+                continue
+            res = result(rec.id)   # None (with a note) for a run that kept nothing or cannot be read
+            if res:
+                for model_record in records_of(kind_name, res, rec.spec.to_dict(), ds.name, ds.seed,
+                                               rec.display_name):
+                    state.register(model_record)
+            done.add(rec.id)
 
 
 def status_line(v: JobView) -> str:
     if v.status == "queued":
         if v.waiting_for:
             return f"Waiting for {', '.join(v.waiting_for)} to finish…"
-        ahead = "no run" if v.ahead == 0 else ("1 run" if v.ahead == 1 else f"{v.ahead} runs")
-        return f"Queued: {ahead} ahead of yours ({v.running} running on {runner().workers} workers)."
+        ahead = "no run" if v.ahead == 0 else plural(v.ahead, "run")
+        return f"Queued: {ahead} ahead of yours ({v.running} running on {plural(runner().workers, 'worker')})."
     text = v.text or "running…"
     if v.eta is not None:
-        text += f" · about {_fmt_seconds(v.eta)} left"
+        text += f" · about {format_seconds(v.eta)} left"
     if v.watchers > 1:
-        text += f" · shared with {v.watchers - 1} other session{'s' if v.watchers > 2 else ''}"
+        text += f" · shared with {plural(v.watchers - 1, 'other session')}"
     return text
 
 
@@ -228,4 +228,5 @@ def explain_end(v: JobView, what: str) -> None:
     elif v.status == "failed":
         st.error(f"**The {what} failed.** {v.error or ''}")
     elif v.status == "interrupted":
-        st.warning(f"The {what} was interrupted by a server restart and is queued again.")
+        st.warning(f"The {what} was interrupted by a server restart and not started again (an identical run "
+                   "had finished or was under way): start it again to see its result here.")
