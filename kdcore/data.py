@@ -31,9 +31,12 @@ import torch
 
 def _is_network_error(err: BaseException) -> bool:
     """Whether a download failed for want of a network (as torchvision words it, or a URLError)."""
+    import socket
     import urllib.error
     text = str(err)
-    return isinstance(err, (urllib.error.URLError, OSError)) or "urlopen" in text or "Error downloading" in text
+    # not any OSError: a read-only folder or a corrupt .gz is no network problem
+    return isinstance(err, (urllib.error.URLError, ConnectionError, socket.gaierror, TimeoutError)) \
+        or "urlopen" in text or "Error downloading" in text
 
 
 class DatasetUnavailable(RuntimeError):

@@ -113,7 +113,7 @@ def train_teacher(spec: TeacherSpec, dataset: Dataset,
         from kdcore import userteachers
         if spec.model.arch == "logits":
             return userteachers.logits_teacher(spec, dataset)
-        return userteachers.fit_teacher(spec, dataset, callbacks, stop)
+        return userteachers.fit_teacher(spec, dataset, stop)   # no epochs: per-epoch callbacks do not apply
     model = seeded_model(lambda: _build(spec, dataset), spec.seed)
     hist: History = fit(model, dataset.X_train, dataset.y_train, spec.train, seed=spec.seed,
                         X_val=dataset.X_val, y_val=dataset.y_val, callbacks=callbacks, stop=stop,

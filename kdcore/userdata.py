@@ -780,7 +780,12 @@ def attach_logits(fp: str, data: bytes, filename: str, root: Path | None = None)
             a = next(iter(tensors.values()))
         elif suffix in (".csv", ".tsv", ".txt"):
             df, _ = read_table(data, filename)
-            a, cols = df.to_numpy(), list(df.columns)
+            if all(_is_number(c) for c in df.columns):   # headerless: pandas took the first row as the header
+                import pandas as pd
+                df = pd.read_csv(io.BytesIO(data), header=None, sep=None, engine="python")
+            else:
+                cols = list(df.columns)
+            a = df.to_numpy()
             if a.dtype.kind not in "iuf":
                 import pandas as pd
                 a = df.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
@@ -790,11 +795,6 @@ def attach_logits(fp: str, data: bytes, filename: str, root: Path | None = None)
         raise
     except Exception as err:
         raise UserDataError(f"“{filename}” cannot be read ({type(err).__name__}: {err}).") from None
-    # a headerless CSV of numbers: pandas took the first row as the header
-    if cols is not None and all(_is_number(c) for c in cols):
-        import pandas as pd
-        df = pd.read_csv(io.BytesIO(data), header=None, sep=None, engine="python")
-        a, cols = df.to_numpy(np.float64), None
     n_read = meta["n_rows_read"]
     if len(a) != n_read:
         raise UserDataError(f"“{filename}” has {len(a):,} rows but the dataset's file had {n_read:,}: the teacher's "

@@ -131,11 +131,12 @@ def logits_teacher(spec, dataset):
     return TrainedTeacher(spec, model.eval(), logits, metrics, [], from_cache=True)
 
 
-def fit_teacher(spec, dataset, callbacks=(), stop=None):
-    """Fit a forest / boosting teacher without a run (scripts, `TeacherCache.get_or_train`)."""
+def fit_teacher(spec, dataset, stop=None):
+    """Fit a forest / boosting teacher without a run (scripts, `TeacherCache.get_or_train`); `stop`: a
+    threading.Event, as for a network teacher (checked between steps)."""
     run = SklearnTeacherRun(spec, dataset)
     while not run.done:
-        if stop is not None and stop():
+        if stop is not None and stop.is_set():
             break
         run.step()
     return run.result()

@@ -224,6 +224,9 @@ def test_uploaded_logits_become_a_teacher(wine, tmp_path):
     # a second file with the wrong number of rows: a clear message
     with pytest.raises(ud.UserDataError, match="aligned by row"):
         ud.attach_logits(fp, b"0.2,0.3,0.5\n0.1,0.1,0.8\n", "short.csv")
+    # a headerless file whose rows do not line up: a message, not the parser's traceback
+    with pytest.raises(ud.UserDataError, match="has 4 fields"):
+        ud.attach_logits(fp, b"0.2,0.3,0.5\n0.1,0.1\n0.3,0.3,0.3,0.1\n", "ragged.csv")
 
 
 def test_workspace_lists_and_deletes(wine):
