@@ -168,10 +168,10 @@ class PruneAnalysisRun:
         P, a, X, y, ds = self.P, self.a, self.X, self.y, self.ds
         if self.curve is None:
             obd = P.obd_saliency(a.model, X, y, a.method, a.probes, seed=a.seed)
-            criteria = {"OBD": P.OBDScore(X, y, a.method, a.probes, a.seed), "magnitude": P.MagnitudeScore(),
-                        "random": P.RandomScore(a.seed)}
-            a.scores = {"OBD": obd, "magnitude": P.MagnitudeScore().scores(a.model),
-                        "random": P.RandomScore(a.seed).scores(a.model)}
+            criteria = {name: P.criterion_from_name(name, X, y, a.method, a.probes, a.seed)
+                        for name in ("OBD", "magnitude", "random")}
+            a.scores = {"OBD": obd, "magnitude": criteria["magnitude"].scores(a.model),
+                        "random": criteria["random"].scores(a.model)}
             self.curve = P.CurveRun(a.model, criteria, X, y, ds.X_test, ds.y_test,
                                     P.CurveConfig(tuple(a.sparsities), a.scope), seed=a.seed, scores=a.scores)
             a.base_accuracy, a.base_loss = self.curve.base_accuracy, self.curve.base_loss
@@ -241,8 +241,8 @@ class PruneRetrainRun:
         from kdcore import pruning as P
         a: PruneAnalysis = ctx.result_of(RunSpec.from_dict(config["analysis"]))
         ds = a.dataset
-        criteria = {"OBD": P.OBDScore(a.X, a.y, a.method, a.probes, a.seed), "magnitude": P.MagnitudeScore(),
-                    "random": P.RandomScore(a.seed)}
+        criteria = {name: P.criterion_from_name(name, a.X, a.y, a.method, a.probes, a.seed)
+                    for name in ("OBD", "magnitude", "random")}
         cfg = P.CurveConfig(tuple(sorted({p["sparsity"] for p in a.oneshot})), a.scope,
                             int(config["retrain_epochs"]), float(config["lr"]))
         self.base_accuracy = a.base_accuracy
@@ -307,7 +307,7 @@ class PruneIterativeRun(EngineRun):
         X, y = a.X, a.y
         self.cfg = P.IterativeConfig(target=float(config["target"]), step=float(config["step"]),
                                      epochs=int(config["epochs"]), scope=a.scope)
-        criterion = P.criterion_from_name(config["criterion"], X, y, a.method, 100, seed)
+        criterion = P.criterion_from_name(config["criterion"], X, y, a.method, a.probes, seed)   # the analysis's probes
         self.crit = config["criterion"]
         self.run = P.IterativePruning(copy.deepcopy(a.model), criterion, X, y, ds.X_val, ds.y_val, self.cfg, seed=seed)
 

@@ -83,9 +83,9 @@ if run_pressed:
             depth=len(student_default.hidden), seeds_per_cell=int(n_seeds), base_seed=ds.seed,
             labelled_fraction=float(fraction), controls=True,
             train=TrainConfig(**{**train_default.to_dict(), "epochs": int(epochs)}))
-        if config.n_students > MAX_STUDENTS:
-            raise ValueError(f"{config.n_students} students is more than this page trains at once "
-                             f"({MAX_STUDENTS}); use fewer values or seeds")
+        if config.n_total > MAX_STUDENTS:   # the grid's students and their two control rows
+            raise ValueError(f"{config.n_total} students (the grid's {config.n_students} and their controls) is "
+                             f"more than this page trains at once ({MAX_STUDENTS}); use fewer values or seeds")
     except ValueError as err:
         st.error(f"These settings cannot be used: {err}")
         frame.stop()
