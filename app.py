@@ -7,7 +7,7 @@ Run with `streamlit run app.py`.
 
 import streamlit as st
 
-from ui import frame, links, present, runs, sidebar
+from ui import frame, links, present, runs, sidebar, state
 
 presenting = st.session_state.get("present") or str(st.query_params.get("present", "")).lower() in links.TRUE_WORDS
 st.set_page_config(page_title="Distillation Lab", page_icon="⚗️", layout="wide",
@@ -44,7 +44,8 @@ runs.runner()   # the job runner's workers start with the server's first visit, 
 page = st.navigation({k: v for k, v in PAGES.items() if v}, expanded=True)   # every page in view, Runs too
 links.begin(page.url_path)     # a ?run= link, and parameters that are no setting of this page
 sidebar.show(key="sidebar")
-present.css(page.url_path, links.share_params(page.url_path))   # presentation mode: large type, settings in a line
+if state.present():   # presentation mode: large type, the settings in one line (its parameters read only then)
+    present.css(page.url_path, links.share_params(page.url_path))
 notes = st.container()         # on top of the page: what the link asked for and could not get
 stopped = frame.run_page(page)   # a page's frame.stop() ends the page, not this frame
 # after the page (also one that stopped early): the notes on its link's settings, the Share box with

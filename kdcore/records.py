@@ -191,18 +191,15 @@ def pruned_record(source_label: str, n_prunable: int, model: nn.Module, criterio
                   run_spec: dict, path: list, ds, teacher_test_logits) -> ModelRecord:
     """A pruned copy of a model, evaluated on the test split, with the size of its cheapest sparse
     encoding (values + indices, or a bitmask + values), not its dense bytes."""
-    from kdcore.metrics import evaluate
     from kdcore.pruning import sparsity
-    from kdcore.quantize import model_size
-    metrics = evaluate(model, ds.X_test, ds.y_test, teacher_test_logits)
+    from kdcore.quantize import evaluate_sized
+    metrics = evaluate_sized(model, ds, teacher_test_logits)
     s = sparsity(model)
     metrics["nonzero_params"] = metrics["params"] - int(round(s * n_prunable))
-    size = model_size(model)
-    metrics["bytes"] = size.bytes
     return from_run(run_spec, path, pruned_name(source_label, criterion, target, how), "pruned", model, metrics,
                     f"{source_label} pruned to {100 * s:.1f} % sparsity by {criterion} ({how or 'one-shot'})",
                     ds.name, ds.seed, sparsity=s, criterion=criterion, source=source_label, how=how,
-                    encoding=size.encoding)
+                    encoding=metrics["encoding"])
 
 
 def pruned_name(source_label: str, criterion: str, target: float, how: str) -> str:

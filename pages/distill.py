@@ -121,7 +121,7 @@ if result is None:
 
 # ---- results: everything below reads stored results; nothing here trains ----
 def figure(view: tuple, build):
-    return state.cached_figure("distill", run_id, view, build)
+    return state.cached_view("distill", run_id, view, build)
 
 
 runs.register_distill_models(ds, run_id, result)

@@ -156,11 +156,12 @@ with left:
     shown = st.multiselect("Layers", layers, default=layers, key="prune_layers", bind="query-params")
     log_x = st.toggle("Log-scaled x axis", value=True, key="prune_logx", bind="query-params")
     which = st.radio("Histogram of", ["OBD", "magnitude"], horizontal=True, key="prune_hist_of", bind="query-params")
-    if shown:
-        present.chart(viz.pruning.saliency_histogram(
+    if shown:   # figures built once per run and view (they walk every weight), reused by other reruns
+        present.chart(state.cached_view("prune", run_id, ("hist", which, log_x, tuple(shown)),
+                                          lambda: viz.pruning.saliency_histogram(
             {n: scores[which][n] for n in shown}, log_x,
             title=f"{'OBD saliency' if which == 'OBD' else 'Magnitude |θ|'} per layer",
-            x_title="saliency ½·h·θ² (nats)" if which == "OBD" else "|θ|"), width="stretch")
+            x_title="saliency ½·h·θ² (nats)" if which == "OBD" else "|θ|")), width="stretch")
     n_neg = sum(int((scores["OBD"][n] < 0).sum()) for n in layers)
     if n_neg:
         st.caption(f"{n_neg:,} weights have a negative exact second derivative (the loss is not convex "
@@ -168,14 +169,18 @@ with left:
 with right:
     view_s = st.select_slider("Sparsity for these views", LEVELS, value=0.8, format_func=lambda s: f"{100 * s:g} %",
                               key="prune_view_sparsity", bind="query-params")
-    masks = {c: P.masks_for_sparsity(scores[c], view_s, a.scope) for c in ("OBD", "magnitude", "random")}
-    present.chart(viz.pruning.obd_vs_magnitude({n: scores["OBD"][n] for n in shown or layers}, scores["magnitude"],
-                                        masks["OBD"], masks["magnitude"]), width="stretch")
+    masks = state.cached_view("prune", run_id, ("masks", view_s), lambda: {
+        c: P.masks_for_sparsity(scores[c], view_s, a.scope) for c in ("OBD", "magnitude", "random")})
+    present.chart(state.cached_view("prune", run_id, ("scatter", view_s, tuple(shown or layers)),
+                                      lambda: viz.pruning.obd_vs_magnitude(
+        {n: scores["OBD"][n] for n in shown or layers}, scores["magnitude"], masks["OBD"], masks["magnitude"])),
+        width="stretch")
     agree = P.mask_agreement(masks["OBD"], masks["magnitude"])
     st.caption(f"At {100 * view_s:g} % sparsity the two criteria make the same decision on {100 * agree:.1f} % "
                "of the weights. Where they disagree, OBD keeps small weights on which the loss is steep "
                "and drops large ones on which it is flat.")
-present.chart(viz.pruning.fraction_removed({c: P.layer_fractions(m) for c, m in masks.items()}, view_s), width="stretch")
+present.chart(state.cached_view("prune", run_id, ("fractions", view_s), lambda: viz.pruning.fraction_removed(
+    {c: P.layer_fractions(m) for c, m in masks.items()}, view_s)), width="stretch")
 
 st.subheader("2 · Accuracy against sparsity")
 points = a.oneshot

@@ -27,7 +27,7 @@ seed = state.seed()
 
 
 def figure(run_id: str, view: tuple, build):
-    return state.cached_figure("sequences", run_id, view, build)
+    return state.cached_view("sequences", run_id, view, build)
 
 
 def ended_result(slot: str, kind: str, dataset: str, label: str, what: str, live_title: str,

@@ -204,10 +204,15 @@ with right:
                    "while very small ones do better at moderate T: compare the lines.")
 
 # the best cell's first student joins the session's models (the Trade-offs view compares them)
-best_student = res.find(*best_full)[0]
-net = res.student_model(best_student, ModelConfig(hidden=student_default.hidden), ds.input_shape, ds.n_classes)
-if net is not None:
-    state.register(records.sweep_best_record(res, labels[best_full], net, best_student, ds.name, ds.seed))
+# once per run and session: a new network object on every rerun made Trade-offs time it again
+def register_best() -> None:
+    best_student = res.find(*best_full)[0]
+    net = res.student_model(best_student, ModelConfig(hidden=student_default.hidden), ds.input_shape, ds.n_classes)
+    if net is not None:
+        state.register(records.sweep_best_record(res, labels[best_full], net, best_student, ds.name, ds.seed))
+
+
+state.register_once(run_id, register_best)
 
 st.subheader("Table")
 table = pd.DataFrame(res.records())

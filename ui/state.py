@@ -30,7 +30,7 @@ TEACHER_SPEC_KEY = "teacher_spec"     # (dataset, seed) -> the TeacherSpec chose
 MODELS_KEY = "session_models"         # name -> ModelRecord of every model this session made
 WORKSPACE_KEY = "ws"                  # also the URL's query parameter (?ws=...) that carries it
 CURRENT_RUNS_KEY = "current_runs"     # (slot, dataset, seed) -> the run id a page shows
-FIGURES_KEY = "built_figures"         # (page, run id, view...) -> a chart built once, sent again by reruns
+FIGURES_KEY = "built_figures"         # (page, run id, view...) -> a chart or its data, made once, reused by reruns
 REGISTERED_KEY = "registered_runs"    # run ids whose models are already listed in MODELS_KEY
 SWEEP_CELL_KEY = "sweep_cell"         # the Sweep page's selected cell (its selectbox's key)
 SWEEP_LAST_CLICK_KEY = "sweep_last_click"   # the last heatmap click the Sweep page acted on
@@ -273,9 +273,10 @@ def per_user(key: str, default_factory=dict):
     return st.session_state.setdefault(key, default_factory())
 
 
-def cached_figure(page: str, run_id: str | None, view: tuple, build):
-    """A chart built once per page, run and view (building a plotly figure costs ~25 ms; sending it
-    again, ~1 ms): the reruns of a page that only change another view reuse it."""
+def cached_view(page: str, run_id: str | None, view: tuple, build):
+    """A chart (or what a chart is drawn from, e.g. pruning masks) computed once per page, run and view
+    (building a plotly figure costs ~25 ms, sending it again ~1 ms): the reruns of a page that only
+    change another view reuse it."""
     cache = per_user(FIGURES_KEY)
     key = (page, run_id, *view)
     if key not in cache:
