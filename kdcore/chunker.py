@@ -184,11 +184,12 @@ def chunker_losses(automatizer: Automatizer, chunker: Chunker, tokens: torch.Ten
     failed, unexpected = unexpected_inputs(a_logits.detach(), targets, confidence)
     c_logits, c_states = chunker(tokens, unexpected)
     real = targets != IGNORE_LABEL
+    state = F.mse_loss(a_state[real], c_states.detach()[real])
     out = {"next": F.cross_entropy(a_logits[real], targets[real]),
-           "state": F.mse_loss(a_state[real], c_states.detach()[real]),
+           "state": state,
            # the same error as a share of the chunker's state variance: 1 − R², comparable across epochs
            # while the chunker's states themselves grow from their small initial values
-           "state_relative": (F.mse_loss(a_state[real], c_states[real]) / c_states[real].var(0).mean().clamp_min(1e-8)).detach(),
+           "state_relative": (state.detach() / c_states.detach()[real].var(0).mean().clamp_min(1e-8)),
            "chunker": F.cross_entropy(c_logits[failed], targets[failed]) if bool(failed.any())
            else c_logits.sum() * 0.0,
            "a_logits": a_logits, "c_logits": c_logits, "failed": failed}

@@ -19,7 +19,7 @@ Runs, stepped one epoch per `step()` (each with `done`, `progress()` and a
 
 `sequence_presets()` gives the page's defaults per task (teacher and students'
 settings). Plain functions give what a page draws, as data: `soft_targets_of_sequence`,
-`sequence_symbols`, `accuracy_per_position`, `accuracy_per_group`, `model_sizes`,
+`sequence_symbols`, `accuracy_per_position`, `accuracy_per_group`,
 `describe_sequence_outcome`.
 
 Metrics (`sequence_metrics`), over the real steps of the test sequences:
@@ -47,9 +47,10 @@ from torch import nn
 
 from kdcore.distill import describe_outcome
 from kdcore.losses import IGNORE_LABEL, sequence_kd_loss, soften
-from kdcore.models import format_bytes, model_bytes, param_count
+from kdcore.models import model_bytes, param_count
 from kdcore.sequences import PAD, SeqDataset, SeqSplit, SeqTaskConfig, make_sequence_dataset
-from kdcore.train import GLOBAL_RNG_LOCK, EpochLog, TrainConfig, make_optimizer, scheduled_lr, seeded_model
+from kdcore.train import (GLOBAL_RNG_LOCK, EpochLog, TrainConfig, make_optimizer, predict_logits, scheduled_lr,
+                          seeded_model)
 from kdcore.runs import drive
 
 SEQ_MODEL_KINDS = {
@@ -171,17 +172,6 @@ def build_seq_model(config: SeqModelConfig, dataset: SeqDataset, seed: int) -> S
     return seeded_model(lambda: SeqModel(config, dataset.n_inputs, dataset.n_classes), seed)
 
 
-@torch.no_grad()
-def predict_sequence_logits(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits (N, L, C) of `model` in eval mode (dropout off) for all of `tokens` (N, L)."""
-    was_training = model.training
-    model.eval()
-    try:
-        return torch.cat([model(tokens[i:i + batch_size]) for i in range(0, len(tokens), batch_size)])
-    finally:
-        model.train(was_training)
-
-
 # ---------------------------------------------------------------- metrics
 
 
@@ -220,7 +210,7 @@ def sequence_metrics(logits: torch.Tensor, split: SeqSplit, teacher_logits: torc
 
 def accuracy_per_position(model: nn.Module, split: SeqSplit) -> tuple[np.ndarray, np.ndarray]:
     """(accuracy, count) per step position 0..L-1 over the sequences that reach it (nan where none do)."""
-    hits = best_guess_hits(predict_sequence_logits(model, split.tokens), split.true_probs)
+    hits = best_guess_hits(predict_logits(model, split.tokens), split.true_probs)
     m = split.mask
     count = m.sum(0).numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -228,22 +218,21 @@ def accuracy_per_position(model: nn.Module, split: SeqSplit) -> tuple[np.ndarray
     return np.where(count > 0, acc, np.nan), count
 
 
-def accuracy_per_group(model: nn.Module, split: SeqSplit, n_groups: int) -> np.ndarray:
-    """Accuracy (best guess, over real steps) of the sequences of each group (nan for an empty group)."""
-    hits = best_guess_hits(predict_sequence_logits(model, split.tokens), split.true_probs)
+def accuracy_per_group(hits: torch.Tensor, split: SeqSplit, n_groups: int) -> list[float]:
+    """Accuracy over the real steps of each group's sequences, from the best-guess `hits` (N, L) of a
+    model on `split` (nan for a group without a real step)."""
     m = split.mask
-    out = np.full(n_groups, np.nan)
+    out = []
     for g in range(n_groups):
         rows = split.groups == g
-        if bool((m[rows]).any()):
-            out[g] = float(hits[rows][m[rows]].float().mean())
+        out.append(float(hits[rows][m[rows]].float().mean()) if bool(m[rows].any()) else float("nan"))
     return out
 
 
 def soft_targets_of_sequence(model: nn.Module, split: SeqSplit, index: int, temperature: float = 1.0) -> np.ndarray:
     """softmax(z/T) of `model` at each real step of sequence `index`: (steps, C), rows sum to 1."""
     n = int(split.lengths[index])
-    logits = predict_sequence_logits(model, split.tokens[index:index + 1])[0, :n]
+    logits = predict_logits(model, split.tokens[index:index + 1])[0, :n]
     return soften(logits, temperature).numpy()
 
 
@@ -251,12 +240,6 @@ def sequence_symbols(dataset: SeqDataset, split: SeqSplit, index: int) -> list[s
     """The input symbol at each real step of sequence `index` (the rows of `soft_targets_of_sequence`)."""
     n = int(split.lengths[index])
     return [dataset.input_names[int(t)] for t in split.tokens[index, :n]]
-
-
-def model_sizes(models: dict[str, nn.Module]) -> dict[str, dict]:
-    """name -> {"params", "bytes", "size"} (float32 parameters; "size" is readable, e.g. "15.6 KB")."""
-    return {name: {"params": param_count(m), "bytes": model_bytes(m), "size": format_bytes(model_bytes(m))}
-            for name, m in models.items()}
 
 
 # ---------------------------------------------------------------- training
@@ -333,7 +316,7 @@ class SeqTrainer:
         self.epoch += 1
         val_loss = val_acc = float("nan")
         if self.val is not None:
-            logits = predict_sequence_logits(model, self.val.tokens)
+            logits = predict_logits(model, self.val.tokens)
             vm = self.val.mask
             val_loss = float(F.cross_entropy(logits[vm], self.val.targets[vm]))
             val_acc = float(best_guess_hits(logits, self.val.true_probs)[vm].float().mean())
@@ -404,7 +387,7 @@ class SeqTeacherRun:
     def result(self) -> SeqTeacherResult:
         model = copy.deepcopy(self.model).eval()
         test = self.dataset.test
-        metrics = sequence_metrics(predict_sequence_logits(model, test.tokens), test, model=model)
+        metrics = sequence_metrics(predict_logits(model, test.tokens), test, model=model)
         return SeqTeacherResult(model, metrics, list(self.history), self.dataset, self.config, self.seed,
                                 stopped_early=not self.done, seconds=sum(h["seconds"] for h in self.history))
 
@@ -501,7 +484,7 @@ class SeqDistillRun:
         n = min(config.n_sequences, len(ds.train))
         self.n_sequences = n
         part = ds.train.subset(range(n))
-        self.teacher_logits = predict_sequence_logits(teacher.model, part.tokens)
+        self.teacher_logits = predict_logits(teacher.model, part.tokens)
         hard = torch.where(part.mask, self.teacher_logits.argmax(-1), torch.full_like(part.targets, IGNORE_LABEL))
         init = build_seq_model(config.student, ds, seed + 1)   # seed + 1: not the teacher's draws
         self.students = {name: copy.deepcopy(init) for name in STUDENTS}
@@ -543,9 +526,9 @@ class SeqDistillRun:
 
     def result(self) -> SeqDistillResult:
         test = self.dataset.test
-        t_logits = predict_sequence_logits(self.teacher.model, test.tokens)
+        t_logits = predict_logits(self.teacher.model, test.tokens)
         students = {n: copy.deepcopy(m).eval() for n, m in self.students.items()}
-        metrics = {n: sequence_metrics(predict_sequence_logits(m, test.tokens), test, t_logits, m)
+        metrics = {n: sequence_metrics(predict_logits(m, test.tokens), test, t_logits, m)
                    for n, m in students.items()}
         return SeqDistillResult(students, metrics, self.teacher.metrics,
                                 {n: list(h) for n, h in self.histories.items()}, self.config, self.seed,
@@ -563,8 +546,3 @@ def sequence_presets() -> dict[str, tuple[SeqTeacherConfig, SeqDistillConfig]]:
         "reber": (SeqTeacherConfig(task=SeqTaskConfig("reber")),
                   SeqDistillConfig(train=TrainConfig(epochs=40, batch_size=16, lr=1e-2), n_sequences=200)),
     }
-
-
-def distill_sequences(config: SeqDistillConfig, teacher: SeqTeacherResult, seed: int = 0) -> SeqDistillResult:
-    """Run `SeqDistillRun` to the end."""
-    return drive(SeqDistillRun(config, teacher, seed))[0]

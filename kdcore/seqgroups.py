@@ -24,11 +24,10 @@ import numpy as np
 import torch
 
 from kdcore.models import format_bytes, model_bytes
-from kdcore.seqdistill import (RunProgress, SeqModel, SeqModelConfig, SeqTrainer, best_guess_hits, build_seq_model,
-                               predict_sequence_logits, sequence_metrics)
+from kdcore.seqdistill import (RunProgress, SeqModel, SeqModelConfig, SeqTrainer, accuracy_per_group, best_guess_hits,
+                               build_seq_model, sequence_metrics)
 from kdcore.sequences import SeqTaskConfig, make_sequence_dataset
-from kdcore.train import EpochLog, TrainConfig
-from kdcore.runs import drive
+from kdcore.train import EpochLog, TrainConfig, predict_logits
 
 
 @dataclass(frozen=True)
@@ -160,7 +159,7 @@ class GroupsIntoOneRun:
         teacher_logits = torch.zeros(tr.tokens.shape + (ds.n_classes,))
         for g, model in enumerate(self.group_models):
             rows = torch.nonzero(tr.groups == g).flatten()
-            teacher_logits[rows] = predict_sequence_logits(model, tr.tokens[rows])
+            teacher_logits[rows] = predict_logits(model, tr.tokens[rows])
         init = build_seq_model(cfg.student, ds, self.seed + 1)
         self.students = {"distilled": init, "labels_only": copy.deepcopy(init)}
         self._student_trainers = {
@@ -200,28 +199,19 @@ class GroupsIntoOneRun:
             covered = torch.zeros(len(test), dtype=torch.bool)
             for g, model in enumerate(groups):
                 rows = torch.nonzero(test.groups == g).flatten()
-                combined[rows] = predict_sequence_logits(model, test.tokens[rows])
+                combined[rows] = predict_logits(model, test.tokens[rows])
                 covered[rows] = True
-            hits = best_guess_hits(combined, test.true_probs)
-            per_group["per-campaign models"] = [
-                float(hits[test.groups == g][test.mask[test.groups == g]].float().mean()) if g < len(groups)
-                else float("nan") for g in range(self.n_groups)]
+            acc = accuracy_per_group(best_guess_hits(combined, test.true_probs), test, self.n_groups)
+            per_group["per-campaign models"] = [a if g < len(groups) else float("nan") for g, a in enumerate(acc)]
             part = test.subset(torch.nonzero(covered).flatten())
             metrics["per-campaign models"] = sequence_metrics(combined[covered], part)
             metrics["per-campaign models"]["bytes"] = sizes["per-campaign models"]
         students = {n: copy.deepcopy(m).eval() for n, m in self.students.items()}
         for name, model in students.items():
-            logits = predict_sequence_logits(model, test.tokens)
+            logits = predict_logits(model, test.tokens)
             metrics[name] = sequence_metrics(logits, test, combined if len(groups) == self.n_groups else None, model)
-            hits = best_guess_hits(logits, test.true_probs)
-            per_group[name] = [float(hits[test.groups == g][test.mask[test.groups == g]].float().mean())
-                               for g in range(self.n_groups)]
+            per_group[name] = accuracy_per_group(best_guess_hits(logits, test.true_probs), test, self.n_groups)
         return GroupsIntoOneResult(groups, students, per_group, metrics, sizes, ds.group_names,
                                    [list(h) for h in self.group_histories],
                                    {n: list(h) for n, h in self.student_histories.items()},
                                    self.config, self.seed, stopped_early=not self.done)
-
-
-def groups_into_one(config: GroupsIntoOneConfig = GroupsIntoOneConfig(), seed: int = 0) -> GroupsIntoOneResult:
-    """Run `GroupsIntoOneRun` to the end."""
-    return drive(GroupsIntoOneRun(config, seed))[0]

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from kdcore import viz
+from kdcore.jobs import UNSTARTED
 from kdcore.chunker import ABOUT, ChunkerConfig, chunker_takeover_shares, describe_takeover
 from kdcore.models import format_bytes
 from kdcore.runkinds_seq import chunker_config, seq_distill_config, seq_groups_config, seq_teacher_config
@@ -30,21 +31,15 @@ def figure(run_id: str, view: tuple, build):
     return state.cached_view("sequences", run_id, view, build)
 
 
-def ended_result(slot: str, kind: str, dataset: str, label: str, what: str, live_title: str,
+def ended_result(slot: str, dataset: str, label: str, what: str, live_title: str,
                  y_title: str = "validation accuracy (%)"):
-    """The slot's current run: live progress while active (returns (None, None)); else (run id, result)."""
-    run_id = runs.current(slot, kind, dataset, seed)
+    """(run id, stored result) of a tab's current run (its slot is its kind): (None, None) without one;
+    (run id, None) while it runs (its live progress drawn, the other tabs go on) or when it kept nothing."""
+    run_id = runs.current(slot, slot, dataset, seed)
+    res = runs.watched_result(run_id, f"{slot}_w", label, what, stop=False, share=slot == "seq_distill",
+                              chart=lambda c: viz.common.live_curves(c, live_title, y_title))
     v = runs.view(run_id)
-    if v is None:
-        return None, None
-    if v.active:
-        runs.watch(run_id, key=f"{slot}_w", label=label, chart=lambda c: viz.common.live_curves(c, live_title, y_title))
-        return None, None
-    runs.explain_end(v, what)
-    if v.status not in ("finished", "stopped"):
-        return None, None
-    res = runs.result(run_id)
-    if v.status == "stopped":
+    if v is not None and v.status == "stopped" and v.error != UNSTARTED:   # (explain_end said that one)
         st.warning(f"This {what} was stopped before it finished; below is what it had learned then."
                    if res is not None else f"This {what} was stopped before its first epoch ended; nothing was kept.")
     return run_id, res
@@ -157,10 +152,10 @@ with tab_kd:
                         "trained first.")
 
     st.divider()
-    run_id, res = ended_result("seq_distill", "seq_distill", f"seq:{task}", "Distilling", "distillation",
+    run_id, res = ended_result("seq_distill", f"seq:{task}", "Distilling", "distillation",
                                "Validation accuracy of the three students, live")
     if run_id is None or res is None:
-        if runs.current("seq_distill", "seq_distill", f"seq:{task}", seed) is None:
+        if run_id is None:
             st.info("Press **Distill** to train the three students (and the teacher first, if needed). At the "
                     "defaults it takes about 10 s.")
     else:
@@ -273,10 +268,10 @@ with tab_groups:
                  key="seq_groups_btn", disabled=groups_cfg is None) and groups_cfg is not None:
         runs.submit(RunSpec("seq_groups", seq_groups_config(groups_cfg, seed)), slot="seq_groups")
 
-    g_id, g_res = ended_result("seq_groups", "seq_groups", "seq:events", "Many models into one", "run",
+    g_id, g_res = ended_result("seq_groups", "seq:events", "Many models into one", "run",
                                "Validation accuracy of the one student, live")
     if g_id is None or g_res is None:
-        if runs.current("seq_groups", "seq_groups", "seq:events", seed) is None:
+        if g_id is None:
             st.info("Press the button to train one model per campaign, then one student for all of them "
                     "(about 10 s of CPU at the defaults).")
     else:
@@ -333,10 +328,10 @@ with tab_1991:
                  key="seq_chunker_btn", disabled=chunk_cfg is None) and chunk_cfg is not None:
         runs.submit(RunSpec("chunker", chunker_config(chunk_cfg, seed)), slot="chunker")
 
-    c_id, c_res = ended_result("chunker", "chunker", "seq:chunker", "Chunker and automatizer", "chunker demo",
+    c_id, c_res = ended_result("chunker", "seq:chunker", "Chunker and automatizer", "chunker demo",
                                "The chunker's share of the predictions, live", "steps handed to the chunker (%)")
     if c_id is None or c_res is None:
-        if runs.current("chunker", "chunker", "seq:chunker", seed) is None:
+        if c_id is None:
             st.info("Press the button to train both networks (about 5 s of CPU at the defaults).")
     elif c_res.history:
         st.info(describe_takeover(c_res.history))

@@ -193,18 +193,23 @@ def watch(run_id: str, key: str, label: str, chart=None, on_end: str = "app") ->
 
 
 def watched_result(run_id: str | None, key: str, label: str, what: str, live_title: str | None = None,
-                   chart=None):
-    """A page's current run: while it is under way, its live progress and this page's run stops there;
+                   chart=None, stop: bool = True, share: bool = True):
+    """A page's current run: while it is under way, its live progress and this page's run stops there
+    (with `stop=False`, for a page with several runs in tabs, None is returned and the page goes on);
     once it ended, its stored result (None if there is none), after saying how an unfinished run ended.
 
-    live_title: title of the live chart of the run's curves (or `chart`, a function of the curves)."""
-    state.set_shown_run(run_id)     # the Share box links to it
+    live_title: title of the live chart of the run's curves (or `chart`, a function of the curves);
+    share: the Share box links to this run (a page with several runs shares its main one)."""
+    if share:
+        state.set_shown_run(run_id)
     v = view(run_id)
     if v is not None and v.active:
         if chart is None and live_title is not None:
             chart = lambda curves: viz.common.live_curves(curves, live_title)  # noqa: E731
         watch(run_id, key=key, label=label, chart=chart)
-        frame.stop()
+        if stop:
+            frame.stop()
+        return None
     if v is not None:
         explain_end(v, what)
     return result(run_id)
