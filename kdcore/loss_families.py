@@ -310,6 +310,19 @@ class LossFamilyRun:
                                 self.cd_teacher[2] if self.cd_teacher else None, cq, settings)
 
 
+def beats_plain_kd(table: Sequence[dict]) -> bool:
+    """Whether some loss beats plain KD by more than the seed-to-seed spread, over at least 2 seeds
+    (the case `verdict` reports as a win)."""
+    by = {r["key"]: r for r in table}
+    others = [r for r in table if r["key"] != "kd"]
+    if "kd" not in by or not others or min(r["seeds"] for r in table) < 2:
+        return False
+    kd = by["kd"]
+    best = max(others, key=lambda r: r["test accuracy mean (%)"])
+    return best["test accuracy mean (%)"] - kd["test accuracy mean (%)"] > math.hypot(best["std (points)"],
+                                                                                      kd["std (points)"])
+
+
 def verdict(table: Sequence[dict]) -> str:
     """One honest sentence on a `LossFamilyResult.table()`: is anything better than plain KD,
     beyond the seed-to-seed spread (the root of the sum of the two variances)?"""

@@ -77,6 +77,17 @@ class GroupsIntoOneResult:
         return describe_groups_outcome(self)
 
 
+def solved(result) -> bool:
+    """The deployment problem solved: the one distilled student as accurate as the per-campaign models
+    together (within half a point) and no campaign more than 2 points below its own model."""
+    if "distilled" not in result.metrics:
+        return False
+    g, d = result.metrics["per-campaign models"]["accuracy"], result.metrics["distilled"]["accuracy"]
+    diffs = [a_d - a_g for a_d, a_g in zip(result.accuracy_per_group["distilled"],
+                                           result.accuracy_per_group["per-campaign models"])]
+    return d >= g - 0.005 and min(diffs) >= -0.02
+
+
 def describe_groups_outcome(result: GroupsIntoOneResult) -> str:
     """Plain sentences: did one student replace the per-campaign models, at what size.
 
@@ -94,7 +105,7 @@ def describe_groups_outcome(result: GroupsIntoOneResult) -> str:
     text = (f"One distilled student of {format_bytes(result.sizes['one student'])} reaches {100 * d:.1f} % "
             f"against {100 * g:.1f} % for the {n} per-campaign models together "
             f"({format_bytes(result.sizes['per-campaign models'])}, {ratio:.1f} × larger): ")
-    if d >= g - 0.005 and diffs[weakest] >= -0.02:
+    if solved(result):
         text += "the deployment problem is solved here, one model and no campaign more than 2 points worse."
     else:
         overall = f"{100 * (g - d):.1f} points worse overall and" if d < g - 0.005 else "as good overall but"

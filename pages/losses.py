@@ -10,7 +10,7 @@ import streamlit as st
 
 from kdcore import viz
 from kdcore import runkinds_families as rf
-from kdcore.loss_families import DEFAULT_METHODS, LOSS_FAMILIES, verdict
+from kdcore.loss_families import DEFAULT_METHODS, LOSS_FAMILIES, beats_plain_kd, verdict
 from kdcore.models import ModelConfig
 from kdcore.presets import default_kd, default_student
 from kdcore.runs import RunSpec
@@ -28,7 +28,7 @@ ds = state.dataset()
 st.title("Losses")
 st.markdown("Is plain knowledge distillation the best way to use a teacher? The same student is trained with "
             "each loss below: per seed, **one initialization and one batch order for every loss**, on the same "
-            "transfer set (the Distill page's labelled fraction; hidden labels count for no loss). The spread "
+            "transfer set (the lab's default labelled fraction, shown under the results; hidden labels count for no loss). The spread "
             "over seeds says how much of a difference is noise.")
 
 teacher = teacher_ui.require(ds, key="losses")
@@ -97,7 +97,7 @@ else:
         if not table:
             st.info("No student finished before the stop.")
         else:
-            (st.success if "beats plain KD" in (line := verdict(table)) else st.info)(line)
+            (st.success if beats_plain_kd(table) else st.info)(verdict(table))
             shown = pd.DataFrame([{"loss": r["method"],
                                    "test accuracy (%)": f"{r['test accuracy mean (%)']:.2f} ± {r['std (points)']:.2f}",
                                    "seeds": r["seeds"], "per seed (%)": r["per seed (%)"],
@@ -108,8 +108,9 @@ else:
                                                   f"{res.settings['epochs']} epochs, mean ± std over seeds"),
                             width="stretch")
             c = spec.config
-            line = (f"Student {res.settings['student']}, {res.settings['epochs']} epochs, T = {kd.temperature:g}, "
-                    f"α = {kd.alpha:g}, {100 * kd.labelled_fraction:g} % labels; DKD (α, β) = "
+            rs = res.settings   # the run's own settings, not today's defaults
+            line = (f"Student {rs['student']}, {rs['epochs']} epochs, T = {rs['T']:g}, "
+                    f"α = {rs['alpha']:g}, {100 * rs['labelled fraction']:g} % labels; DKD (α, β) = "
                     f"{tuple(c['dkd_weights'])}, hint weight {c['hint_weight']:g}. Teacher "
                     f"{100 * res.teacher_metrics['accuracy']:.1f} %.")
             if res.cd_teacher_metrics is not None:

@@ -15,6 +15,7 @@ from kdcore.seqdistill import (SEQ_MODEL_KINDS, STUDENT_NAMES, STUDENTS, SeqDist
                                SeqTeacherConfig, accuracy_per_position, describe_sequence_outcome,
                                sequence_presets, sequence_symbols, soft_targets_of_sequence)
 from kdcore.seqgroups import GroupsIntoOneConfig, describe_groups_outcome
+from kdcore.seqgroups import solved as groups_solved
 from kdcore.sequences import SEQUENCE_TASKS, SeqTaskConfig, make_sequence_dataset
 from kdcore.train import TrainConfig
 from ui import present
@@ -276,7 +277,7 @@ with tab_groups:
                     "(about 10 s of CPU at the defaults).")
     else:
         verdict = describe_groups_outcome(g_res)
-        solved = "is solved here" in verdict
+        solved = groups_solved(g_res)
         (st.success if solved else st.warning if "distilled" in g_res.metrics else st.info)(verdict)
         n_models = len(g_res.group_models)
         cols = st.columns(3)

@@ -38,3 +38,20 @@ def test_dkd_with_alpha_one_beta_one_minus_pt_trains_like_kd():
     per_example = torch.stack([dkd_loss(s[i:i + 1], t[i:i + 1], y[i:i + 1], 2.0, 1.0, float(1 - pt[i]))
                                for i in range(8)]).mean()
     assert torch.allclose(per_example, kd_loss(s, t, y, 2.0, 1.0), atol=1e-6)
+
+
+def test_the_verdict_and_its_colour_agree():
+    """The page colours the verdict by `beats_plain_kd` (it searched the sentence for words before): both
+    say 'win' in exactly the same cases."""
+    from kdcore.loss_families import beats_plain_kd, verdict
+
+    def row(key, mean, std, seeds=3):
+        return {"method": key.upper(), "key": key, "seeds": seeds, "test accuracy mean (%)": mean, "std (points)": std}
+    cases = [[row("kd", 90, 1), row("dkd", 95, 1)],             # a win beyond the spread
+             [row("kd", 90, 1), row("dkd", 91, 1)],             # within the spread
+             [row("kd", 90, 0, 1), row("dkd", 95, 0, 1)],       # one seed says little
+             [row("dkd", 95, 1)],                               # no plain KD to compare with
+             [row("kd", 90, 1), row("labels", 92, 1)]]
+    for table in cases:
+        assert beats_plain_kd(table) == ("beats plain KD" in verdict(table)), table
+    assert beats_plain_kd(cases[0]) and not any(beats_plain_kd(t) for t in cases[1:4])
