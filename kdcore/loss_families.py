@@ -120,6 +120,14 @@ class ClassDistanceConfig:
         return asdict(self)
 
 
+@dataclass
+class ClassDistanceTeacher:
+    """A teacher trained with the class-distance term (its own run kind, so a comparison reuses it)."""
+    model: nn.Module                       # eval mode
+    logits: dict[str, torch.Tensor]        # split -> logits
+    metrics: dict                          # test metrics
+
+
 def train_class_distance_teacher(spec: TeacherSpec, dataset: Dataset, config: ClassDistanceConfig = ClassDistanceConfig()
                                  ) -> tuple[nn.Module, dict[str, torch.Tensor], dict]:
     """A teacher of `spec` trained on CE + λ·class_distance_loss(penultimate features, labels).
@@ -197,11 +205,12 @@ class LossFamilyRun:
                  teacher_metrics: dict, student: ModelConfig, train: TrainConfig, kd: KDConfig,
                  seeds: Sequence[int] = (0, 1, 2), methods: Sequence[str] = DEFAULT_METHODS,
                  dkd_weights: tuple[float, float] = (1.0, 8.0), hint_weight: float = 1.0, hint_epochs: int = 10,
-                 teacher_spec: TeacherSpec | None = None, class_distance: ClassDistanceConfig = ClassDistanceConfig()):
+                 teacher_spec: TeacherSpec | None = None, class_distance: ClassDistanceConfig = ClassDistanceConfig(),
+                 cd_teacher: ClassDistanceTeacher | None = None):
         unknown = [m for m in methods if m not in LOSS_FAMILIES]
         if unknown:
             raise ValueError(f"unknown methods {unknown}; expected some of {list(LOSS_FAMILIES)}")
-        if "cd_teacher" in methods and teacher_spec is None:
+        if "cd_teacher" in methods and teacher_spec is None and cd_teacher is None:
             raise ValueError("the class-distance teacher needs the teacher's spec")
         self.dataset, self.teacher_logits, self.teacher_metrics = dataset, teacher_logits, teacher_metrics
         self.teacher_model = teacher_model
@@ -211,7 +220,9 @@ class LossFamilyRun:
         self.teacher_spec, self.class_distance = teacher_spec, class_distance
         self.queue = [(s, m) for s in self.seeds for m in self.methods]
         self.rows: list[FamilyRow] = []
-        self.cd_teacher: tuple[nn.Module, dict, dict] | None = None
+        # given (trained by its own run, reused across comparisons), or trained by the first step
+        self.cd_teacher: tuple[nn.Module, dict, dict] | None = \
+            (cd_teacher.model, cd_teacher.logits, cd_teacher.metrics) if cd_teacher is not None else None
         self._hidden = None
 
     @property

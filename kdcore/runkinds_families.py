@@ -377,6 +377,48 @@ def loss_families_config(teacher_spec, student, train, kd, seeds, methods, dkd_w
             "hint_weight": float(hint_weight), "hint_epochs": int(hint_epochs), "class_distance": cd.to_dict()}
 
 
+def class_distance_spec(config: dict) -> RunSpec:
+    """The class-distance teacher a loss-families config needs: trained once per teacher architecture,
+    schedule, split and class-distance settings, whatever the students, seeds and epochs compared."""
+    return RunSpec("class_distance_teacher", {k: config[k] for k in ("dataset", "data_seed", "teacher",
+                                                                       "class_distance")})
+
+
+class ClassDistanceTeacherRun(EngineRun):
+    """Train the teacher's architecture on CE + the class-distance term, in one step."""
+
+    def __init__(self, config: dict, ctx: RunContext):
+        from kdcore.loss_families import ClassDistanceConfig
+        from kdcore.teachers import TeacherSpec
+        self.spec, self.cd = TeacherSpec.from_dict(config["teacher"]), ClassDistanceConfig(**config["class_distance"])
+        self.ds = ctx.dataset(config["dataset"], config["data_seed"])
+        self.teacher = None
+
+    @property
+    def done(self) -> bool:
+        return self.teacher is not None
+
+    def step(self):
+        from kdcore.loss_families import ClassDistanceTeacher, train_class_distance_teacher
+        self.teacher = ClassDistanceTeacher(*train_class_distance_teacher(self.spec, self.ds, self.cd))
+
+    def progress(self) -> Progress:
+        if self.teacher is None:
+            return Progress(0.0, f"training the class-distance teacher ({self.spec.model.describe()}, "
+                                 f"{self.spec.train.epochs} epochs)")
+        return Progress(1.0, f"class-distance teacher: {_pct(self.teacher.metrics['accuracy'])}")
+
+    def result(self):
+        return self.teacher
+
+
+register_kind(RunKind(
+    "class_distance_teacher", "Class-distance teacher", ClassDistanceTeacherRun,
+    describe=lambda c: (f"class-distance teacher · {c['teacher']['model'].get('hidden')} "
+                        f"(seed {c['teacher']['seed']})"),
+    summary=lambda r: {} if r is None else {"accuracy": r.metrics["accuracy"]}))
+
+
 class LossFamilyJob(EngineRun):
     def __init__(self, config: dict, ctx: RunContext):
         from kdcore.distill import KDConfig
@@ -393,7 +435,9 @@ class LossFamilyJob(EngineRun):
                                  KDConfig(**config["kd"]), seeds=config["seeds"], methods=config["methods"],
                                  dkd_weights=tuple(config["dkd_weights"]), hint_weight=float(config["hint_weight"]),
                                  hint_epochs=int(config["hint_epochs"]), teacher_spec=TeacherSpec.from_dict(
-                                     config["teacher"]), class_distance=ClassDistanceConfig(**config["class_distance"]))
+                                     config["teacher"]), class_distance=ClassDistanceConfig(**config["class_distance"]),
+                                 cd_teacher=ctx.result_of(class_distance_spec(config))
+                                 if "cd_teacher" in config["methods"] else None)
 
     def progress(self) -> Progress:
         from kdcore.loss_families import LOSS_FAMILIES
@@ -411,7 +455,9 @@ class LossFamilyJob(EngineRun):
 
 
 register_kind(RunKind(
-    "loss_families", "Loss families", LossFamilyJob, requires=lambda c: [RunSpec("teacher", c["teacher"])],
+    "loss_families", "Loss families", LossFamilyJob,
+    requires=lambda c: [RunSpec("teacher", c["teacher"])] + ([class_distance_spec(c)] if "cd_teacher" in c["methods"]
+                                                             else []),
     describe=lambda c: (f"loss families · {', '.join(c['methods'])} × {len(c['seeds'])} seed(s), "
                         f"{c['train']['epochs']} epochs"),
     summary=lambda r: {"students": len(r.rows)}))

@@ -55,3 +55,24 @@ def test_the_verdict_and_its_colour_agree():
     for table in cases:
         assert beats_plain_kd(table) == ("beats plain KD" in verdict(table)), table
     assert beats_plain_kd(cases[0]) and not any(beats_plain_kd(t) for t in cases[1:4])
+
+
+def test_the_class_distance_teacher_is_a_run_reused_across_comparisons(digits, digits_teacher):
+    """Comparisons that differ in students, seeds or epochs require the same class-distance teacher run
+    (it was retrained inside every comparison); given it, the comparison trains no teacher."""
+    from kdcore import runkinds_families as rf
+    from kdcore.loss_families import ClassDistanceTeacher, train_class_distance_teacher
+    from kdcore.runs import RunContext, kind
+    from kdcore.teachers import TeacherSpec
+    tiny_teacher = TeacherSpec("digits", 0, ModelConfig(hidden=(32,)), TrainConfig(epochs=1), 0)
+    kd = KDConfig(temperature=4.0, alpha=0.9, labelled_fraction=0.5)
+    a = rf.loss_families_config(tiny_teacher, ModelConfig(hidden=(8,)), TrainConfig(epochs=1), kd, [0], ["cd_teacher"])
+    b = rf.loss_families_config(tiny_teacher, ModelConfig(hidden=(16,)), TrainConfig(epochs=2), kd, [1, 2],
+                                ["kd", "cd_teacher"])
+    cd_a = [s for s in kind("loss_families").requires(a) if s.kind == "class_distance_teacher"]
+    cd_b = [s for s in kind("loss_families").requires(b) if s.kind == "class_distance_teacher"]
+    assert len(cd_a) == 1 and cd_a[0].key == cd_b[0].key
+    assert not [s for s in kind("loss_families").requires({**a, "methods": ["kd"]}) if s.kind != "teacher"]
+    cd = ClassDistanceTeacher(*train_class_distance_teacher(tiny_teacher, digits))
+    job = kind("loss_families").make(a, RunContext(given={cd_a[0].key: cd}))
+    assert job.run.cd_teacher[0] is cd.model and job.run.steps_done == 1   # nothing left to train but the student

@@ -210,6 +210,7 @@ RUN_PAGES = {
     "binary_mlp": ("tradeoffs", "tradeoffs_binary"),
     "low_rank": ("tradeoffs", "tradeoffs_lowrank"),
     "seq_teacher": ("runs", "seq_teacher"),   # the Sequences page finds its teacher by its settings
+    "class_distance_teacher": ("runs", "class_distance_teacher"),   # a step of a Losses comparison
     "seq_distill": ("sequences", "seq_distill"),
     "seq_groups": ("sequences", "seq_groups"),
     "chunker": ("sequences", "chunker"),
