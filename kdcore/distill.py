@@ -96,6 +96,12 @@ class DistillResult:
                                 self.hard_metrics, alpha=self.kd.alpha)
 
 
+def soft_targets_verdict(from_soft_pts: float) -> str:
+    """How a gain split ends: what the soft targets did beyond the teacher's hard labels (points)."""
+    return (": here the dark knowledge did not help." if from_soft_pts <= -0.05 else
+            ": here the soft targets added almost nothing." if from_soft_pts < 0.5 else ".")
+
+
 def describe_outcome(distilled: dict, scratch: dict, teacher: dict | None = None, hard: dict | None = None,
                      alpha: float | None = None) -> str:
     """One plain sentence saying what distillation did, honest when it did nothing or harm; with
@@ -131,9 +137,7 @@ def describe_outcome(distilled: dict, scratch: dict, teacher: dict | None = None
         from_soft = 100 * (distilled["accuracy"] - hard["accuracy"])
         s += (f" Split: {from_labels:+.1f} points come from the teacher's labels alone (the same student on "
               f"its argmax labels reaches {100 * hard['accuracy']:.1f} %), {from_soft:+.1f} from its soft "
-              f"targets beyond them")
-        s += (": here the dark knowledge did not help." if from_soft <= -0.05 else
-              ": here the soft targets added almost nothing." if from_soft < 0.5 else ".")
+              f"targets beyond them") + soft_targets_verdict(from_soft)
     return s
 
 

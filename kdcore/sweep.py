@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdcore.data import Dataset
-from kdcore.distill import transfer_labels
+from kdcore.distill import hard_labels, soft_targets_verdict, transfer_labels
 from kdcore.losses import IGNORE_LABEL
 from kdcore.metrics import evaluate
 from kdcore.models import ModelConfig, build_model
@@ -317,7 +317,7 @@ class BatchedKD(_StudentGroup):
         self._y = torch.stack([transfer_labels(ds, labelled_fraction, s) for s in self.seeds])   # (S, N)
         # label rows per student: its seed's transfer labels, or (the hard-label control) the teacher's
         # argmax on every transfer example, appended as row S
-        self._y = torch.cat([self._y, teacher_logits["train"].argmax(1).unsqueeze(0)])
+        self._y = torch.cat([self._y, hard_labels(teacher_logits["train"]).unsqueeze(0)])
         self._yid = torch.tensor([len(self.seeds) if s.control == "hard" else self.seeds.index(s.seed)
                                   for s in self.students])
         self._per_student_y = bool((self._yid != self._sid).any())
@@ -450,7 +450,7 @@ class LoopKD(_StudentGroup):
             cfg = replace(model_cfg, hidden=(s.width,) * len(model_cfg.hidden))
             m = seeded_model(lambda: build_model(cfg, ds.input_shape, ds.n_classes), s.seed)
             self.models.append(m)
-            y = (teacher_logits["train"].argmax(1) if s.control == "hard"
+            y = (hard_labels(teacher_logits["train"]) if s.control == "hard"
                  else transfer_labels(ds, labelled_fraction, s.seed))
             self.trainers.append(Trainer(m, ds.X_train, y, train,
                                          s.seed, teacher_logits=teacher_logits["train"],
@@ -534,9 +534,7 @@ class SweepResult:
         return (f"Against its controls (width {int(best['width'])}, same initialization and batches): labels only "
                 f"reach {l:.1f} %, the teacher's hard labels {h:.1f} %, the best cell {d:.1f} %. Of its "
                 f"{d - l:+.1f} points over labels only, {h - l:+.1f} come from the teacher's labels and "
-                f"{from_soft:+.1f} from its soft targets beyond them"
-                + (": here the dark knowledge did not help." if from_soft <= -0.05 else
-                   ": here the soft targets added almost nothing." if from_soft < 0.5 else "."))
+                f"{from_soft:+.1f} from its soft targets beyond them" + soft_targets_verdict(from_soft))
 
     @property
     def epochs_run(self) -> int:

@@ -9,6 +9,7 @@ from kdcore import viz
 from kdcore.presets import DARK_KNOWLEDGE
 from kdcore import records
 from kdcore.runkinds_paper import student_config
+from kdcore.distill import soft_targets_verdict
 from kdcore.runs import RunSpec
 from kdcore.transfer import DEFAULT_FRACTIONS, LOSSES
 from ui import present
@@ -129,7 +130,8 @@ with tab_f:
             if low.hard is not None:
                 verdict += (f": {100 * low.gain_from_teacher_labels:+.1f} of them come from the teacher's labels "
                             f"(its argmax on the whole transfer set reaches {100 * low.hard['accuracy']:.1f} %), "
-                            f"{100 * low.gain_from_soft_targets:+.1f} from the soft targets beyond them.")
+                            f"{100 * low.gain_from_soft_targets:+.1f} from the soft targets beyond them"
+                            + soft_targets_verdict(100 * low.gain_from_soft_targets))
             else:
                 verdict += "."
             st.success(verdict)
