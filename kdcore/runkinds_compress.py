@@ -23,7 +23,6 @@ Config conventions as in `kdcore.runkinds`: "dataset", "data_seed" and "seed" in
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -362,7 +361,7 @@ def size_curve_config(teacher_spec, widths, train, kd, seed: int) -> dict:
 
 
 class SizeCurveRun:
-    """`SizeCurve.run` one epoch of one (distilled, scratch) pair per step."""
+    """`SizeCurve.step`: one epoch of one (distilled, scratch) pair per step."""
 
     def __init__(self, config: dict, ctx: RunContext):
         from kdcore.distill import KDConfig
@@ -374,8 +373,7 @@ class SizeCurveRun:
                                KDConfig(**config["kd"]), seed=int(config["seed"]))
         self.res = SizeCurveResult(ds, list(self.sweep.widths), self.sweep.train, self.sweep.kd, self.sweep.seed,
                                    teacher.metrics, self.sweep.points)
-        self.pair = None
-        self.t0 = 0.0
+        self.last = None
         self.epochs_done = 0
 
     @property
@@ -383,28 +381,12 @@ class SizeCurveRun:
         return self.sweep.done
 
     def step(self):
-        from kdcore.distill import DistillRun
-        from kdcore.models import ModelConfig
-        from kdcore.sizecurve import SizePoint
-        sw = self.sweep
-        width = sw.widths[len(sw.points)]
-        if self.pair is None:
-            self.pair = DistillRun(sw.dataset, sw.teacher_logits, sw.teacher_metrics, ModelConfig(hidden=(width,)),
-                                   sw.train, sw.kd, sw.seed)
-            self.t0 = time.perf_counter()
-        run = self.pair
-        self.last = run.step()
+        self.last = self.sweep.step()
         self.epochs_done += 1
-        if run.done:
-            res = run.result()
-            dm, sm = res.distilled_metrics, res.scratch_metrics
-            sw.points.append(SizePoint(width, dm["params"], dm["bytes"], dm["accuracy"], sm["accuracy"],
-                                        res.distilled, res.scratch, dm, sm, run.epoch, time.perf_counter() - self.t0))
-            self.pair = None
 
     def progress(self) -> Progress:
         sw = self.sweep
-        if self.pair is not None:
+        if sw.pair is not None:
             log_d, log_s = self.last
             text = (f"Width {sw.widths[len(sw.points)]} ({len(sw.points) + 1}/{len(sw.widths)}), epoch "
                     f"{log_d.epoch}/{sw.train.epochs} · validation accuracy: distilled {_pct(log_d.val_acc)}, "

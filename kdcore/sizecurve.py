@@ -68,10 +68,31 @@ class SizeCurve:
         self.kd = kd or default_kd(dataset.name)
         self.seed = seed
         self.points: list[SizePoint] = []
+        self.pair: DistillRun | None = None   # the width in training (None between widths)
+        self._t0 = 0.0
 
     @property
     def done(self) -> bool:
         return len(self.points) >= len(self.widths)
+
+    def step(self) -> tuple[EpochLog, EpochLog]:
+        """One epoch of the current width's pair (distilled, scratch logs); a finished pair becomes the
+        next point of the curve."""
+        width = self.widths[len(self.points)]
+        if self.pair is None:
+            self.pair = DistillRun(self.dataset, self.teacher_logits, self.teacher_metrics,
+                                   ModelConfig(hidden=(width,)), self.train, self.kd, self.seed)
+            self._t0 = time.perf_counter()
+        run = self.pair
+        logs = run.step()
+        if run.done:
+            res = run.result()
+            dm, sm = res.distilled_metrics, res.scratch_metrics
+            self.points.append(SizePoint(width, dm["params"], dm["bytes"], dm["accuracy"], sm["accuracy"],
+                                         res.distilled, res.scratch, dm, sm, run.epoch,
+                                         time.perf_counter() - self._t0))
+            self.pair = None
+        return logs
 
     @property
     def total_epochs(self) -> int:
@@ -81,24 +102,16 @@ class SizeCurve:
             on_epoch: Callable[[int, EpochLog, EpochLog], bool | None] | None = None, stop=None) -> list[SizePoint]:
         """Train the remaining widths. on_epoch(width, distilled_log, scratch_log) and on_student(point)
         may return True to stop (after the current epoch / student); so may `stop` (an Event)."""
-        for width in self.widths[len(self.points):]:
-            run = DistillRun(self.dataset, self.teacher_logits, self.teacher_metrics,
-                             ModelConfig(hidden=(width,)), self.train, self.kd, self.seed)
-            t0 = time.perf_counter()
-            halt = False
-            while not run.done:
-                log_d, log_s = run.step()
-                if (on_epoch is not None and on_epoch(width, log_d, log_s)) or (stop is not None and stop.is_set()):
-                    halt = True
+        while not self.done:
+            width = self.widths[len(self.points)]
+            log_d, log_s = self.step()
+            halt = (on_epoch is not None and on_epoch(width, log_d, log_s)) or (stop is not None and stop.is_set())
+            if self.pair is not None:   # the pair is still training
+                if halt:
+                    self.pair = None     # a half-trained pair is not a point of the curve
                     break
-            if halt and not run.done:
-                return self.points   # a half-trained pair is not a point of the curve
-            res = run.result()
-            dm, sm = res.distilled_metrics, res.scratch_metrics
-            point = SizePoint(width, dm["params"], dm["bytes"], dm["accuracy"], sm["accuracy"], res.distilled,
-                               res.scratch, dm, sm, run.epoch, time.perf_counter() - t0)
-            self.points.append(point)
-            if (on_student is not None and on_student(point)) or halt:
+                continue
+            if (on_student is not None and on_student(self.points[-1])) or halt:
                 break
         return self.points
 
