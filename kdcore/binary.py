@@ -35,7 +35,7 @@ from torch import nn
 
 from kdcore.data import Dataset
 from kdcore.latency import time_call
-from kdcore.train import EpochLog, History, TrainConfig, fit, seeded_model
+from kdcore.train import EpochLog, History, TrainConfig, seeded_model, train_to_end
 
 INPUT_BITS = 8            # the first layer reads the input as 8-bit integers (bit planes in the XNOR forward)
 
@@ -145,11 +145,8 @@ def train_binary_mlp(dataset: Dataset, hidden: Sequence[int], train: TrainConfig
     """Train a BinaryMLP on the labels (cross-entropy), or by KD from `teacher_logits` (the training
     split's), latent weights clipped after each update. y: training labels (−1 = hidden), default all."""
     model = model if model is not None else build_binary_mlp(dataset, hidden, seed)
-    y = dataset.y_train if y is None else y
-    kw = dict(teacher_logits=teacher_logits, temperature=temperature, alpha=alpha) if teacher_logits is not None \
-        else dict(loss="ce")
-    history = fit(model, dataset.X_train, y, train, seed, X_val=dataset.X_val, y_val=dataset.y_val,
-                  callbacks=callbacks, name="binary", after_step=clip_latent_weights, **kw)
+    history = train_to_end(binary_trainer(model, dataset, train, seed, y, teacher_logits, temperature, alpha),
+                           callbacks)
     return model.eval(), history
 
 
@@ -281,12 +278,30 @@ def latency_comparison(model: BinaryMLP, X: torch.Tensor, batch_sizes: Sequence[
     return out
 
 
-def binary_record(model: BinaryMLP, dataset: Dataset, recipe: str, name: str = "binary MLP"):
-    """A `ModelRecord` of a trained BinaryMLP, sized by `binary_model_bits` (role "binary")."""
+def binary_metrics(model: BinaryMLP, dataset: Dataset) -> dict:
+    """Test metrics of a trained BinaryMLP, its size in bytes by `binary_model_bits`."""
     from kdcore.metrics import evaluate
-    from kdcore.records import ModelRecord
     metrics = evaluate(model, dataset.X_test, dataset.y_test)
     metrics["bytes"] = -(-binary_model_bits(model) // 8)
     metrics["encoding"] = "1-bit weights and activations"
+    return metrics
+
+
+def binary_trainer(model: BinaryMLP, dataset: Dataset, train: TrainConfig, seed: int, y: torch.Tensor | None = None,
+                   teacher_logits: torch.Tensor | None = None, temperature: float = 4.0, alpha: float = 0.9):
+    """The Trainer of a BinaryMLP: cross-entropy on `y` (default: every training label), or KD from
+    `teacher_logits` (the training split's); latent weights clipped after each update."""
+    from kdcore.train import Trainer
+    y = dataset.y_train if y is None else y
+    kw = dict(teacher_logits=teacher_logits, temperature=temperature, alpha=alpha) if teacher_logits is not None \
+        else dict(loss="ce")
+    return Trainer(model, dataset.X_train, y, train, seed, X_val=dataset.X_val, y_val=dataset.y_val,
+                   name="binary", after_step=clip_latent_weights, **kw)
+
+
+def binary_record(model: BinaryMLP, dataset: Dataset, recipe: str, name: str = "binary MLP"):
+    """A `ModelRecord` of a trained BinaryMLP, sized by `binary_model_bits` (role "binary")."""
+    from kdcore.records import ModelRecord
+    metrics = binary_metrics(model, dataset)
     return ModelRecord(name, "binary", model, metrics, recipe, dataset.name, dataset.seed,
                        extra={"bits": 1, "encoding": metrics["encoding"]})

@@ -158,20 +158,17 @@ class BinaryPairRun:
     """`train_binary_mlp` twice (labels, KD) from one initialization: one epoch of each per step."""
 
     def __init__(self, config: dict, ctx: RunContext):
-        from kdcore.binary import build_binary_mlp, clip_latent_weights
-        from kdcore.train import History, TrainConfig, Trainer
+        from kdcore.binary import binary_trainer, build_binary_mlp
+        from kdcore.train import History, TrainConfig
         teacher = ctx.teacher(config["teacher"])
         self.ds = ds = ctx.dataset(config["dataset"], config["data_seed"])
         self.config, seed = config, int(config["seed"])
         self.train = train = TrainConfig(**config["train"])
         init = build_binary_mlp(ds, config["hidden"], seed)
         self.models = {"labels": copy.deepcopy(init), "kd": copy.deepcopy(init)}
-        kws = {"labels": dict(loss="ce"),
-               "kd": dict(teacher_logits=teacher.logits["train"], temperature=float(config["temperature"]),
-                          alpha=float(config["alpha"]))}
-        self.trainers = {k: Trainer(self.models[k], ds.X_train, ds.y_train, train, seed, X_val=ds.X_val,
-                                    y_val=ds.y_val, name="binary", after_step=clip_latent_weights, **kws[k])
-                         for k in self.models}
+        self.trainers = {"labels": binary_trainer(self.models["labels"], ds, train, seed),
+                         "kd": binary_trainer(self.models["kd"], ds, train, seed, teacher_logits=teacher.logits["train"],
+                                              temperature=float(config["temperature"]), alpha=float(config["alpha"]))}
         self.histories = {k: History() for k in self.models}
         self.latency: list = []
         self.measured = not config.get("latency", True)
@@ -213,15 +210,10 @@ class BinaryPairRun:
                         {"distilled": h["kd"].column("val_acc"), "labels only": h["labels"].column("val_acc")})
 
     def result(self) -> BinaryPair:
-        from kdcore.binary import binary_model_bits
-        from kdcore.metrics import evaluate
+        from kdcore.binary import binary_metrics, binary_model_bits
         ds = self.ds
         models = {k: copy.deepcopy(m).eval() for k, m in self.models.items()}
-        metrics = {}
-        for k, m in models.items():
-            metrics[k] = evaluate(m, ds.X_test, ds.y_test)
-            metrics[k]["bytes"] = -(-binary_model_bits(m) // 8)
-            metrics[k]["encoding"] = "1-bit weights and activations"
+        metrics = {k: binary_metrics(m, ds) for k, m in models.items()}
         widths = [ds.input_dim, *self.config["hidden"], ds.n_classes]
         float_bytes = 4 * sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
         for k, h in self.histories.items():

@@ -312,13 +312,22 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
     With a `device` the model is moved there and stays there: `.cpu()` it when done."""
     trainer = Trainer(model, X, y, config, seed, teacher_logits, temperature, alpha, loss,
                       X_val, y_val, name, after_step, device, dkd_weights, extra_loss)
+    history = train_to_end(trainer, callbacks, stop)
+    model.eval()
+    return history
+
+
+def train_to_end(trainer: "Trainer", callbacks: Iterable[Callable[[EpochLog], bool | None]] = (),
+                 stop=None) -> History:
+    """Run a Trainer's epochs (`trainer.config.epochs`), until a callback returns True or `stop` (an
+    Event) is set; every callback sees every epoch."""
     history = History()
-    for _ in range(config.epochs):
+    epochs = trainer.config.epochs
+    for _ in range(epochs):
         log = trainer.run_epoch()
         history.logs.append(log)
         wants_stop = [bool(cb(log)) for cb in callbacks]
         if any(wants_stop) or (stop is not None and stop.is_set()):
-            history.stopped_early = log.epoch < config.epochs
+            history.stopped_early = log.epoch < epochs
             break
-    model.eval()
     return history
