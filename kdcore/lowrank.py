@@ -26,7 +26,7 @@ from torch import nn
 from kdcore.data import Dataset
 from kdcore.metrics import evaluate
 from kdcore.models import model_bytes, param_count
-from kdcore.train import EpochLog, History, TrainConfig, fit
+from kdcore.train import EpochLog, History, TrainConfig, Trainer, train_to_end
 
 
 @dataclass(frozen=True)
@@ -117,10 +117,19 @@ def finetune_low_rank(model: nn.Module, dataset: Dataset, train: TrainConfig, se
                       teacher_logits: torch.Tensor | None = None, temperature: float = 4.0, alpha: float = 0.9,
                       callbacks: Iterable[Callable[[EpochLog], bool | None]] = ()) -> History:
     """Fine-tune a factorized model in place (KD from the training split's teacher logits, else labels)."""
+    history = train_to_end(finetune_trainer(model, dataset, train, seed, teacher_logits, temperature, alpha),
+                           callbacks)
+    model.eval()
+    return history
+
+
+def finetune_trainer(model: nn.Module, dataset: Dataset, train: TrainConfig, seed: int = 0,
+                     teacher_logits: torch.Tensor | None = None, temperature: float = 4.0, alpha: float = 0.9):
+    """The Trainer that fine-tunes a factorized model (one epoch per `run_epoch()`)."""
     kw = dict(teacher_logits=teacher_logits, temperature=temperature, alpha=alpha) if teacher_logits is not None \
         else dict(loss="ce")
-    return fit(model, dataset.X_train, dataset.y_train, train, seed, X_val=dataset.X_val, y_val=dataset.y_val,
-               callbacks=callbacks, name="low rank", **kw)
+    return Trainer(model, dataset.X_train, dataset.y_train, train, seed, X_val=dataset.X_val, y_val=dataset.y_val,
+                   name="low rank", **kw)
 
 
 @dataclass
@@ -141,6 +150,14 @@ class LowRankPoint:
                 "accuracy after fine-tuning (%)": 100 * self.accuracy_after, "seconds": round(self.seconds, 2)}
 
 
+def factorized_point(model: nn.Module, config: LowRankConfig, dataset: Dataset) -> LowRankPoint:
+    """`model` factorized at `config`, evaluated before any fine-tuning (accuracy after: nan)."""
+    t0 = time.perf_counter()
+    m, layers = low_rank_model(model, config)
+    before = evaluate(m, dataset.X_test, dataset.y_test)["accuracy"]
+    return LowRankPoint(config, layers, param_count(m), model_bytes(m), before, float("nan"), m, time.perf_counter() - t0)
+
+
 def low_rank_sweep(model: nn.Module, dataset: Dataset, configs: Sequence[LowRankConfig],
                    finetune: TrainConfig | None, seed: int = 0, teacher_logits: torch.Tensor | None = None,
                    temperature: float = 4.0, alpha: float = 0.9,
@@ -149,14 +166,11 @@ def low_rank_sweep(model: nn.Module, dataset: Dataset, configs: Sequence[LowRank
     points = []
     for cfg in configs:
         t0 = time.perf_counter()
-        lr_model, layers = low_rank_model(model, cfg)
-        before = evaluate(lr_model, dataset.X_test, dataset.y_test)["accuracy"]
-        after = float("nan")
+        p = factorized_point(model, cfg, dataset)
         if finetune is not None:
-            finetune_low_rank(lr_model, dataset, finetune, seed, teacher_logits, temperature, alpha)
-            after = evaluate(lr_model, dataset.X_test, dataset.y_test)["accuracy"]
-        p = LowRankPoint(cfg, layers, param_count(lr_model), model_bytes(lr_model), before, after, lr_model,
-                         time.perf_counter() - t0)
+            finetune_low_rank(p.model, dataset, finetune, seed, teacher_logits, temperature, alpha)
+            p.accuracy_after = evaluate(p.model, dataset.X_test, dataset.y_test)["accuracy"]
+        p.seconds = time.perf_counter() - t0
         points.append(p)
         if on_point is not None and on_point(p):
             break

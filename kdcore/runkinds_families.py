@@ -293,23 +293,16 @@ class LowRankRun:
 
     def step(self):
         import time
-        from kdcore.lowrank import LowRankPoint, low_rank_model
+        from kdcore.lowrank import factorized_point, finetune_trainer
         from kdcore.metrics import evaluate
-        from kdcore.models import model_bytes, param_count
-        from kdcore.train import History, Trainer
+        from kdcore.train import History
         ds = self.ds
         if self.current is None:
-            t0 = time.perf_counter()
-            cfg = self.settings[len(self.res.points)]
-            m, layers = low_rank_model(self.model, cfg)
-            before = evaluate(m, ds.X_test, ds.y_test)["accuracy"]
-            p = LowRankPoint(cfg, layers, param_count(m), model_bytes(m), before, float("nan"), m,
-                             time.perf_counter() - t0)
+            p = factorized_point(self.model, self.settings[len(self.res.points)], ds)
             self.res.points.append(p)
             if self.ft is not None:   # finetune_low_rank, one epoch per step
-                trainer = Trainer(m, ds.X_train, ds.y_train, self.ft, self.seed, X_val=ds.X_val, y_val=ds.y_val,
-                                  name="low rank", teacher_logits=self.teacher_train,
-                                  temperature=float(self.config["temperature"]), alpha=float(self.config["alpha"]))
+                trainer = finetune_trainer(p.model, ds, self.ft, self.seed, self.teacher_train,
+                                           float(self.config["temperature"]), float(self.config["alpha"]))
                 self.current = (p, trainer, History(), time.perf_counter())
         else:
             p, trainer, hist, t0 = self.current
