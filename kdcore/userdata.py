@@ -42,6 +42,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from kdcore.models import format_bytes
+from kdcore.paths import default_cache_dir
+
 UPLOAD_LIMIT_MB = 200            # per file; .streamlit/config.toml's server.maxUploadSize says the same
 ZIP_UNPACKED_LIMIT_MB = 1024     # an image ZIP may not unpack to more than this (zip bombs)
 MAX_IMAGES = 200_000             # images read from one ZIP at most
@@ -111,15 +114,11 @@ def fingerprint(data: bytes, options: UploadOptions) -> str:
     return h.hexdigest()[:16]
 
 
-def _mb(n: int) -> str:
-    return f"{n / 2 ** 20:.1f} MB"
-
-
 def check_size(n_bytes: int, limit_mb: float = UPLOAD_LIMIT_MB) -> None:
     if n_bytes == 0:
         raise UserDataError("The file is empty (0 bytes). Choose a file with a header row and data rows.")
     if n_bytes > limit_mb * 2 ** 20:
-        raise UserDataError(f"The file is {_mb(n_bytes)}; the limit is {limit_mb:g} MB per file. Upload a "
+        raise UserDataError(f"The file is {format_bytes(n_bytes)}; the limit is {limit_mb:g} MB per file. Upload a "
                             f"sample of its rows, or Parquet (smaller than CSV for the same table).")
 
 
@@ -625,7 +624,6 @@ def _prepare_images(data: bytes, filename: str, options: UploadOptions) -> Prepa
 # ---------------------------------------------------------------- storage
 
 def datasets_dir() -> Path:
-    from kdcore.paths import default_cache_dir
     return default_cache_dir() / "datasets"
 
 

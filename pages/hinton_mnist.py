@@ -6,6 +6,7 @@ import streamlit as st
 from kdcore import viz
 from kdcore import device as devices
 from kdcore.data import DatasetUnavailable
+from kdcore.jobs import UNSTARTED
 from kdcore.hinton import PAPER, PRESETS, HintonResult, default_schedule, preset_dataset
 from kdcore import records
 from kdcore.runkinds_paper import hinton_config
@@ -54,7 +55,7 @@ device = "cuda" if use_gpu else "cpu"
 
 preset = PRESETS[schedule]
 try:
-    ds = preset_dataset(preset, seed)
+    preset_dataset(preset, seed)   # only to say now, before any run, when the MNIST files are missing
 except DatasetUnavailable as err:
     st.error(f"**MNIST could not be loaded.** {err}")
     st.info("This page needs the MNIST files; every other page works with the built-in *digits*.")
@@ -73,14 +74,13 @@ if run_pressed:
 
 st.divider()
 run_id = runs.current(SLOT, "hinton_mnist", "mnist", seed)
-state.set_shown_run(run_id)   # the Share box links to this run's result
 res: HintonResult | None = runs.watched_result(run_id, "hinton", "Hinton MNIST", "Hinton MNIST experiment",
                                                "Validation accuracy, live")
 v = runs.view(run_id)
 if v is not None and v.status == "failed" and "out of memory" in (v.error or "") and \
         runs.store().get(run_id).config.get("device") == "cuda":
     st.info("Close other programs using the GPU, or switch *Train on the GPU* off to run on the CPU.")
-if v is not None and v.status == "stopped":
+if v is not None and v.status == "stopped" and v.error != UNSTARTED:   # (explain_end said that one)
     if res is None:
         st.warning("The experiment was stopped before its teacher finished training; nothing was kept "
                    "(a stopped teacher is not kept).")

@@ -5,6 +5,7 @@ import streamlit as st
 
 from kdcore import viz
 from kdcore.runkinds_paper import specialists_config
+from kdcore.jobs import UNSTARTED
 from kdcore.runs import RunSpec
 from kdcore.specialists import SpecialistConfig, SpecialistResult, describe_gain
 from kdcore.models import is_imported
@@ -71,13 +72,12 @@ if pressed:
 
 st.divider()
 run_id = runs.current(SLOT, "specialists", ds.name, ds.seed)
-state.set_shown_run(run_id)   # the Share box links to this run's result
 result: SpecialistResult | None = runs.watched_result(run_id, "spec_train", "Training specialists",
                                                       "specialists' training", "Specialists: validation accuracy, live")
 v = runs.view(run_id)
 if result is None:
-    if v is not None and v.status == "stopped":
-        st.warning("Training was stopped before it started; nothing was kept.")
+    if v is not None and v.status == "stopped" and v.error != UNSTARTED:   # (explain_end said that one)
+        st.warning("Training was stopped before the first specialist finished; nothing was kept.")
     st.info("Press **Train specialists**. On *digits* with the defaults it takes a few seconds per specialist.")
     frame.stop()
 if v.status == "stopped":

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
+from kdcore.text import format_seconds
 from kdcore.store import RunRecord, code_version
 from kdcore.viz import common
 
@@ -150,7 +151,7 @@ def run_report(rec: RunRecord, result=None) -> Report:
                  + flat_settings(rec.config), version=rec.code_version or code_version())
     if rec.finished:
         rep.notes.append(f"Run finished {time.strftime('%Y-%m-%d %H:%M', time.localtime(rec.finished))}"
-                         + (f" after {rec.seconds:.1f} s." if rec.seconds else "."))
+                         + (f" after {format_seconds(rec.seconds)}." if rec.seconds else "."))
     rep.tables.append(("Numbers", [_numbers(rec)]))
     rep.verdict = (rec.summary or {}).get("text") or (rec.summary or {}).get("verdict")
     summary_fn = getattr(result, "summary", None)
