@@ -6,7 +6,6 @@ a message, never a traceback. A dataset added here is stored on the server under
 listed in this workspace and in the sidebar's dataset picker.
 """
 
-import hashlib
 
 import pandas as pd
 import streamlit as st
@@ -20,7 +19,6 @@ from ui import frame
 from ui import state
 from ui import teacher as teacher_ui
 
-TABLES = "userdata_tables"           # (file hash, delimiter, encoding) -> (DataFrame, notes), this session
 LABEL_NAMES = ("label", "target", "class", "y", "labels", "category")
 
 st.title("Your data")
@@ -61,10 +59,10 @@ upload = st.file_uploader("A table (CSV, TSV, Parquet), NPZ or ZIP of image fold
                                "“Add to my datasets”.")
 
 
-def _read(data: bytes, name: str, delimiter: str, encoding: str):
-    """The parsed table, once per file and reading options in this session."""
-    key = (hashlib.sha256(data).hexdigest(), name, delimiter, encoding)
-    cache = st.session_state.setdefault(TABLES, {})
+def _read(data: bytes, upload_id: str, name: str, delimiter: str, encoding: str):
+    """The parsed table, once per uploaded file (Streamlit's id of it) and reading options in this session."""
+    key = (upload_id, name, delimiter, encoding)
+    cache = state.per_user(state.DATA_TABLES_KEY)
     if key not in cache:
         cache.clear()   # one file at a time in memory
         cache[key] = ud.read_table(data, name, delimiter, encoding)
@@ -90,7 +88,7 @@ if upload is not None:
                                                 key="data_encoding",
                                                 format_func=lambda e: "detect (UTF-8, else Windows-1252)"
                                                 if e == "auto" else e)
-            df, read_notes = _read(data, upload.name, opts.get("delimiter", "auto"), opts.get("encoding", "auto"))
+            df, read_notes = _read(data, upload.file_id, upload.name, opts.get("delimiter", "auto"), opts.get("encoding", "auto"))
             st.caption(" ".join(read_notes))
             st.dataframe(df.head(20), width="stretch", height=230)
             cols = list(df.columns)
@@ -140,14 +138,14 @@ if upload is not None:
                 fp = ud.save(prep)
                 ud.add_to_workspace(state.workspace(), fp)
                 state.choose_dataset(ud.dataset_name(fp))   # picked in the sidebar
-            st.session_state["data_added"] = (fp, prep.notes)
+            st.session_state[state.DATA_ADDED_KEY] = (fp, prep.notes)
             st.rerun()
     except ud.UserDataError as err:
         st.error(f"**This file cannot be used.** {err}")
     except ValueError as err:   # an option out of range
         st.error(f"**These settings cannot be used.** {err}")
 
-added = st.session_state.pop("data_added", None)
+added = st.session_state.pop(state.DATA_ADDED_KEY, None)
 if added is not None:
     fp, notes = added
     st.success(f"Added **{ud.read_meta(fp)['name']}**; it is now the dataset in the sidebar, on every page.")
@@ -247,7 +245,7 @@ elif not teacher_ui.watch_training(spec, key="data"):
     st.info(f"Current teacher: **{spec.model.describe()}**, not trained yet: it trains when a page needs "
             "it (or press **Use this teacher**).")
 
-attached = st.session_state.pop("data_attached", None)
+attached = st.session_state.pop(state.DATA_ATTACHED_KEY, None)
 if attached is not None:
     st.success(f"Attached. Choose “your model's outputs in {attached[0]}” above to distill from them.")
     for n in attached[1]:
@@ -261,7 +259,7 @@ with st.expander("Upload your model's outputs for this dataset (a second file, a
     if second is not None and st.button("Attach these outputs", key="data_attach"):
         try:
             tid, notes = ud.attach_logits(meta["fingerprint"], second.getvalue(), second.name)
-            st.session_state["data_attached"] = (second.name, notes)
+            st.session_state[state.DATA_ATTACHED_KEY] = (second.name, notes)
             st.rerun()
         except ud.UserDataError as err:
             st.error(f"**These outputs cannot be used.** {err}")

@@ -39,6 +39,9 @@ TEMPERATURE_STANDIN_KEY = "temperature_standin_logits"   # (dataset, seed) -> th
 TRADEOFFS_LATENCY_KEY = "tradeoffs_latency"    # (record name, id(model)) -> {batch size: Latency}
 TRADEOFFS_SIZE_CURVE_ADDED_KEY = "tradeoffs_size_curve_added"   # size-curve run id -> its students plotted?
 TRADEOFFS_PANELS_KEY = "tradeoffs_panels"     # (dataset, seed) -> a PTQ panel computed in the page
+DATA_TABLES_KEY = "userdata_tables"   # Your data: (upload id, name, delimiter, encoding) -> (DataFrame, notes)
+DATA_ADDED_KEY = "data_added"         # Your data: (fingerprint, notes) of the dataset just added, said once
+DATA_ATTACHED_KEY = "data_attached"   # Your data: (file name, notes) of the teacher outputs just attached
 LIVE_VIEWS_KEY = "live_views"         # a live view's key -> {"detached": bool, "figure": (stamp, fig, time)}
 WORKSPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 
