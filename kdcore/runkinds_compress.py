@@ -200,7 +200,7 @@ class PruneAnalysisRun:
         else:
             text = f"Per-layer sensitivity: {len({r['layer'] for r in a.sensitivity})}/{len(self.layers)} layers"
         curves = {c: [p["accuracy"] for p in a.oneshot if p["criterion"] == c] for c in ("OBD", "magnitude", "random")}
-        return Progress(self.steps_done / self.total, text, {k: v for k, v in curves.items() if v}, unit="step")
+        return Progress(self.steps_done / self.total, text, {k: v for k, v in curves.items() if v})
 
     def result(self) -> PruneAnalysis:
         return self.a
@@ -269,7 +269,7 @@ class PruneRetrainRun:
                      f"{_pct(p['retrained_accuracy'])} after retraining")
         curves = {c: [p["retrained_accuracy"] for p in run.points if p["criterion"] == c]
                   for c in ("OBD", "magnitude", "random")}
-        return Progress(len(run.points) / run.total, text, {k: v for k, v in curves.items() if v}, unit="point")
+        return Progress(len(run.points) / run.total, text, {k: v for k, v in curves.items() if v})
 
     def result(self) -> PruneRetrain:
         return self.r
@@ -319,7 +319,7 @@ class PruneIterativeRun(EngineRun):
                      f"pruning, {_pct(s.accuracy)} after retraining")
         return Progress(len(run.steps) / len(run.plan), text,
                         {"after pruning": [s.accuracy_pruned for s in run.steps],
-                         "after retraining": [s.accuracy for s in run.steps]}, unit="round")
+                         "after retraining": [s.accuracy for s in run.steps]})
 
     def result(self) -> IterativeResult:
         return IterativeResult(self.crit, self.cfg, self.run.model.eval(), list(self.run.steps), self.run.done)

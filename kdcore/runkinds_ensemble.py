@@ -85,7 +85,7 @@ class EnsembleBuildRun:
             text = f"{k}/{n} members ready"
             if k and self.members[-1].from_cache:
                 text += f" (member {k} from the cache)"
-        return Progress(frac, text, {name: list(v) for name, v in self.curves.items()}, unit="member epoch")
+        return Progress(frac, text, {name: list(v) for name, v in self.curves.items()})
 
     def result(self):
         from kdcore.ensemble import make_ensemble

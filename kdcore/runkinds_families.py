@@ -109,7 +109,7 @@ class WeightlessJob(EngineRun):
         else:
             text = f"Stage {run.steps_done}/{run.total_steps}: {st.stage} → {_pct(st.accuracy)}"
         return Progress(run.steps_done / run.total_steps, text,
-                        {"test accuracy": [s.accuracy for s in run.stages]}, unit="stage")
+                        {"test accuracy": [s.accuracy for s in run.stages]})
 
     def result(self):
         res = self.run.result()
@@ -329,7 +329,7 @@ class LowRankRun:
         curves = {"before fine-tuning": [p.accuracy_before for p in pts]}
         if self.ft is not None:
             curves["after fine-tuning"] = [p.accuracy_after for p in done]
-        return Progress(self.steps_done / self.total, text, curves, unit="step")
+        return Progress(self.steps_done / self.total, text, curves)
 
     def result(self) -> LowRankSweepResult:
         r = self.res
@@ -436,7 +436,7 @@ class LossFamilyJob(EngineRun):
         curves: dict[str, list[float]] = {}
         for r in run.rows:
             curves.setdefault(LOSS_FAMILIES[r.method]["name"], []).append(r.accuracy)
-        return Progress(run.steps_done / run.total_steps, text, curves, unit="student")
+        return Progress(run.steps_done / run.total_steps, text, curves)
 
 
 register_kind(RunKind(

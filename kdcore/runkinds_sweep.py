@@ -76,7 +76,7 @@ class SweepRun:
         if self.backend == "ray":
             n = len(self.sweep.students)
             return Progress(n / cfg.n_total, f"{n}/{cfg.n_total} students done"
-                            + (f" · {self.last}" if self.last else ""), {}, unit="chunk")
+                            + (f" · {self.last}" if self.last else ""), {})
         total = len(cfg.groups()) * cfg.train.epochs
         groups_done = len(cfg.groups()) - len(self.sweep.pending) - (1 if self.sweep.group is not None else 0)
         epochs = groups_done * cfg.train.epochs + (self.sweep.group.epoch if self.sweep.group is not None else 0)

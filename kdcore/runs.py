@@ -45,7 +45,6 @@ class Progress:
     fraction: float = 0.0                     # share of the work done, in [0, 1]
     text: str = ""                            # one line for a person, e.g. "epoch 3/30 · val 91.2 %"
     curves: dict[str, list[float]] = field(default_factory=dict)   # small live series (e.g. val accuracy)
-    unit: str = "epoch"                       # what one step is, for time estimates
 
 
 @runtime_checkable

@@ -182,8 +182,7 @@ class SklearnTeacherRun:
         text = f"{IMPORTED_ARCHS[m.arch].capitalize()}: {self.n}/{m.estimators} {what}"
         if self.history:
             text += f" · validation accuracy {pct(self.history[-1]['val_acc'])}"
-        return Progress(self.n / m.estimators, text, {"teacher": [h["val_acc"] for h in self.history]},
-                        unit=f"{m.step_size} {what}")
+        return Progress(self.n / m.estimators, text, {"teacher": [h["val_acc"] for h in self.history]})
 
     def result(self):
         if self.n == 0:
