@@ -102,10 +102,6 @@ class Prepared:
     def n_rows(self) -> int:
         return int(len(self.y))
 
-    def class_counts(self) -> dict[str, int]:
-        counts = np.bincount(self.y, minlength=len(self.class_names))
-        return {c: int(n) for c, n in zip(self.class_names, counts)}
-
 
 def fingerprint(data: bytes, options: UploadOptions) -> str:
     h = hashlib.sha256(data)
@@ -323,7 +319,7 @@ def _drop_rare(codes, names, keep, column):
     return codes, names, keep, notes
 
 
-def _column_kind(s, dates: str, n_rows: int):
+def _column_kind(s, dates: str):
     """('numeric' | 'categorical' | 'date' | None, converted series, note)."""
     import pandas as pd
     if s.isna().all():
@@ -408,7 +404,7 @@ def prepare_table(df, filename: str, options: UploadOptions = UploadOptions()) -
     plan = []
     dropped = []
     for c in features:
-        kind, values, note = _column_kind(kept[c], options.dates, len(kept))
+        kind, values, note = _column_kind(kept[c], options.dates)
         if kind is None:
             dropped.append(f"“{c}” {note}")
             continue
@@ -889,9 +885,3 @@ def remove_from_workspace(ws: str, fp: str, root: Path | None = None) -> bool:
             continue
     delete_files(fp, root)
     return True
-
-
-def rename(fp: str, name: str, root: Path | None = None) -> None:
-    meta = read_meta(fp, root)
-    meta["name"] = name.strip()[:80] or meta["name"]
-    _write_meta(fp, meta, root)

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from kdcore import viz
+from kdcore import userdata, viz
 from kdcore import device as devices
 from kdcore.data import DatasetUnavailable
 from kdcore.jobs import UNSTARTED
@@ -28,7 +28,7 @@ st.markdown(
     "without any regularization, trained once on the hard labels and once on the teacher's soft targets "
     "at **T = 20**; then the distilled student again, on a transfer set with **no 3 at all**, and the "
     "bias of its 3 raised afterwards.")
-if state.is_uploaded_name(state.dataset_name()):
+if userdata.is_user_dataset(state.dataset_name()):
     st.info(f"This page replays the paper's MNIST experiment: it always uses MNIST, not the dataset chosen in "
             f"the sidebar ({state.dataset_label(state.dataset_name())}). Your dataset works on Distill, "
             "Temperature, Sweep, Ensembles, Specialists, Transfer sets, Prune and Trade-offs.")

@@ -150,14 +150,6 @@ def apply_pending_dataset() -> None:
         st.session_state[DATASET_KEY] = pending
 
 
-def is_uploaded(ds: Dataset) -> bool:
-    return userdata.is_user_dataset(ds.name)
-
-
-def is_uploaded_name(name: str) -> bool:
-    return userdata.is_user_dataset(name)
-
-
 def new_workspace_id() -> str:
     return secrets.token_urlsafe(9).replace("_", "x").replace("-", "y")
 
