@@ -26,8 +26,7 @@ CURVE_NAMES = {"labels_only": "labels only", "hard_labels": "hard labels"}   # t
 def _progress(p) -> Progress:
     """The engine's RunProgress as the protocol's Progress (live series named as on the other pages)."""
     return Progress(float(p.fraction), str(p.text),
-                    {CURVE_NAMES.get(k, k): [float(x) for x in v] for k, v in p.curves.items()},
-                    getattr(p, "unit", "epoch"))
+                    {CURVE_NAMES.get(k, k): [float(x) for x in v] for k, v in p.curves.items()})
 
 
 class _Wrapped:
