@@ -44,6 +44,7 @@ runs.runner()   # the job runner's workers start with the server's first visit, 
 page = st.navigation({k: v for k, v in PAGES.items() if v}, expanded=True)   # every page in view, Runs too
 links.begin(page.url_path)     # a ?run= link, and parameters that are no setting of this page
 sidebar.show(key="sidebar")
+present.low_motion()   # Streamlit's running signals without animation frames (a classroom's CPUs)
 if state.present():   # presentation mode: large type, the settings in one line (its parameters read only then)
     present.css(page.url_path, links.share_params(page.url_path))
 notes = st.container()         # on top of the page: what the link asked for and could not get

@@ -5,7 +5,7 @@
 Cold cache (a fresh cache folder: the teacher is not trained yet), then warm (same server, the
 teacher cached: the sessions reload the page, set α one step lower and press Distill again, so
 new students train). Prints, per phase, each session's wait from
-its click to the results on screen (median, max), that every session got its results with no
+its click to the results on screen (median, max; timed inside each page, `bench.serve.RESULT_CLOCK`), that every session got its results with no
 exception on the page, the queue positions the sessions were shown, and the server's memory
 (Streamlit and its worker processes).
 
@@ -24,9 +24,10 @@ import statistics
 import tempfile
 import time
 
-from bench.serve import CHROMIUM, CHROMIUM_ARGS, Server, chromium_cpu_seconds
+from bench.serve import CHROMIUM, CHROMIUM_ARGS, RESULT_CLOCK, RESULT_TIME, Server, chromium_cpu_seconds, result_clock
 
-QUEUE_TEXT = re.compile(r"(Queued: [^·]*?ahead of yours|Waiting for [^…]*…|shared with \d+ other sessions?)")
+# what a session was told while it waited (collected inside the page: bench.serve.RESULT_CLOCK)
+QUEUE_TEXT = r"(Queued: [^·]*?ahead of yours|Waiting for [^…]*…|shared with \d+ other sessions?)"
 
 
 async def session(browser, url: str, i: int, temperature: float | None, start: asyncio.Event, out: dict):
@@ -49,31 +50,23 @@ async def session(browser, url: str, i: int, temperature: float | None, start: a
 
 
 async def press_and_wait(page, out: dict, phase: str, alpha: str):
-    """Press Distill and wait for the results of this α (the caption under the verdict names it)."""
-    from playwright.async_api import expect
-    seen: set[str] = set()
-    t0 = time.perf_counter()
+    """Press Distill and wait for the results of this α (the caption under the verdict names it).
+
+    Timed inside the page, from the click event to the first frame painted with the results; the
+    page is not polled while it waits (a poll walks its DOM on the server's cores), only asked once
+    a second whether the clock has stopped."""
+    await page.evaluate(RESULT_CLOCK, result_clock(f"α = {re.escape(alpha)} ·", seen=QUEUE_TEXT))
     await page.get_by_role("button", name="Distill").click()
-    done = asyncio.ensure_future(expect(page.get_by_text(re.compile(f"α = {alpha} ·")).first)
-                                 .to_be_visible(timeout=600_000))
-    while not done.done():
-        try:
-            text = await page.get_by_text(QUEUE_TEXT).all_inner_texts()
-            for t in text:
-                for m in QUEUE_TEXT.findall(t):
-                    seen.add(m)
-        except Exception:
-            pass
-        await asyncio.sleep(0.3)
-    await done
-    out[phase] = time.perf_counter() - t0
-    out[f"{phase}_seen"] = sorted(seen)
+    handle = await page.wait_for_function(RESULT_TIME, polling=1000, timeout=600_000)
+    got = await handle.json_value()
+    out[phase] = got["seconds"]
+    out[f"{phase}_seen"] = sorted(got["seen"])
     exc = await page.locator("[data-testid='stException']").count()
     out[f"{phase}_exception"] = exc
 
 
 async def run(n: int, vary: bool) -> None:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
     cache = tempfile.mkdtemp(prefix="kdlab-classroom-")
     with Server(cache) as server:
         print(f"server {server.url}, cache {cache} (cold), {n} sessions{' with their own T' if vary else ''}")
@@ -99,7 +92,13 @@ async def run(n: int, vary: bool) -> None:
                 slider = o["page"].get_by_role("slider", name="α (weight of the soft targets)")
                 await slider.focus()
                 await o["page"].keyboard.press("ArrowLeft")
-            await asyncio.sleep(3)
+            # the reloaded pages draw their last results (charts, tables) before the class presses again
+            for o in outs:
+                await expect(o["page"].locator(".js-plotly-plot")).to_have_count(2, timeout=300_000)
+            settle = (chromium_cpu_seconds(), time.perf_counter())
+            await asyncio.sleep(5)
+            print(f"\npages reloaded and drawn; the {n} browsers then used "
+                  f"{(chromium_cpu_seconds() - settle[0]) / (time.perf_counter() - settle[1]):.2f} of a core at rest")
             cpu = (server.cpu_seconds(), chromium_cpu_seconds(), time.perf_counter())
             await asyncio.gather(*[press_and_wait(o["page"], o, "warm", "0.85") for o in outs])
             report("warm cache", outs, "warm", server, cpu)

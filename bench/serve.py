@@ -3,6 +3,16 @@
 - `Server(cache_dir, ...)`: the app on a free local port (with the project's .streamlit/config.toml),
   its worker processes included in `rss_mb()` and `cpu_seconds()` (read from /proc).
 - `chromium(pw)`: Debian's Chromium through Playwright, with the flags this machine needs.
+- `RESULT_CLOCK` / `RESULT_TIME`: a clock inside the page, from a click to a result on screen (below).
+
+Why a clock in the page: Playwright's `expect(...).to_be_visible()` polls with a backoff (0, 20,
+50, 100, 100, then every 500 ms), so a result that appears at 0.45 s is seen at ~0.77 s: for the
+sub-second runs the polling step was as large as what is measured, and every poll walks the DOM
+on the cores the server trains on. The clock is a MutationObserver: it notes the time of the
+click (the event, in the page's own clock) and the first frame painted after an element matching
+`selector` shows text matching `pattern` (and, with `absent`, no element matching `absent` is left:
+a spinner or progress bar). It also collects the texts of `[data-testid=stProgress]` matching
+`seen` (the queue positions a classroom's session was shown). Nothing polls the page while it runs.
 """
 
 from __future__ import annotations
@@ -131,6 +141,50 @@ def chromium_cpu_seconds() -> float:
         except OSError:
             pass
     return total / TICKS
+
+
+RESULT_CLOCK = r"""
+(o) => {
+  const re = new RegExp(o.pattern), seenRe = o.seen ? new RegExp(o.seen, "g") : null;
+  const k = window.__kdClock = {click: null, found: null, painted: null, seen: []};
+  document.addEventListener("click", () => { if (k.click === null) k.click = performance.now(); }, true);
+  let queued = false;
+  const check = () => {
+    queued = false;
+    if (k.found !== null || k.click === null) return;
+    if (seenRe) for (const el of document.querySelectorAll("[data-testid=stProgress]"))
+      for (const m of (el.textContent || "").matchAll(seenRe)) if (!k.seen.includes(m[0])) k.seen.push(m[0]);
+    if (o.absent && document.querySelector(o.absent)) return;
+    for (const el of document.querySelectorAll(o.selector)) {
+      if (re.test(el.textContent || "") && el.getClientRects().length) {
+        k.found = performance.now();
+        requestAnimationFrame(() => requestAnimationFrame(() => { k.painted = performance.now(); }));
+        observer.disconnect();
+        return;
+      }
+    }
+  };
+  const observer = new MutationObserver(() => { if (!queued) { queued = true; queueMicrotask(check); } });
+  observer.observe(document.body, {childList: true, subtree: true, characterData: true});
+}
+"""
+# seconds from the click to the painted result, once there (else null), and the queue texts seen
+RESULT_TIME = "() => { const k = window.__kdClock; return k && k.painted !== null ? " \
+              "{seconds: (k.painted - k.click) / 1000, seen: k.seen} : null; }"
+
+
+def result_clock(pattern: str, selector: str = "[data-testid=stCaptionContainer]", absent: str | None = None,
+                 seen: str | None = None) -> dict:
+    """The argument of RESULT_CLOCK: a result is an element matching `selector` whose text matches the
+    regular expression `pattern` (JavaScript syntax), with no element matching `absent` left."""
+    return {"pattern": pattern, "selector": selector, "absent": absent, "seen": seen}
+
+
+def timed_click(page, button, clock: dict, timeout_ms: float = 300_000) -> float:
+    """Click `button` (a sync Playwright locator) and return the seconds to the result `clock` describes."""
+    page.evaluate(RESULT_CLOCK, clock)
+    button.click()
+    return page.wait_for_function(RESULT_TIME, polling=250, timeout=timeout_ms).json_value()["seconds"]
 
 
 def chromium(pw):

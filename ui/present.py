@@ -2,6 +2,7 @@
 
 - `css(page)`: in presentation mode, large type, no toolbar or header, the settings forms folded to
   their buttons (Train, Distill, Run… stay pressable) and summed up in one line above the page.
+- `low_motion()`: every page, every session: Streamlit's motion without its animation frames (below).
 - `chart(fig)`: how every page draws a plotly figure (Streamlit's `plotly_chart` with a config): the
   camera button saves a PNG at presentation resolution (1600 × 900 at scale 2) named after the
   chart's title and the dataset, and in presentation mode the figure is drawn from a projector-sized
@@ -29,6 +30,27 @@ h1 { font-size: 2.6rem !important; } h2, h3 { font-size: 1.8rem !important; }
 .block-container, [data-testid="stMainBlockContainer"] { padding-top: 1rem !important; max-width: 100% !important; }
 </style>
 """
+
+# Streamlit animates while a script runs: a rotating spinner, the header's "Running" icon, elements that
+# fade to grey (after 0.5 s, over 1 s) while a rerun redraws them, progress bars that slide. Every
+# animation frame is drawn again, and a browser without a GPU (a classroom's laptops, the benchmarks'
+# headless Chromium) draws in software: 20 sessions waiting for their results on one 2-core machine
+# spent more CPU on these frames than the server on the training (`python -m bench.classroom`: warm
+# median 22.6 s with them, docs/performance.md). The same signals stay, without the frames: the
+# spinner's icon stands still beside its running clock, and stale elements turn grey after 0.5 s in
+# one step instead of a fade.
+LOW_MOTION_CSS = """<style>
+[data-testid="stSpinnerIcon"], [data-testid="stStatusWidget"] *, [data-testid="stSkeleton"] {
+  animation: none !important; }
+[data-testid="stElementContainer"][data-stale="true"] { transition: opacity 0s linear 0.5s !important; }
+[data-testid="stProgress"] * { transition: none !important; }
+</style>"""
+
+
+def low_motion() -> None:
+    """Streamlit's running signals without animation frames (see LOW_MOTION_CSS); style only, no room taken."""
+    st.html(LOW_MOTION_CSS)
+
 
 def chart(fig, *, where=None, **kwargs):
     """`st.plotly_chart(fig, **kwargs)` (or `where.plotly_chart`, for a column or container) with the lab's
