@@ -98,6 +98,22 @@ def test_distill_in_a_real_browser(server, page):
     expect(page.get_by_text("Confusion matrix: distilled (test set)").first).to_be_attached()
 
 
+# the animations of a page waiting for a run, sampled every 50 ms for `ms` ms, as "kind name @ data-testid":
+# keyframe animations (a spinner, the "Running" icon: frames for as long as the run lasts) and the fades
+# of stale elements and slides of progress bars (on every rerun); not the short one-off transitions of
+# a control under the mouse or the status widget appearing
+MOVING = """async (ms) => { const moving = new Set(); for (let t = 0; t < ms; t += 50) {
+  for (const a of document.getAnimations()) {
+    const timing = a.effect ? a.effect.getComputedTiming() : {};
+    let e = a.effect && a.effect.target; while (e && !(e.getAttribute && e.getAttribute("data-testid"))) e = e.parentElement;
+    const where = e ? e.getAttribute("data-testid") : "?";
+    if (a instanceof CSSTransition && (!(timing.duration > 0) ||   // a step after a delay: no frames
+        !(where === "stElementContainer" || (e && e.closest("[data-testid=stProgress]"))))) continue;
+    moving.add(`${a.constructor.name} ${a.animationName || a.transitionProperty} @ ${where}`);
+  }
+  await new Promise(r => setTimeout(r, 50)); } return [...moving]; }"""
+
+
 def test_stop_keeps_the_partial_students(server, page):
     # Stop ends the script run mid-training; the next run must find the work in progress and show it
     from playwright.sync_api import expect
@@ -109,7 +125,11 @@ def test_stop_keeps_the_partial_students(server, page):
     page.get_by_role("slider", name="Hidden width").nth(1).focus()
     page.keyboard.press("End")
     page.get_by_role("button", name="Distill").click()
+    # while the page waits for the run (a spinner) and then watches it live, nothing is animated frame
+    # by frame (ui.present.LOW_MOTION_CSS): in software rendering each frame costs the machine CPU
+    assert page.evaluate(MOVING, 2500) == []
     expect(page.get_by_text(re.compile(r"Epoch \d+/300")).first).to_be_visible(timeout=120_000)
+    assert page.evaluate(MOVING, 2500) == []
     # the students' Stop (key "distill_stop"); a rerun can leave a hidden stale copy in the page
     page.locator(".st-key-distill_stop button").filter(visible=True).first.click()
     expect(page.get_by_text(re.compile(r"Distillation stopped after epoch \d+ of 300")).first) \

@@ -8,6 +8,8 @@
 - `ui/links.py` reads the metadata Streamlit keeps for widgets bound to the URL, to say which
   parameter of a link a widget could not use (Streamlit drops such values silently, and no public
   API tells). Where the metadata is missing the app goes on without those notes.
+- `.streamlit/config.toml` turns off `runner.postScriptGC` (a hidden option: a full garbage collection
+  after every script run, 160 ms here): the option must still exist, or the setting does nothing.
 If Streamlit renames any of it, these tests say so.
 """
 
@@ -56,3 +58,14 @@ def test_the_widget_metadata_the_link_notes_read_is_still_there():
     from streamlit.runtime.scriptrunner_utils import shared_run_state
     assert "widget_user_keys_this_run" in inspect.getsource(shared_run_state)
     assert "session_state" in getattr(ScriptRunContext, "__dataclass_fields__", {})
+
+
+def test_the_served_config_turns_off_the_collection_after_every_script_run():
+    import tomllib
+    from pathlib import Path
+
+    from streamlit import config
+    assert "runner.postScriptGC" in config._config_options_template, (
+        "Streamlit dropped runner.postScriptGC: check whether it still collects garbage after every script run")
+    served = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    assert served["runner"]["postScriptGC"] is False
