@@ -506,8 +506,21 @@ class SweepResult:
     def records(self) -> list[dict]:
         return [s.record() for s in self.students]
 
+    def _memo(self, name: str, make):
+        """`make()` once per result and name, a copy each call: the tables below are read on every rerun
+        of the Sweep page and by its summary (a pandas group-by costs ~5 ms, and a page asked for five).
+        Keyed by the students' counts too, since a result is filled before it is read."""
+        memo = self.__dict__.setdefault("_tables", {})
+        key = (name, len(self.students), len(self.controls))
+        if key not in memo:
+            memo[key] = make()
+        return memo[key].copy()
+
     def control_cells(self):
         """Mean and spread per (width, control) over seeds, as a DataFrame (accuracies in %)."""
+        return self._memo("control_cells", self._control_cells)
+
+    def _control_cells(self):
         import pandas as pd
         cols = ["width", "control", "test_acc_mean", "test_acc_std", "agreement_mean", "agreement_std",
                 "val_acc_mean", "seeds"]
@@ -564,6 +577,9 @@ class SweepResult:
 
     def cells(self):
         """Mean and spread per (width, T, α) cell, as a pandas DataFrame (accuracies in %)."""
+        return self._memo("cells", self._cells)
+
+    def _cells(self):
         import pandas as pd
         df = pd.DataFrame(self.records())
         if df.empty:

@@ -122,6 +122,12 @@ def test_grid_groups_widths_and_aggregates_seeds(digits, digits_teacher):
     assert res.find(16, 4.0, 0.5)[0].metrics["params"] == 64 * 16 + 16 + 16 * 10 + 10
     best = res.best_cell()
     assert best["val_acc_mean"] == cells["val_acc_mean"].max()
+    # the table is made once per result; each caller gets its own copy (the stored result is shared)
+    cells.loc[:, "test_acc_mean"] = -1.0
+    again = res.cells()
+    assert again["test_acc_mean"].tolist() == pytest.approx([r.test_acc_mean for r in res._cells().itertuples()])
+    assert (again["test_acc_mean"] >= 0).all()
+    cells = again
     # the figure labels the T axis at the grid's temperatures; every table column has a readable name
     from kdcore.viz.sweep import accuracy_vs_temperature
     from kdcore.sweep import COLUMN_LABELS, column_label
