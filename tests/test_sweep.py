@@ -138,6 +138,27 @@ def test_grid_groups_widths_and_aggregates_seeds(digits, digits_teacher):
                for c in [*cells.columns, *res.records()[0]])
 
 
+def test_cell_tables_equal_pandas_group_by(digits, digits_teacher):
+    # the cell tables are a loop over students (pandas took ~20 ms per call): the reference is pandas
+    import pandas as pd
+    cfg = SweepConfig(temperatures=(2.0, 4.0), alphas=(0.3, 0.7), widths=(8,), seeds_per_cell=3, controls=True,
+                      train=TINY)
+    res = run_sweep(digits, digits_teacher.logits, cfg)
+    aggs = dict(test_acc_mean=("test_acc", "mean"), test_acc_std=("test_acc", "std"),
+                agreement_mean=("agreement", "mean"), agreement_std=("agreement", "std"),
+                val_acc_mean=("val_acc", "mean"), seeds=("seed", "count"))
+    fill = {"test_acc_std": 0.0, "agreement_std": 0.0}
+    rows = res.records()
+    rows[0] = {**rows[0], "agreement": float("nan")}   # a missing value is skipped, as pandas does
+    want = pd.DataFrame(rows).groupby(["width", "T", "alpha"], as_index=False).agg(**aggs).fillna(fill)
+    from kdcore.sweep import _cell_table
+    pd.testing.assert_frame_equal(_cell_table(rows, ("width", "T", "alpha")), want, check_exact=False, rtol=1e-12)
+    controls = pd.DataFrame([{**c.record(), "control": c.spec.control} for c in res.controls])
+    want = controls.groupby(["width", "control"], as_index=False).agg(**aggs).fillna(fill)
+    pd.testing.assert_frame_equal(res.control_cells(), want, check_exact=False, rtol=1e-12)
+    assert len(res.cells()) == 4 and (res.cells()["seeds"] == 3).all()
+
+
 def test_loop_backend_agrees_and_stop_keeps_partial_results(digits, digits_teacher):
     cfg = SweepConfig(temperatures=(2.0,), alphas=(0.5, 0.9), widths=(16,), train=TrainConfig(epochs=3, lr=1e-2))
     batched = run_sweep(digits, digits_teacher.logits, cfg, InProcessBackend())
