@@ -99,7 +99,7 @@ def bench_groups(seeds: list[int]) -> None:
         worst.append(min(d - g for d, g in zip(res.accuracy_per_group["distilled"],
                                                res.accuracy_per_group["per-campaign models"])))
         print(f"<!-- seed {seed}: {secs:.1f} s wall / {CPU_SECONDS[-1]:.1f} s CPU; {res.summary()} -->", flush=True)
-    print(f"| models | size | accuracy (%) |\n|---|---|---|")
+    print("| models | size | accuracy (%) |\n|---|---|---|")
     print(f"| {GroupsIntoOneConfig().task.n_campaigns} per-campaign models | "
           f"{sizes['per-campaign models'] / 1024:.1f} KB | {ms(acc['per-campaign models'])} |")
     print(f"| one distilled student | {sizes['one student'] / 1024:.1f} KB | {ms(acc['distilled'])} |")
