@@ -61,6 +61,7 @@ async def press_and_wait(page, out: dict, phase: str, alpha: str):
     got = await handle.json_value()
     out[phase] = got["seconds"]
     out[f"{phase}_seen"] = sorted(got["seen"])
+    out[f"{phase}_how"] = f"{'live view, ' if got['live'] else ''}{got['batches']} DOM updates"
     exc = await page.locator("[data-testid='stException']").count()
     out[f"{phase}_exception"] = exc
 
@@ -117,7 +118,8 @@ def report(title: str, outs: list[dict], phase: str, server: Server, cpu: tuple)
     print(f"   CPU time over these {wall:.0f} s: server (Streamlit + workers) {server_cpu:.0f} s, "
           f"the {len(outs)} browsers {browser_cpu:.0f} s (2 cores give {2 * wall:.0f} s)")
     for i, o in enumerate(outs):
-        print(f"   session {i:2d}: {o.get(phase, float('nan')):5.1f} s  saw: {'; '.join(o.get(f'{phase}_seen', [])) or '-'}")
+        print(f"   session {i:2d}: {o.get(phase, float('nan')):5.1f} s  ({o.get(f'{phase}_how', '')})  "
+              f"saw: {'; '.join(o.get(f'{phase}_seen', [])) or '-'}")
 
 
 def main():

@@ -12,7 +12,8 @@ on the cores the server trains on. The clock is a MutationObserver: it notes the
 click (the event, in the page's own clock) and the first frame painted after an element matching
 `selector` shows text matching `pattern` (and, with `absent`, no element matching `absent` is left:
 a spinner or progress bar). It also collects the texts of `[data-testid=stProgress]` matching
-`seen` (the queue positions a classroom's session was shown). Nothing polls the page while it runs.
+`seen` (the queue positions a classroom's session was shown), counts the DOM's mutation batches and
+notes whether a live view (a progress bar) was shown. Nothing polls the page while it runs.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def chromium_cpu_seconds() -> float:
 RESULT_CLOCK = r"""
 (o) => {
   const re = new RegExp(o.pattern), seenRe = o.seen ? new RegExp(o.seen, "g") : null;
-  const k = window.__kdClock = {click: null, found: null, painted: null, seen: []};
+  const k = window.__kdClock = {click: null, found: null, painted: null, seen: [], batches: 0, live: false};
   document.addEventListener("click", () => { if (k.click === null) k.click = performance.now(); }, true);
   let queued = false;
   const check = () => {
@@ -164,13 +165,17 @@ RESULT_CLOCK = r"""
       }
     }
   };
-  const observer = new MutationObserver(() => { if (!queued) { queued = true; queueMicrotask(check); } });
+  const observer = new MutationObserver(() => {
+    k.batches += 1;
+    if (!k.live && document.querySelector("[data-testid=stProgress]")) k.live = true;
+    if (!queued) { queued = true; queueMicrotask(check); }
+  });
   observer.observe(document.body, {childList: true, subtree: true, characterData: true});
 }
 """
 # seconds from the click to the painted result, once there (else null), and the queue texts seen
 RESULT_TIME = "() => { const k = window.__kdClock; return k && k.painted !== null ? " \
-              "{seconds: (k.painted - k.click) / 1000, seen: k.seen} : null; }"
+              "{seconds: (k.painted - k.click) / 1000, seen: k.seen, batches: k.batches, live: k.live} : null; }"
 
 
 def result_clock(pattern: str, selector: str = "[data-testid=stCaptionContainer]", absent: str | None = None,
