@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import multiprocessing as mp
 import os
@@ -107,6 +108,8 @@ def _worker_loop(inbox, outbox, stop_event, store_root: str, cache_root: str | N
         ctx.dataset("digits", 0)   # the default dataset: loaded before anyone waits for it
     except Exception:
         pass
+    gc.collect()
+    gc.freeze()   # torch and the kinds' modules stay for the worker's life: full collections skip them
     outbox.put(("ready", None))
     while True:
         msg = inbox.get()
