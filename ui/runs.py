@@ -14,14 +14,13 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import time
 
 import streamlit as st
 
 from kdcore import viz
-from kdcore.jobs import UNSTARTED, JobRunner, JobView
+from kdcore.jobs import UNSTARTED, JobRunner, JobView, freeze_startup_objects
 from kdcore.runs import RunContext, RunSpec, kind
 from kdcore.store import ArtifactUnreadable, RunStore
 from kdcore.text import format_seconds, plural
@@ -41,23 +40,8 @@ SUBMIT_WAIT_SECONDS = float(os.environ.get("KDLAB_SUBMIT_WAIT", 3.0))  # a submi
 def runner() -> JobRunner:
     """The server's job runner (workers start once, with the first page that needs them)."""
     job_runner = JobRunner(RunStore(), cache_root=state.teacher_cache().root)
-    freeze_startup_objects()
+    freeze_startup_objects()   # the server's start-up objects leave the collector's sight
     return job_runner
-
-
-def freeze_startup_objects() -> None:
-    """Move what the process holds now (torch, plotly, pandas, Streamlit: ~330 000 objects, alive until
-    it exits) out of the garbage collector's sight (`gc.freeze`). Python's full collections, which run
-    by themselves from time to time, walked them all: 190-280 ms with the GIL held, measured in the
-    served app, twice in 16 Distill clicks, each time in the middle of someone's click. Once per process."""
-    global _FROZEN
-    if not _FROZEN:
-        gc.collect()
-        gc.freeze()
-        _FROZEN = True
-
-
-_FROZEN = False
 
 
 def store() -> RunStore:
