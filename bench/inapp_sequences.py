@@ -5,22 +5,22 @@
 The engine: `SeqTeacherRun` then `SeqDistillRun` at the "events" defaults in a fresh process with
 one torch thread (as a worker runs them). In the browser (headless Chromium, a served app): the
 Sequences page, a new seed each time (so a new teacher and new sequences), one click on Distill
-(the teacher is trained first), until the results are on screen. Target (issue "Sequences"): the
-page meets the same in-app rule as Distill, within 1.3 × the engine.
+(the teacher is trained first), until the results are on screen (the first frame painted with them,
+timed inside the page: `bench.serve.RESULT_CLOCK`). Target (issue "Sequences"): the page meets the
+same in-app rule as Distill, within 1.3 × the engine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from bench.serve import ROOT, Server, chromium
+from bench.serve import ROOT, Server, chromium, result_clock, timed_click
 
 ENGINE = r'''
 import json, sys, time, torch
@@ -60,10 +60,7 @@ def in_app(seeds: list[int]) -> list[float]:
             expect(button).to_be_visible(timeout=300_000)
             expect(page.get_by_text("No teacher with these settings yet")).to_be_visible(timeout=60_000)
             page.wait_for_timeout(1000)
-            t0 = time.perf_counter()
-            button.click()
-            expect(page.get_by_text(re.compile(f"seed {seed}\\. One run")).first).to_be_visible(timeout=300_000)
-            times.append(time.perf_counter() - t0)
+            times.append(timed_click(page, button, result_clock(f"seed {seed}\\. One run")))
         browser.close()
     return times
 
