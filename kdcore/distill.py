@@ -79,7 +79,17 @@ class DistillResult:
 
     @property
     def stopped_early(self) -> bool:
-        return self.distilled_history.stopped_early
+        """A Stop reached at least one of the students before its last epoch."""
+        return any(h.stopped_early for h in (self.distilled_history, self.scratch_history, self.hard_history) if h)
+
+    @property
+    def epochs_run(self) -> dict[str, int]:
+        """Epochs each student trained, by role ("distilled", "scratch", "hard"): all the same unless a
+        Stop reached them at different epochs (the job runner trains them apart, side by side)."""
+        out = {"distilled": self.distilled_history.epochs_run, "scratch": self.scratch_history.epochs_run}
+        if self.hard_history is not None:
+            out["hard"] = self.hard_history.epochs_run
+        return out
 
     @property
     def gain_from_teacher_labels(self) -> float | None:
@@ -174,25 +184,16 @@ class DistillRun:
                  device: str | torch.device | None = None, control: bool = False):
         self.dataset, self.teacher_logits, self.teacher_metrics = dataset, teacher_logits, teacher_metrics
         self.student, self.train, self.kd, self.seed = student, train, kd, seed
-        y_transfer = transfer_labels(dataset, kd.labelled_fraction, seed)
+        self.n_labelled = count_labelled(dataset, kd, seed)
         init = seeded_model(lambda: build_model(student, dataset.input_shape, dataset.n_classes), seed)
         self.distilled, self.scratch = init, copy.deepcopy(init)
-        # the scratch student trains only on labelled examples: unlabelled ones carry nothing for it
-        lab = y_transfer != IGNORE_LABEL
-        self.n_labelled = int(lab.sum())
-        self._t_distilled = Trainer(self.distilled, dataset.X_train, y_transfer, train, seed,
-                                    teacher_logits=teacher_logits["train"], temperature=kd.temperature,
-                                    alpha=kd.alpha, loss=kd.loss, X_val=dataset.X_val, y_val=dataset.y_val,
-                                    name="distilled", device=device)
-        self._t_scratch = Trainer(self.scratch, dataset.X_train[lab], y_transfer[lab], train, seed, loss="ce",
-                                  X_val=dataset.X_val, y_val=dataset.y_val, name="scratch", device=device)
+        self._t_distilled = role_trainer("distilled", self.distilled, dataset, teacher_logits, train, kd, seed, device)
+        self._t_scratch = role_trainer("scratch", self.scratch, dataset, teacher_logits, train, kd, seed, device)
         self.distilled_history, self.scratch_history = History(), History()
         self.hard = self._t_hard = self.hard_history = None
         if control:
             self.hard = copy.deepcopy(init)
-            self._t_hard = Trainer(self.hard, dataset.X_train, hard_labels(teacher_logits["train"]), train, seed,
-                                   loss="ce", X_val=dataset.X_val, y_val=dataset.y_val, name="hard labels",
-                                   device=device)
+            self._t_hard = role_trainer("hard", self.hard, dataset, teacher_logits, train, kd, seed, device)
             self.hard_history = History()
 
     @property
@@ -214,34 +215,105 @@ class DistillRun:
 
     def result(self) -> DistillResult:
         """Evaluate both students as they are now (stopped early if not all epochs ran)."""
-        ds = self.dataset
         stopped = not self.done
-        self.distilled_history.stopped_early = self.scratch_history.stopped_early = stopped
-        t_test = self.teacher_logits["test"]
-        logits_d = predict_logits(self.distilled, ds.X_test)
-        logits_s = predict_logits(self.scratch, ds.X_test)
-        n = ds.n_classes
-        hard = {}
+        students = {"distilled": StudentPart("distilled", self.distilled, self.distilled_history),
+                    "scratch": StudentPart("scratch", self.scratch, self.scratch_history)}
         if self.hard is not None:
-            self.hard_history.stopped_early = stopped
-            logits_h = predict_logits(self.hard, ds.X_test)
-            hard = {"hard": cpu_model(self.hard).eval(), "hard_history": self.hard_history,
-                    "hard_metrics": evaluate(self.hard, ds.X_test, ds.y_test, t_test, logits_h)}
-        # CPU models (copies when training runs elsewhere, so that a further step() can go on)
-        result = DistillResult(
-            cpu_model(self.distilled).eval(), cpu_model(self.scratch).eval(),
-            self.distilled_history, self.scratch_history,
-            evaluate(self.distilled, ds.X_test, ds.y_test, t_test, logits_d),
-            evaluate(self.scratch, ds.X_test, ds.y_test, t_test, logits_s),
-            self.teacher_metrics, self.student, self.train, self.kd, self.seed,
-            confusion={"teacher": confusion_matrix(t_test, ds.y_test, n),
-                       "distilled": confusion_matrix(logits_d, ds.y_test, n),
-                       "scratch": confusion_matrix(logits_s, ds.y_test, n)},
-            n_labelled=self.n_labelled, **hard,
-        )
-        if self.hard is not None:
-            result.confusion["hard"] = confusion_matrix(logits_h, ds.y_test, n)
-        return result
+            students["hard"] = StudentPart("hard", self.hard, self.hard_history)
+        for part in students.values():
+            part.history.stopped_early = stopped
+        return assemble(self.dataset, self.teacher_logits, self.teacher_metrics, self.student, self.train,
+                        self.kd, self.seed, students)
+
+
+# ---------------------------------------------------------------- one student at a time
+
+ROLES = ("distilled", "scratch", "hard")   # a distillation's students: soft targets, labels alone, teacher's argmax
+ROLE_LABELS = {"distilled": "distilled", "scratch": "scratch", "hard": "hard labels"}   # their curves' names
+
+
+def count_labelled(dataset: Dataset, kd: KDConfig, seed: int) -> int:
+    """How many transfer examples keep their label (`kd.labelled_fraction`, stratified by `seed`)."""
+    return int((transfer_labels(dataset, kd.labelled_fraction, seed) != IGNORE_LABEL).sum())
+
+
+def role_trainer(role: str, model: nn.Module, dataset: Dataset, teacher_logits: dict[str, torch.Tensor] | None,
+                 train: TrainConfig, kd: KDConfig, seed: int, device=None) -> Trainer:
+    """The trainer of one of a distillation's students (`ROLES`); all three share `seed`'s batch order:
+    - "distilled": `kd_loss` (or logit matching) against the teacher on every transfer example, the
+      labels that `kd.labelled_fraction` keeps in the (1 - α) term;
+    - "scratch": cross-entropy on the labelled examples only (unlabelled ones carry nothing for it);
+    - "hard": cross-entropy on the teacher's argmax over the whole transfer set (the control that
+      splits the gain between the teacher's labels and its soft targets). Needs no `kd`."""
+    common = dict(X_val=dataset.X_val, y_val=dataset.y_val, name=ROLE_LABELS[role], device=device)
+    if role == "hard":
+        return Trainer(model, dataset.X_train, hard_labels(teacher_logits["train"]), train, seed, loss="ce", **common)
+    y_transfer = transfer_labels(dataset, kd.labelled_fraction, seed)
+    if role == "distilled":
+        return Trainer(model, dataset.X_train, y_transfer, train, seed, teacher_logits=teacher_logits["train"],
+                       temperature=kd.temperature, alpha=kd.alpha, loss=kd.loss, **common)
+    if role == "scratch":
+        lab = y_transfer != IGNORE_LABEL
+        return Trainer(model, dataset.X_train[lab], y_transfer[lab], train, seed, loss="ce", **common)
+    raise ValueError(f"unknown student role {role!r}; expected one of {', '.join(ROLES)}")
+
+
+@dataclass
+class StudentPart:
+    """One trained (or partly trained) student of a distillation and its history."""
+    role: str                        # one of ROLES
+    model: nn.Module
+    history: History
+
+
+class StudentRun:
+    """One of `DistillRun`'s students alone, one epoch per `step()`: the job runner trains the three
+    on different workers at once. Same initialization (`seeded_model(seed)`), batch order and dropout
+    stream as in `DistillRun`, so its weights equal those of the lockstep run bit for bit.
+    `kd` matters to the distilled and scratch students (T, α, labelled fraction); `teacher_logits`
+    to the distilled and hard-label ones (None for the scratch student)."""
+
+    def __init__(self, role: str, dataset: Dataset, teacher_logits: dict[str, torch.Tensor] | None,
+                 student: ModelConfig, train: TrainConfig, kd: KDConfig, seed: int = 0, device=None):
+        self.role, self.train = role, train
+        self.model = seeded_model(lambda: build_model(student, dataset.input_shape, dataset.n_classes), seed)
+        self._trainer = role_trainer(role, self.model, dataset, teacher_logits, train, kd, seed, device)
+        self.history = History()
+
+    @property
+    def done(self) -> bool:
+        return self.history.epochs_run >= self.train.epochs
+
+    def step(self) -> EpochLog:
+        log = self._trainer.run_epoch()
+        self.history.logs.append(log)
+        return log
+
+    def result(self) -> StudentPart:
+        self.history.stopped_early = not self.done
+        return StudentPart(self.role, cpu_model(self.model).eval(), self.history)
+
+
+def assemble(dataset: Dataset, teacher_logits: dict[str, torch.Tensor], teacher_metrics: dict,
+             student: ModelConfig, train: TrainConfig, kd: KDConfig, seed: int,
+             students: dict[str, StudentPart]) -> DistillResult:
+    """A `DistillResult` from its students ("distilled", "scratch", optionally "hard"), evaluated on the
+    test split against the teacher: what `DistillRun.result()` returns, also for students trained
+    apart (`StudentRun`)."""
+    ds, n, t_test = dataset, dataset.n_classes, teacher_logits["test"]
+    logits = {role: predict_logits(part.model, ds.X_test) for role, part in students.items()}
+    metrics = {role: evaluate(part.model, ds.X_test, ds.y_test, t_test, logits[role]) for role, part in students.items()}
+    confusion = {"teacher": confusion_matrix(t_test, ds.y_test, n),
+                 **{role: confusion_matrix(logits[role], ds.y_test, n) for role in students}}
+    hard = students.get("hard")
+    # CPU models (copies when training runs elsewhere, so that a further step() can go on)
+    return DistillResult(
+        cpu_model(students["distilled"].model).eval(), cpu_model(students["scratch"].model).eval(),
+        students["distilled"].history, students["scratch"].history, metrics["distilled"], metrics["scratch"],
+        teacher_metrics, student, train, kd, seed, confusion=confusion,
+        n_labelled=count_labelled(dataset, kd, seed),
+        hard=cpu_model(hard.model).eval() if hard else None, hard_history=hard.history if hard else None,
+        hard_metrics=metrics.get("hard"))
 
 
 def distill_and_compare(dataset: Dataset, teacher_logits: dict[str, torch.Tensor], teacher_metrics: dict,

@@ -12,6 +12,11 @@
 - **Prerequisites**: a run kind's `requires(config)` (e.g. the teacher of a distillation) is
   submitted first (and shared like any run); the run starts when they have finished, and fails
   with a clear message when one of them was stopped or failed.
+- **Parts**: a kind's `parts(config)` (a distillation's three students) are runs of their own, queued
+  at once, so that free workers train them side by side; shared like any run (a new α reuses the
+  controls), not listed in a workspace. The run itself then combines them in one short step. Its
+  view while they train is theirs together; its Stop stops them, and the combination keeps what
+  they learned.
 - **Stop** keeps what was learned (the run's partial result is stored, status "stopped"). A run
   watched by several workspaces stops only when every watcher asked; until then a Stop detaches.
 - Runs live in the run store (`kdcore.store`), not in a page: a user who navigates away finds
@@ -33,10 +38,9 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdcore.runs import RunContext, RunSpec, Throttle, drive, kind, kinds
+from kdcore.runs import UNSTARTED, RunContext, RunSpec, Throttle, drive, kind, kinds
 from kdcore.store import ACTIVE, RunStore, dataset_fingerprint
 
-UNSTARTED = "stopped before it started"   # the error of a run stopped while still queued
 PROGRESS_INTERVAL = 0.2   # seconds between progress messages of one run (a live chart needs no more)
 
 
@@ -131,8 +135,10 @@ def _worker_loop(inbox, outbox, stop_event, store_root: str, cache_root: str | N
         msg = inbox.get()
         if msg is None:
             return
-        job_id, spec_dict = msg
-        status, error = execute(job_id, RunSpec.from_dict(spec_dict), ctx, stop_event.is_set, outbox.put)
+        job_id, spec_dict, extra = msg
+        ctx.ended, ctx.stopping = extra["ended"], extra["stopping"]
+        should_stop = (lambda: True) if ctx.stopping else stop_event.is_set
+        status, error = execute(job_id, RunSpec.from_dict(spec_dict), ctx, should_stop, outbox.put)
         outbox.put(("ended", job_id, status, error))
 
 
@@ -215,8 +221,10 @@ class _Job:
     name: str
     owner: str                       # the workspace that asked first (for fair order)
     seq: int
-    needs: list[str]
+    needs: list[str]                 # ids of the runs to end first: requirements, then parts
     watchers: set[str] = field(default_factory=set)
+    parts: dict[str, str] = field(default_factory=dict)   # its parts: RunSpec key -> run id
+    stopping: bool = False           # stopped while its parts ran: combine what they learned
     status: str = "queued"
     fraction: float = 0.0
     text: str = "waiting for a worker"
@@ -285,25 +293,38 @@ class JobRunner:
     def submit(self, spec: RunSpec, workspace: str, name: str | None = None) -> str:
         """Queue `spec` for `workspace` (or join an identical queued/running run, or reuse a finished
         one); returns the run id. The run is listed in the workspace at once."""
+        if not kind(spec.kind).listed:
+            raise ValueError(f"a {kind(spec.kind).title.lower()} run is only a part of other runs; submit those")
+        return self._submit(spec, workspace, name)
+
+    def _submit(self, spec: RunSpec, workspace: str, name: str | None = None, part_of: str | None = None) -> str:
+        """`submit`; with `part_of` (the key of the run it is a part of) the run is not listed, and
+        its watcher is that run, not the workspace."""
         k = kind(spec.kind)
+        watcher = workspace if part_of is None else _part_watcher(part_of)
         with self._lock:
             jid = self._by_key.get(spec.key)
             if jid is not None and self._jobs[jid].status in ACTIVE:
                 job = self._jobs[jid]
-                job.watchers.add(workspace)
-                self.store.link(workspace, jid, name)
+                job.watchers.add(watcher)
+                if part_of is None:
+                    self.store.link(workspace, jid, name)
                 return jid
             done = self.store.find_finished(spec.key)
             if done is not None:   # answered from the store: list it, and what it was made from
                 for req in k.requires(spec.config):
                     self.submit(req, workspace)
-                self.store.link(workspace, done.id, name)
+                if part_of is None:
+                    self.store.link(workspace, done.id, name)
                 return done.id
             needs = [self.submit(req, workspace) for req in k.requires(spec.config)]
+            parts = {p.key: self._submit(p, workspace, part_of=spec.key) for p in k.parts(spec.config)}
             default_name = k.describe(spec.config) or k.title
             rec = self.store.create(spec, default_name)
-            self.store.link(workspace, rec.id, name)
-            self._enqueue(_Job(rec.id, spec, name or default_name, workspace, next(self._seq), needs, {workspace}))
+            if part_of is None:
+                self.store.link(workspace, rec.id, name)
+            self._enqueue(_Job(rec.id, spec, name or default_name, workspace, next(self._seq),
+                               needs + list(parts.values()), {watcher}, parts))
             return rec.id
 
     def _enqueue(self, job: _Job) -> None:
@@ -319,12 +340,14 @@ class JobRunner:
                 if self.store.find_finished(rec.key) is not None:
                     continue
                 self.store.set_status(rec.id, "queued")
-                needs = []
-                for req in kind(rec.kind).requires(rec.config):
+                k, needs = kind(rec.kind), []
+                for req in k.requires(rec.config) + k.parts(rec.config):   # those interrupted too (made first)
                     other = self._by_key.get(req.key)
                     if other is not None:
                         needs.append(other)
-                self._enqueue(_Job(rec.id, rec.spec, rec.name, "restored", next(self._seq), needs, {"restored"}))
+                parts = {p.key: self._by_key[p.key] for p in k.parts(rec.config) if p.key in self._by_key}
+                self._enqueue(_Job(rec.id, rec.spec, rec.name, "restored", next(self._seq), needs, {"restored"},
+                                   parts))
 
     # ---------------------------------------------------------------- scheduling
 
@@ -347,9 +370,12 @@ class JobRunner:
             status = need.status if need is not None else (self.store.get(nid).status if self.store.get(nid) else "failed")
             if status in ACTIVE:
                 return False, None
+            if status == "stopped" and job.stopping and nid in job.parts.values():
+                continue   # stopped with its run: combined as it is
             if status != "finished":
                 title = kind(need.spec.kind).title.lower() if need else "required run"
-                return False, f"its {title} did not finish ({status})"
+                why = f"{status}: {need.error}" if need is not None and need.error else status
+                return False, f"its {title} did not finish ({why})"
         return True, None
 
     def _dispatch(self) -> None:
@@ -375,8 +401,9 @@ class JobRunner:
                 job.slot, job.status, job.text = i, "running", "starting…"
                 job.started = time.time()
                 self._queue.remove(job.id)
-                self._served[job.owner] = self._served.get(job.owner, 0) + 1
-                slot.inbox.put((job.id, job.spec.to_dict()))
+                if not job.parts:   # combining parts is no turn of its own: they had theirs
+                    self._served[job.owner] = self._served.get(job.owner, 0) + 1
+                slot.inbox.put((job.id, job.spec.to_dict(), {"ended": job.parts, "stopping": job.stopping}))
 
     def _end(self, job: _Job, status: str, error: str | None = None) -> None:
         job.status, job.error, job.ended = status, error, time.time()
@@ -445,19 +472,23 @@ class JobRunner:
         with self._lock:
             job = self._jobs.get(run_id)
             if job is not None:
-                ahead = 0
-                if job.status == "queued":
-                    for other in self._ordered_queue():
-                        if other.id == job.id:
-                            break
-                        ahead += 1
                 running = sum(1 for s in self._slots if s.job is not None)
+                together = self._parts_view(job, running) if job.status == "queued" and job.parts else None
+                if together is not None:
+                    return together
+                ahead = 0
+                if job.status == "queued":   # its first queued part's place for a run of parts
+                    mine = {job.id} | {p for p in job.parts.values() if p in self._jobs}
+                    for other in self._ordered_queue():
+                        if other.id in mine:
+                            break
+                        ahead += 0 if other.parts else 1   # combining parts takes no worker for long
                 elapsed = time.time() - job.started if job.started and job.status == "running" else \
                     ((job.ended or time.time()) - job.started if job.started else 0.0)
                 eta = elapsed * (1 - job.fraction) / job.fraction if job.status == "running" and \
                     job.fraction > 0.02 else None
                 waiting = [f"{self._jobs[n].name} ({100 * self._jobs[n].fraction:.0f} %)" for n in job.needs
-                           if n in self._jobs and self._jobs[n].status in ACTIVE]
+                           if n in self._jobs and self._jobs[n].status in ACTIVE and n not in job.parts.values()]
                 return JobView(job.id, job.spec.kind, job.name, job.status, job.fraction, job.text, job.curves,
                                job.error, ahead, running, elapsed, eta, len(job.watchers), waiting)
         rec = self.store.get(run_id)
@@ -465,6 +496,34 @@ class JobRunner:
             return None
         return JobView(rec.id, rec.kind, rec.display_name, rec.status, 1.0 if rec.status == "finished" else 0.0,
                        "", rec.history, rec.error, elapsed=rec.seconds or 0.0)
+
+    def _parts_view(self, job: _Job, running: int) -> JobView | None:
+        """The view of a run whose parts are under way: their progress together (mean fraction,
+        every curve, the running ones' texts). None while its requirements or all parts still wait."""
+        if any(n in self._jobs and self._jobs[n].status in ACTIVE for n in job.needs if n not in job.parts.values()):
+            return None
+        parts = [self._jobs.get(pid) for pid in job.parts.values()]
+        if all(p is not None and p.status == "queued" for p in parts):
+            return None
+        fractions, texts, curves, starts = [], [], {}, []
+        for pid, p in zip(job.parts.values(), parts):
+            if p is None:   # finished before this run was asked for: from the store
+                rec = self.store.get(pid)
+                fractions.append(1.0)
+                curves.update(rec.history if rec is not None else {})
+                continue
+            fractions.append(1.0 if p.status == "finished" else p.fraction)
+            curves.update(p.curves)
+            if p.status == "running":
+                texts.append(p.text)
+            if p.started:
+                starts.append(p.started)
+        fraction = sum(fractions) / len(fractions)
+        elapsed = time.time() - min(starts) if starts else 0.0
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
+        text = "stopping after this epoch…" if job.stopping else " · ".join(texts) or "combining the results…"
+        return JobView(job.id, job.spec.kind, job.name, "running", fraction, text, curves, None, 0, running,
+                       elapsed, eta, len(job.watchers), [])
 
     def wait_end(self, run_id: str, timeout: float) -> JobView | None:
         """Block until the run has ended or `timeout` seconds pass (no polling); return its view."""
@@ -488,10 +547,22 @@ class JobRunner:
             if len(job.watchers - {workspace}) > 0 and workspace in job.watchers:
                 job.watchers.discard(workspace)
                 return "detached"
+            if job.status == "queued" and job.parts:
+                parts = [self._jobs.get(pid) for pid in job.parts.values()]
+                if not all(p is not None and p.status == "queued" for p in parts):
+                    job.stopping = True   # some part learned something: stop the others, then combine
+                    for p in parts:
+                        if p is not None and p.status in ACTIVE:
+                            self.stop(p.id, _part_watcher(job.spec.key))
+                    self._changed.notify_all()
+                    return "stopping"
             if job.status == "queued":
                 self._queue.remove(job.id)
                 self._end(job, "stopped", UNSTARTED)
                 self.store.set_status(job.id, "stopped", job.error)
+                for pid in job.parts.values():   # none started: nothing to keep
+                    if pid in self._jobs:
+                        self.stop(pid, _part_watcher(job.spec.key))
                 self._dispatch()
                 return "stopping"
             self._slots[job.slot].stop_event.set()
@@ -521,6 +592,12 @@ class JobRunner:
         for s in self._slots:
             if hasattr(s.handle, "join"):
                 s.handle.join(timeout=5)
+
+
+def _part_watcher(key: str) -> str:
+    """Who watches a part: the run it is part of (by key), so that one run's Stop leaves a part that
+    another run shares going on."""
+    return f"part of run {key}"
 
 
 def _forward(src, dst) -> None:

@@ -37,17 +37,18 @@ class _StopFlag:
         return self.flag
 
 
-def _remote_execute(spec_dict: dict, given_payloads: dict, progress_queue, stop_flag, torch_threads: int | None):
+def _remote_execute(spec_dict: dict, given_payloads: dict, progress_queue, stop_flag, torch_threads: int | None,
+                    stopping: bool = False):
     """The Ray task: make, drive and encode one run; returns (status, doc, tensors, summary, curves)."""
     import ray
     import torch
     if torch_threads:
         torch.set_num_threads(torch_threads)
     spec = RunSpec.from_dict(spec_dict)
-    given = {}
-    ctx = RunContext(None, None, given=given)
-    for key, (doc, arrays) in given_payloads.items():
-        given[key] = codec.decode(doc, {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, ctx)
+    ctx = RunContext(None, None)
+    ctx.stopping = stopping   # stopped while its parts ran: combine what they learned
+    for key, (doc, arrays) in given_payloads.items():   # into the context's own dict (it copies what it is given)
+        ctx.given[key] = codec.decode(doc, {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, ctx)
     k = kind(spec.kind)
     run = k.make(spec.config, ctx)
     throttle, check = Throttle(0.2), Throttle(0.25)
@@ -61,6 +62,8 @@ def _remote_execute(spec_dict: dict, given_payloads: dict, progress_queue, stop_
                 pass   # a full queue drops a progress message, never the run
 
     def should_stop():
+        if stopping:
+            return True
         if not stop_seen[0] and check.ready():
             stop_seen[0] = ray.get(stop_flag.is_set.remote())
         return stop_seen[0]
@@ -83,21 +86,24 @@ class _RaySlot:
             msg = self.inbox.get()
             if msg is None:
                 return
-            job_id, spec_dict = msg
-            status, error = self._run(job_id, RunSpec.from_dict(spec_dict))
+            job_id, spec_dict, extra = msg
+            status, error = self._run(job_id, RunSpec.from_dict(spec_dict), extra["ended"], extra["stopping"])
             self._outbox.put(("ended", job_id, status, error))
 
-    def _given(self, spec: RunSpec) -> dict:
-        """The encoded results of the runs `spec` requires, to travel with the task."""
+    def _given(self, spec: RunSpec, ended: dict[str, str]) -> dict:
+        """The encoded results of the runs `spec` requires and of its parts (`ended`: key -> id of a
+        part that ended, stopped ones included), to travel with the task."""
+        from kdcore.runs import UNSTARTED
         out = {}
-        for req in kind(spec.kind).requires(spec.config):
-            rec = self._store.find_finished(req.key)
-            if rec is not None:
+        k = kind(spec.kind)
+        for req in k.requires(spec.config) + k.parts(spec.config):
+            rec = self._store.get(ended[req.key]) if req.key in ended else self._store.find_finished(req.key)
+            if rec is not None and rec.status in ("finished", "stopped") and rec.error != UNSTARTED:
                 doc, tensors = self._store.encoded(rec.id)
                 out[req.key] = (doc, {k: v.numpy() for k, v in tensors.items()})
         return out
 
-    def _run(self, job_id: str, spec: RunSpec):
+    def _run(self, job_id: str, spec: RunSpec, ended: dict[str, str], stopping: bool):
         import ray
         from ray.util.queue import Queue
         from kdcore.jobs import _readable, finish
@@ -109,7 +115,8 @@ class _RaySlot:
         progress = Queue(maxsize=100)
         flag = ray.remote(num_cpus=0)(_StopFlag).remote()
         task = ray.remote(num_cpus=1)(_remote_execute)
-        ref = task.remote(spec.to_dict(), self._given(spec), progress, flag, self._executor.torch_threads)
+        ref = task.remote(spec.to_dict(), self._given(spec, ended), progress, flag, self._executor.torch_threads,
+                          stopping)
         try:
             stop_sent = False
             while True:

@@ -108,31 +108,122 @@ def distill_config(teacher_spec, student, train, kd, seed: int) -> dict:
             "kd": kd.to_dict()}
 
 
-class DistillPairRun(EngineRun):
-    """`DistillRun` as a job: the distilled student and its labels-only twin, one epoch per step."""
+def student_config(config: dict, role: str) -> dict:
+    """The config of one of a "distill" run's students (`kdcore.distill.ROLES`): only what that student
+    depends on, so that a new T or α trains the distilled student alone and reuses both controls
+    (the scratch twin needs no teacher; the hard-label control no T, α or labelled fraction)."""
+    out = {"dataset": config["dataset"], "data_seed": config["data_seed"], "seed": config["seed"],
+           "student": config["student"], "train": config["train"], "role": role}
+    if role in ("distilled", "hard"):
+        out["teacher"] = config["teacher"]
+    if role == "distilled":
+        out["kd"] = config["kd"]
+    elif role == "scratch":
+        out["labelled_fraction"] = config["kd"]["labelled_fraction"]
+    return out
+
+
+def distill_parts(config: dict) -> list[RunSpec]:
+    from kdcore.distill import ROLES
+    return [RunSpec("student", student_config(config, role)) for role in ROLES]
+
+
+def _student_run(config: dict, ctx: RunContext):
+    """The `StudentRun` of a "student" config (see `student_config`)."""
+    from kdcore.distill import KDConfig, StudentRun
+    from kdcore.models import ModelConfig
+    from kdcore.train import TrainConfig
+    kd = KDConfig(**config["kd"]) if "kd" in config else \
+        KDConfig(labelled_fraction=config.get("labelled_fraction", 1.0))
+    logits = ctx.teacher(config["teacher"]).logits if "teacher" in config else None
+    return StudentRun(config["role"], ctx.dataset(config["dataset"], config["data_seed"]), logits,
+                      ModelConfig.from_dict(config["student"]), TrainConfig(**config["train"]), kd, config["seed"])
+
+
+class StudentPartRun(EngineRun):
+    """One student of a distillation as a job (a part of a "distill" run), one epoch per step."""
 
     def __init__(self, config: dict, ctx: RunContext):
-        from kdcore.distill import DistillRun, KDConfig
-        from kdcore.models import ModelConfig
-        from kdcore.train import TrainConfig
-        teacher = ctx.teacher(config["teacher"])
-        self.teacher_name = f"teacher {teacher.spec.model.describe()}"
-        ds = ctx.dataset(config["dataset"], config["data_seed"])
-        self.run = DistillRun(ds, teacher.logits, teacher.metrics, ModelConfig.from_dict(config["student"]),
-                              TrainConfig(**config["train"]), KDConfig(**config["kd"]), seed=config["seed"],
-                              control=True)
+        from kdcore.distill import ROLE_LABELS
+        self.run = _student_run(config, ctx)
+        self.label = ROLE_LABELS[config["role"]]
 
     def progress(self) -> Progress:
-        run, total = self.run, self.run.train.epochs
-        text = f"Epoch {run.epoch}/{total}"
-        if run.epoch:
-            text += (f" · validation accuracy: distilled {_pct(run.distilled_history.logs[-1].val_acc)}, "
-                     f"scratch {_pct(run.scratch_history.logs[-1].val_acc)}")
-        curves = {"distilled": val_curve(run.distilled_history), "scratch": val_curve(run.scratch_history)}
-        if run.hard_history is not None:
-            curves["hard labels"] = val_curve(run.hard_history)
-        return Progress(run.epoch / total, text, curves)
+        h, total = self.run.history, self.run.train.epochs
+        text = f"{self.label}: epoch {h.epochs_run}/{total}"
+        if h.epochs_run:
+            text += f", validation {_pct(h.logs[-1].val_acc)}"
+        return Progress(h.epochs_run / total, text, {self.label: val_curve(h)})
 
+
+def _student_name(config: dict) -> str:
+    from kdcore.distill import ROLE_LABELS
+    from kdcore.models import ModelConfig
+    return (f"{ROLE_LABELS[config['role']]} student {ModelConfig.from_dict(config['student']).describe()} "
+            f"(seed {config['seed']})")
+
+
+register_kind(RunKind(
+    "student", "Student", StudentPartRun, describe=_student_name, listed=False,
+    requires=lambda config: teacher_requirement(config) if "teacher" in config else [],
+    summary=lambda part: {"val_accuracy": part.history.logs[-1].val_acc if part.history.logs else None,
+                          "epochs": part.history.epochs_run}))
+
+
+class DistillPairRun:
+    """A "distill" run: its three students (distilled, labels-only twin, hard-label control) are its
+    parts, trained in parallel on the runner's workers; this run evaluates them together as
+    `DistillRun` would (`kdcore.distill.assemble`), in one step. Without a run store (a script) it
+    trains them itself, one after the other."""
+
+    def __init__(self, config: dict, ctx: RunContext):
+        from kdcore.distill import KDConfig
+        from kdcore.models import ModelConfig
+        from kdcore.train import TrainConfig
+        self.config, self.ctx = config, ctx
+        self.teacher = ctx.teacher(config["teacher"])
+        self.ds = ctx.dataset(config["dataset"], config["data_seed"])
+        self.student, self.train = ModelConfig.from_dict(config["student"]), TrainConfig(**config["train"])
+        self.kd = KDConfig(**config["kd"])
+        self._result = None
+
+    @property
+    def done(self) -> bool:
+        return self._result is not None
+
+    def step(self):
+        self._result = self._assemble()
+
+    def _part(self, spec: RunSpec):
+        from kdcore.runs import RunStopped, drive
+        try:
+            return self.ctx.result_of(spec)
+        except RunStopped:
+            if self.ctx.store is not None and not self.ctx.stopping:
+                raise
+        run = _student_run(spec.config, self.ctx)
+        # a part stopped before it started learned nothing: its student as initialized
+        return run.result() if self.ctx.stopping else drive(run)[0]
+
+    def _assemble(self):
+        from kdcore.distill import assemble
+        students = {spec.config["role"]: self._part(spec) for spec in distill_parts(self.config)}
+        return assemble(self.ds, self.teacher.logits, self.teacher.metrics, self.student, self.train, self.kd,
+                        self.config["seed"], students)
+
+    def progress(self) -> Progress:
+        from kdcore.distill import ROLE_LABELS
+        r = self._result
+        if r is None:
+            return Progress(0.0, "combining the students")
+        histories = {"distilled": r.distilled_history, "scratch": r.scratch_history, "hard": r.hard_history}
+        return Progress(1.0, f"Epoch {r.distilled_history.epochs_run}/{r.train_config.epochs}",
+                        {ROLE_LABELS[k]: val_curve(h) for k, h in histories.items() if h is not None})
+
+    def result(self):
+        if self._result is None:
+            self._result = self._assemble()
+        return self._result
 
 
 def _distill_name(config: dict) -> str:
@@ -144,7 +235,8 @@ def _distill_name(config: dict) -> str:
 
 
 register_kind(RunKind(
-    "distill", "Distillation", DistillPairRun, requires=teacher_requirement, describe=_distill_name,
+    "distill", "Distillation", DistillPairRun, requires=teacher_requirement, parts=distill_parts,
+    describe=_distill_name,
     summary=lambda r: {"accuracy": r.distilled_metrics["accuracy"],
                        "scratch_accuracy": r.scratch_metrics["accuracy"],
                        "gain_pts": 100 * r.gain, "params": r.distilled_metrics["params"],

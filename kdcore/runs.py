@@ -107,6 +107,11 @@ class RunKind:
     title: str                                           # for people: "Distillation", "Teacher", ...
     make: Callable[[dict, "RunContext"], Run]            # the run of a config
     requires: Callable[[dict], list[RunSpec]] = lambda config: []   # runs to finish first
+    # independent runs this one is made of (e.g. a distillation's three students): they run at once on
+    # any free workers, shared like any run but not listed; this run then combines their results
+    # (`ctx.result_of`), also after a Stop (`ctx.stopping`: what they learned until then)
+    parts: Callable[[dict], list[RunSpec]] = lambda config: []
+    listed: bool = True   # False for a kind that only runs as another run's part: in no workspace, on no page
     on_finish: Callable[[Any, str, "RunContext"], None] | None = None   # (result, status, ctx)
     summary: Callable[[Any], dict] = lambda result: {}   # headline metrics for the Runs table
     describe: Callable[[dict], str] = lambda config: ""  # a default name for a run of this config
@@ -148,6 +153,9 @@ def kinds() -> dict[str, RunKind]:
     return dict(_KINDS)
 
 
+UNSTARTED = "stopped before it started"   # the error of a run stopped while still queued (it kept nothing)
+
+
 class RunStopped(Exception):
     """Raised by a RunContext when a required run did not finish (stopped or failed)."""
 
@@ -162,6 +170,8 @@ class RunContext:
         self.teachers = teacher_cache if teacher_cache is not None else TeacherCache()
         self.data_root = data_root
         self.given = dict(given or {})   # RunSpec key -> result, handed over with the job (Ray workers)
+        self.ended: dict[str, str] = {}  # RunSpec key -> id of the run's part that ended (stopped ones too)
+        self.stopping = False            # the run was stopped while its parts ran: combine what they learned
 
     def dataset(self, name: str, seed: int):
         from kdcore.data import load_dataset
@@ -189,6 +199,11 @@ class RunContext:
             return self.given[spec.key]
         if self.store is None:
             raise RunStopped(f"no run store to read the {spec.kind} run from")
+        if spec.key in self.ended:   # a part, stopped or finished: its own result
+            rec = self.store.get(self.ended[spec.key])
+            if rec is None or rec.status not in ("finished", "stopped") or rec.error == UNSTARTED:
+                raise RunStopped(f"the {kind(spec.kind).title.lower()} run {self.ended[spec.key]} kept nothing")
+            return self.store.load_result(rec.id, self)
         rec = self.store.find_finished(spec.key)
         if rec is None:
             raise RunStopped(f"the {kind(spec.kind).title.lower()} this run needs has not finished")

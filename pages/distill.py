@@ -129,9 +129,19 @@ st.subheader("3 · Results")
 gain_pts = 100 * result.gain
 summary = result.summary()
 if result.stopped_early:
-    st.warning(f"Distillation stopped after epoch {result.distilled_history.epochs_run} of "
-               f"{result.train_config.epochs}; the results below are those of the students as they were then.")
-    summary += f" (stopped after {result.distilled_history.epochs_run} of {plural(result.train_config.epochs, 'epoch')})"
+    total, epochs = result.train_config.epochs, result.epochs_run
+    if len(set(epochs.values())) == 1:
+        st.warning(f"Distillation stopped after epoch {epochs['distilled']} of {total}; the results below are "
+                   f"those of the students as they were then.")
+    else:   # the students train side by side on different workers: a Stop finds them at different epochs
+        names = {"distilled": "the distilled student", "scratch": "its labels-only twin",
+                 "hard": "the hard-label control"}
+        st.warning("Distillation stopped before its last epoch: " + ", ".join(
+            f"{names[role]} after epoch {n}" for role, n in epochs.items()) + f" of {total}. Students "
+            "stopped at different epochs do not compare fairly: the results below are those of the students "
+            "as they were then; press **Distill** again for the full comparison.")
+    summary += f" (stopped after {min(epochs.values())}–{max(epochs.values())} of {plural(total, 'epoch')})" \
+        if len(set(epochs.values())) > 1 else f" (stopped after {epochs['distilled']} of {plural(total, 'epoch')})"
 labels_only_run = result.kd.alpha == 0   # no weight on the soft targets: not a distillation
 (st.info if labels_only_run else st.success if gain_pts >= 0.5 else st.warning if gain_pts <= -0.5 else st.info)(summary)
 kd = result.kd

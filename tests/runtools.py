@@ -10,10 +10,14 @@ from kdcore.runs import RunSpec, drive, kind
 
 def run_spec(spec: RunSpec, ctx, should_stop=None):
     """Make and drive a run of `spec` (its requirements first), store it like the runner; the result."""
-    for req in kind(spec.kind).requires(spec.config):
+    k = kind(spec.kind)
+    for req in k.requires(spec.config):
         if ctx.store.find_finished(req.key) is None:
             run_spec(req, ctx)
-    run = kind(spec.kind).make(spec.config, ctx)
+    for part in k.parts(spec.config):   # the runner trains them side by side; here one after the other
+        if ctx.store.find_finished(part.key) is None:
+            run_spec(part, ctx)
+    run = k.make(spec.config, ctx)
     result, status = drive(run, should_stop=should_stop)
     rec = ctx.store.create(spec, spec.kind)
     ctx.store.save_result(rec.id, result, status, 0.0)
