@@ -173,8 +173,8 @@ register_kind(RunKind(
 class DistillPairRun:
     """A "distill" run: its three students (distilled, labels-only twin, hard-label control) are its
     parts, trained in parallel on the runner's workers; this run evaluates them together as
-    `DistillRun` would (`kdcore.distill.assemble`), in one step. Without a run store (a script) it
-    trains them itself, one after the other."""
+    `DistillRun` would (`kdcore.distill.assemble`), in one step. Outside a job runner (a script) it
+    trains them itself, one after the other (`kdcore.runs.part_result`)."""
 
     def __init__(self, config: dict, ctx: RunContext):
         from kdcore.distill import KDConfig
@@ -194,20 +194,12 @@ class DistillPairRun:
     def step(self):
         self._result = self._assemble()
 
-    def _part(self, spec: RunSpec):
-        from kdcore.runs import RunStopped, drive
-        try:
-            return self.ctx.result_of(spec)
-        except RunStopped:
-            if self.ctx.store is not None and not self.ctx.stopping:
-                raise
-        run = _student_run(spec.config, self.ctx)
-        # a part stopped before it started learned nothing: its student as initialized
-        return run.result() if self.ctx.stopping else drive(run)[0]
-
     def _assemble(self):
         from kdcore.distill import assemble
-        students = {spec.config["role"]: self._part(spec) for spec in distill_parts(self.config)}
+        from kdcore.runs import part_result
+        # a student stopped before it started learned nothing: it comes as initialized
+        students = {spec.config["role"]: part_result(self.ctx, spec, lambda: _student_run(spec.config, self.ctx))
+                    for spec in distill_parts(self.config)}
         return assemble(self.ds, self.teacher.logits, self.teacher.metrics, self.student, self.train, self.kd,
                         self.config["seed"], students)
 

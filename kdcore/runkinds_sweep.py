@@ -4,16 +4,19 @@ Config (JSON): "dataset", "data_seed", "teacher" (the teacher's spec dict; the t
 required first), "sweep" (`SweepConfig.to_dict()`), "base_model" (a ModelConfig dict or None: the
 students' architecture apart from their width) and "backend" ("in-process", the default, or "ray").
 
-In process, one `step()` is one epoch of the current width group (`kdcore.sweep.InProcessSweep`,
-the loop `InProcessBackend.run` drives), so a Stop is quick and keeps every student as it is then.
-With Ray, one `step()` collects one finished chunk (`RaySweep`); a stop cancels the others.
-Progress curves: per width, the best and the mean validation accuracy of its students per epoch.
+In process, the grid's chunks (`kdcore.sweep.sweep_chunks`: each width group in two halves, each
+one batched model) are the run's parts, "sweep_chunk" runs that the job runner trains side by side,
+one epoch per `step()`, so a Stop is quick and keeps every student as it is then; the sweep run
+then puts them together (`assemble_sweep`). With the "ray" backend, one `step()` collects one
+finished chunk (`RaySweep`); a stop cancels the others.
+Progress curves: per width (per chunk while they train), the best and the mean validation accuracy
+of its students per epoch.
 """
 
 from __future__ import annotations
 
 from kdcore.runkinds import teacher_requirement
-from kdcore.runs import Progress, RunContext, RunKind, register_kind
+from kdcore.runs import Progress, RunContext, RunKind, RunSpec, register_kind
 
 
 def sweep_config(teacher_spec, config, base_model=None, backend: str = "in-process") -> dict:
@@ -31,45 +34,121 @@ def sweep_from_config(config: dict):
     return SweepConfig(**{**d, "train": TrainConfig(**d["train"])})
 
 
-class SweepRun:
-    """A sweep as a job (see the module docstring)."""
+def _base_model(config: dict):
+    from kdcore.models import ModelConfig
+    return ModelConfig.from_dict(config["base_model"]) if config.get("base_model") else None
+
+
+def chunk_config(config: dict, students) -> dict:
+    """The config of a "sweep_chunk" run: its sweep's data, teacher, grid and base model, and its students."""
+    from dataclasses import asdict
+    return {"dataset": config["dataset"], "data_seed": config["data_seed"], "teacher": config["teacher"],
+            "sweep": config["sweep"], "base_model": config.get("base_model"),
+            "students": [asdict(s) for s in students]}
+
+
+def sweep_parts(config: dict) -> list[RunSpec]:
+    from kdcore.sweep import sweep_chunks
+    if config.get("backend", "in-process") != "in-process":
+        return []   # Ray: the run sends its chunks to the cluster itself
+    return [RunSpec("sweep_chunk", chunk_config(config, chunk)) for chunk in sweep_chunks(sweep_from_config(config))]
+
+
+def _chunk_run(config: dict, ctx: RunContext):
+    from kdcore.sweep import StudentSpec, SweepChunk
+    return SweepChunk(ctx.dataset(config["dataset"], config["data_seed"]), ctx.teacher(config["teacher"]).logits,
+                      sweep_from_config(config), [StudentSpec(**s) for s in config["students"]], _base_model(config))
+
+
+def _chunk_label(config: dict) -> str:
+    """"width 16, students 1–14": where a chunk sits in its grid (numbered in the grid's order)."""
+    from kdcore.sweep import StudentSpec
+    cfg = sweep_from_config(config)
+    order = cfg.students() + cfg.control_students()
+    specs = [StudentSpec(**s) for s in config["students"]]
+    at = sorted(order.index(s) + 1 for s in specs)
+    return f"width {specs[0].width}, students {at[0]}–{at[-1]}"
+
+
+class SweepChunkRun:
+    """A chunk of a sweep as a job (a part of a "sweep" run), one epoch per step."""
 
     def __init__(self, config: dict, ctx: RunContext):
-        from kdcore.models import ModelConfig
-        from kdcore.sweep import InProcessSweep, RayBackend
-        teacher = ctx.teacher(config["teacher"])
-        ds = ctx.dataset(config["dataset"], config["data_seed"])
-        self.config = sweep_from_config(config)
-        base = ModelConfig.from_dict(config["base_model"]) if config.get("base_model") else None
-        self.backend = config.get("backend", "in-process")
-        if self.backend == "ray":
-            import os
-            self.sweep = RayBackend(address=os.environ.get("KDLAB_RAY_ADDRESS") or None).start(
-                ds, teacher.logits, self.config, base)
-        elif self.backend == "in-process":
-            self.sweep = InProcessSweep(ds, teacher.logits, self.config, base)
-        else:
-            raise ValueError(f"unknown sweep backend {self.backend!r}")
+        self.run = _chunk_run(config, ctx)
+        self.label = _chunk_label(config)
         self.curves: dict[str, list[float]] = {}
-        self.last = ""
 
     @property
     def done(self) -> bool:
-        return self.sweep.done
+        return self.run.done
 
     def step(self):
-        cfg = self.config
+        self.run.step()
+        acc = [h.logs[-1].val_acc for h in self.run.group.histories]
+        self.curves.setdefault(f"{self.label}: best", []).append(max(acc))
+        self.curves.setdefault(f"{self.label}: mean", []).append(sum(acc) / len(acc))
+
+    def progress(self) -> Progress:
+        group, best = self.run.group, self.curves.get(f"{self.label}: best")
+        text = f"{self.label}: epoch {group.epoch}/{group.train.epochs}"
+        if best:
+            text += f" · best validation accuracy {100 * best[-1]:.1f} %"
+        return Progress(group.epoch / group.train.epochs, text, {k: list(v) for k, v in self.curves.items()})
+
+    def result(self):
+        return self.run.result()
+
+
+register_kind(RunKind(
+    "sweep_chunk", "Sweep chunk", SweepChunkRun, requires=teacher_requirement, listed=False,
+    describe=lambda config: f"sweep chunk: {_chunk_label(config)}",
+    summary=lambda chunk: {"students": len(chunk.students)}))
+
+
+class SweepRun:
+    """A sweep as a job (see the module docstring): in process, the combination of its chunks."""
+
+    def __init__(self, config: dict, ctx: RunContext):
+        from kdcore.sweep import RayBackend
+        self.config = sweep_from_config(config)
+        self.backend = config.get("backend", "in-process")
+        self.curves: dict[str, list[float]] = {}
+        self.last = ""
+        if self.backend == "ray":
+            import os
+            teacher = ctx.teacher(config["teacher"])
+            ds = ctx.dataset(config["dataset"], config["data_seed"])
+            self.sweep = RayBackend(address=os.environ.get("KDLAB_RAY_ADDRESS") or None).start(
+                ds, teacher.logits, self.config, _base_model(config))
+        elif self.backend == "in-process":
+            self.spec_config, self.ctx, self._result = config, ctx, None
+        else:
+            raise ValueError(f"unknown sweep backend {self.backend!r}")
+
+    @property
+    def done(self) -> bool:
+        return self.sweep.done if self.backend == "ray" else self._result is not None
+
+    def step(self):
         if self.backend == "ray":
             width = self.sweep.step()
             self.last = f"a chunk of width {width} finished"
             return
-        self.sweep.step()
-        group, width = self.sweep.group, self.sweep.width
-        acc = [h.logs[-1].val_acc for h in group.histories]
-        self.curves.setdefault(f"width {width}: best", []).append(max(acc))
-        self.curves.setdefault(f"width {width}: mean", []).append(sum(acc) / len(acc))
-        self.last = (f"width {width}: epoch {group.epoch}/{cfg.train.epochs} · best validation accuracy "
-                     f"{100 * max(acc):.1f} %")
+        self._result = self._assemble()
+
+    def _assemble(self):
+        from kdcore.runs import part_result
+        from kdcore.sweep import assemble_sweep
+        chunks = [part_result(self.ctx, spec, lambda: _chunk_run(spec.config, self.ctx))
+                  for spec in sweep_parts(self.spec_config)]
+        result = assemble_sweep(self.config, chunks)
+        for width in self.config.widths:   # per width, per epoch: best and mean over its students
+            hist = [s.history for s in result.students + result.controls if s.spec.width == width]
+            for e in range(max((len(h) for h in hist), default=0)):
+                acc = [h[e]["val_acc"] for h in hist if len(h) > e]
+                self.curves.setdefault(f"width {width}: best", []).append(max(acc))
+                self.curves.setdefault(f"width {width}: mean", []).append(sum(acc) / len(acc))
+        return result
 
     def progress(self) -> Progress:
         cfg = self.config
@@ -77,18 +156,18 @@ class SweepRun:
             n = len(self.sweep.students)
             return Progress(n / cfg.n_total, f"{n}/{cfg.n_total} students done"
                             + (f" · {self.last}" if self.last else ""), {})
-        total = len(cfg.groups()) * cfg.train.epochs
-        groups_done = len(cfg.groups()) - len(self.sweep.pending) - (1 if self.sweep.group is not None else 0)
-        epochs = groups_done * cfg.train.epochs + (self.sweep.group.epoch if self.sweep.group is not None else 0)
-        text = f"{self.sweep.done_students}/{cfg.n_total} students done"
-        if self.last:
-            text += f" · {self.last}"
-        return Progress(epochs / total, text, {k: list(v) for k, v in self.curves.items()})
+        n = len(self._result.students) + len(self._result.controls) if self._result is not None else 0
+        return Progress(1.0 if self._result is not None else 0.0, f"{n}/{cfg.n_total} students done",
+                        {k: list(v) for k, v in self.curves.items()})
 
     def result(self):
-        if self.backend == "ray" and not self.sweep.done:
-            self.sweep.cancel()   # a stop: the chunks still running are not waited for
-        return self.sweep.result()
+        if self.backend == "ray":
+            if not self.sweep.done:
+                self.sweep.cancel()   # a stop: the chunks still running are not waited for
+            return self.sweep.result()
+        if self._result is None:
+            self._result = self._assemble()
+        return self._result
 
 
 def _sweep_name(config: dict) -> str:
@@ -108,5 +187,5 @@ def _sweep_summary(res) -> dict:
 
 
 register_kind(RunKind(
-    "sweep", "Sweep", SweepRun, requires=teacher_requirement,
+    "sweep", "Sweep", SweepRun, requires=teacher_requirement, parts=sweep_parts,
     describe=_sweep_name, summary=_sweep_summary))

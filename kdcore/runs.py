@@ -210,6 +210,18 @@ class RunContext:
         return self.store.load_result(rec.id, self)
 
 
+def part_result(ctx: RunContext, spec: RunSpec, make: Callable[[], Run]):
+    """The result of one of a run's parts (`RunKind.parts`), for the run that combines them: the part's
+    stored result (a stopped part's too, when the run was stopped: `ctx.stopping`). A part stopped
+    before it started gives `make()`'s run as it is, untrained; a part never run (a script, no job
+    runner) is trained here."""
+    try:
+        return ctx.result_of(spec)
+    except RunStopped:
+        run = make()
+        return run.result() if ctx.stopping else drive(run)[0]
+
+
 def drive(run: Run, on_progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] | None = None,
           on_step: Callable[[Any], bool | None] | None = None) -> tuple[Any, str]:

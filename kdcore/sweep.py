@@ -50,7 +50,7 @@ from kdcore.losses import IGNORE_LABEL
 from kdcore.metrics import evaluate
 from kdcore.models import ModelConfig, build_model
 from kdcore.train import (EpochLog, History, TrainConfig, Trainer, jitter_images, make_optimizer, predict_logits,
-                          scheduled_lr, seeded_model)
+                          scheduled_lr, seeded_model, skeleton_model)
 
 
 # ---------------------------------------------------------------- specs and configs
@@ -207,7 +207,7 @@ class StackedMLP(nn.Module):
 
     def unstack(self, k: int, model_cfg: ModelConfig, input_shape, n_classes: int) -> nn.Sequential:
         """Student k as an ordinary `nn.Sequential` (a copy)."""
-        model = build_model(model_cfg, input_shape, n_classes)
+        model = skeleton_model(lambda: build_model(model_cfg, input_shape, n_classes))
         linears = [m for m in model if isinstance(m, nn.Linear)]
         with torch.no_grad():
             for lin, w, b in zip(linears, self.weights, self.biases):
@@ -419,7 +419,7 @@ class BatchedKD(_StudentGroup):
         ds = self.dataset
         logits = self.test_logits()
         t_test = self.teacher_logits["test"]
-        one = build_model(self.model_cfg, ds.input_shape, ds.n_classes)   # every student's size
+        one = skeleton_model(lambda: build_model(self.model_cfg, ds.input_shape, ds.n_classes))   # every student's size
         stopped = not self.done
         out = []
         for j, s in enumerate(self.students):
@@ -544,7 +544,8 @@ class SweepResult:
         if student.state_dict is None:
             return None
         from kdcore.models import build_model
-        net = build_model(self.config.model_config(student.spec.width, base), input_shape, n_classes)
+        net = skeleton_model(lambda: build_model(self.config.model_config(student.spec.width, base), input_shape,
+                                                 n_classes))
         net.load_state_dict(student.state_dict)
         return net.eval()
 
@@ -842,11 +843,71 @@ class RaySweep:
         self.cancelled = True
 
     def result(self) -> SweepResult:
-        order = {s: i for i, s in enumerate(self.config.students())}
-        order.update({s: len(order) + i for i, s in enumerate(self.config.control_students())})
-        students = sorted(self.students, key=lambda s: order[s.spec])
-        return _split(SweepResult(self.config, students, time.perf_counter() - self.t0,
-                                  stopped_early=bool(self.pending), backend=RayBackend.name))
+        return _split(SweepResult(self.config, in_grid_order(self.config, self.students),
+                                  time.perf_counter() - self.t0, stopped_early=bool(self.pending),
+                                  backend=RayBackend.name))
+
+
+def in_grid_order(config: SweepConfig, students: list[StudentResult]) -> list[StudentResult]:
+    """Students trained in chunks, back in the grid's order (`config.students()`, then its controls)."""
+    order = {s: i for i, s in enumerate(config.students())}
+    order.update({s: len(order) + i for i, s in enumerate(config.control_students())})
+    return sorted(students, key=lambda s: order[s.spec])
+
+
+# ---------------------------------------------------------------- chunks as runs of their own
+
+CHUNKS_PER_GROUP = 2   # the job runner's parts per width group: one per worker of the default 2-core pool
+# A student's numbers depend only on its own settings, up to float rounding: a batched model of other
+# students may round differently (the GEMMs' blocking depends on how many students they stack), ~1e-7
+# in a weight, as with the Ray backend's chunks. On the default digits grid the two halves equal the
+# whole group bit for bit. The chunks are a function of the grid alone: the same grid, the same numbers.
+
+
+def sweep_chunks(config: SweepConfig) -> list[list[StudentSpec]]:
+    """The grid cut into the chunks the job runner trains side by side: each width group in
+    `CHUNKS_PER_GROUP` parts, each still one batched model."""
+    return [chunk for students in config.groups().values() for chunk in _chunks(students, CHUNKS_PER_GROUP)]
+
+
+@dataclass
+class ChunkResult:
+    """A chunk's students, evaluated, and how long it trained."""
+    students: list[StudentResult]
+    seconds: float = 0.0
+
+
+class SweepChunk:
+    """One chunk of a sweep (a list of equal-width students) as a stepped run: one epoch per `step()`."""
+
+    def __init__(self, dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,
+                 students: Sequence[StudentSpec], base_model: ModelConfig | None = None):
+        self.group = make_group(dataset, teacher_logits, config, students, base_model)
+        self.seconds = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.group.done
+
+    def step(self) -> list[EpochLog]:
+        t0 = time.perf_counter()
+        logs = self.group.step()
+        self.seconds += time.perf_counter() - t0
+        return logs
+
+    def result(self) -> ChunkResult:
+        t0 = time.perf_counter()
+        students = self.group.result() if self.group.epoch > 0 else []   # untrained: nothing to keep
+        return ChunkResult(students, self.seconds + time.perf_counter() - t0)
+
+
+def assemble_sweep(config: SweepConfig, chunks: list[ChunkResult]) -> SweepResult:
+    """The `SweepResult` of a grid trained in chunks (side by side: its time is the longest chunk's);
+    stopped early when a chunk is missing or stopped before its last epoch."""
+    students = [s for c in chunks for s in c.students]
+    stopped = len(students) < config.n_total or any(s.epochs_run < config.train.epochs for s in students)
+    return _split(SweepResult(config, in_grid_order(config, students), max((c.seconds for c in chunks), default=0.0),
+                              stopped_early=stopped, backend="in-process"))
 
 
 def run_sweep(dataset: Dataset, teacher_logits: dict[str, torch.Tensor], config: SweepConfig,

@@ -41,7 +41,7 @@ from kdcore.device import model_device
 from kdcore.metrics import evaluate
 from kdcore.models import ModelConfig, build_model, is_imported
 from kdcore.paths import default_cache_dir
-from kdcore.train import EpochLog, History, TrainConfig, fit, predict_logits, seeded_model
+from kdcore.train import EpochLog, History, TrainConfig, fit, predict_logits, seeded_model, skeleton_model
 
 CACHE_FORMAT = 1  # bump when the stored layout or the training code changes what a key means
 
@@ -155,7 +155,7 @@ class TeacherCache:
             info = json.loads(meta.read_text())
             if TeacherSpec.from_dict(info["spec"]).key != spec.key:
                 raise ValueError("spec mismatch")
-            model = _build(spec, dataset)
+            model = skeleton_model(lambda: _build(spec, dataset))
             model.load_state_dict(load_file(str(weights)), strict=True)
         except Exception:
             # unreadable, truncated or from another layout: forget it and retrain

@@ -112,6 +112,13 @@ def seeded_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
         return build()
 
 
+def skeleton_model(build: Callable[[], nn.Module]) -> nn.Module:
+    """A model whose weights the caller overwrites (to load or unstack weights, to count its size): built
+    under the RNG lock without drawing from the shared RNG, which another thread may be seeding for a
+    student's initialization at that moment (`seeded_model`)."""
+    return seeded_model(build, 0)
+
+
 def jitter_images(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
     """Shift each image by its own random (dx, dy) in [-max_shift, max_shift], zero-filled."""
     if max_shift <= 0 or x.dim() != 4:

@@ -123,7 +123,7 @@ def test_the_view_of_a_run_of_parts(runner):
 
 def test_stop_keeps_what_the_parts_learned(runner):
     rid = runner.submit(RunSpec("distill", config(epochs=5000)), "ws")
-    while not runner.view(rid).curves.get("distilled"):
+    while not (runner.view(rid).curves.get("distilled") and runner.view(rid).curves.get("scratch")):
         time.sleep(0.02)
     assert runner.stop(rid, "ws") == "stopping"
     v = runner.wait(rid, timeout=120)
