@@ -9,15 +9,20 @@ engine's time for the same work in its own Python process, with the job runner's
 thread and with 2 threads as `bench.engine` runs it. The engine runs *interleaved* with the clicks
 (an engine process waits for each job on its stdin): timings on this shared 2-core machine drift by
 10-15 % within minutes, and a ratio of two measurements taken minutes apart carried that drift. Each
-click uses new settings (another split seed for the teacher, another α for the students, another
-first α for the grid), so nothing is answered from the store, and the engine does the same work: the
-Sweep's grid with its two control rows (`controls=True`), the three Distill students. Target (issue
-"Runs that outlive the page"): in-app within 1.3 × the engine.
+click uses new settings (another split seed for the teacher, another number of epochs for the
+students, another first α for the grid), so nothing is answered from the store, and the engine does
+the same work: the Sweep's grid with its two control rows (`controls=True`), the three Distill
+students (`DistillRun`, in lockstep). The app trains the three students as parts of the run, on its
+two workers at once. A second Distill row, "distill α", changes only α: there the app trains the
+distilled student alone (both controls are the same runs as before, taken from the store), while
+the engine trains all three again; it is the common case of a slider moved, not a like-for-like
+comparison. Target (issue "Runs that outlive the page"): in-app within 1.3 × the engine.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import statistics
 import subprocess
@@ -28,7 +33,7 @@ import time
 from bench.serve import ROOT, Server, chromium, result_clock, timed_click
 
 ENGINE = r'''
-import json, sys, time, torch
+import dataclasses, json, sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
 from kdcore.data import load_dataset
 from kdcore.distill import DistillRun, KDConfig
@@ -39,15 +44,18 @@ ds = load_dataset("digits", 0)
 teacher = train_teacher(default_teacher_spec("digits", 0, 0), ds)
 student, train = default_student("digits")
 print("ready", flush=True)
-for line in sys.stdin:             # one job per line: "teacher <seed>", "distill <alpha>", "sweep <first alpha>"
+for line in sys.stdin:   # one job per line: "teacher <seed>", "distill <epochs>", "distill_alpha <alpha>", "sweep <first alpha>"
     what, value = line.split()
     if what == "teacher":
         data = load_dataset("digits", int(value))
         t0 = time.perf_counter(); train_teacher(default_teacher_spec("digits", int(value), int(value)), data)
-    elif what == "distill":
-        kd = KDConfig(**{**default_kd("digits").to_dict(), "alpha": float(value)})
+    elif what in ("distill", "distill_alpha"):
+        alpha = float(value) if what == "distill_alpha" else default_kd("digits").alpha
+        epochs = int(value) if what == "distill" else train.epochs
+        kd = KDConfig(**{**default_kd("digits").to_dict(), "alpha": alpha})
         t0 = time.perf_counter()
-        run = DistillRun(ds, teacher.logits, teacher.metrics, student, train, kd, seed=0, control=True)
+        run = DistillRun(ds, teacher.logits, teacher.metrics, student, dataclasses.replace(train, epochs=epochs), kd,
+                         seed=0, control=True)
         while not run.done:
             run.step()
         run.result()
@@ -85,12 +93,12 @@ class Engine:
 def measure(repeats: int) -> dict[str, dict[str, list[float]]]:
     """Per kind of work, the times of each repeat: engine with 1 and 2 threads, then the click."""
     from playwright.sync_api import expect, sync_playwright
-    times = {k: {"engine 1": [], "engine 2": [], "browser": []} for k in ("teacher", "distill", "sweep")}
+    times = {k: {"engine 1": [], "engine 2": [], "browser": []} for k in ("teacher", "distill", "distill α", "sweep")}
     engines = {1: Engine(1), 2: Engine(2)}
 
     def engine(kind: str, value) -> None:
         for threads, e in engines.items():
-            times[kind][f"engine {threads}"].append(e.time(kind, value))
+            times[kind][f"engine {threads}"].append(e.time(kind.replace(" α", "_alpha"), value))
 
     cache = tempfile.mkdtemp(prefix="kdlab-inapp-")
     with Server(cache) as server, sync_playwright() as pw:
@@ -113,15 +121,27 @@ def measure(repeats: int) -> dict[str, dict[str, list[float]]]:
         expect(page.get_by_text("No teacher with these settings yet")).to_be_visible(timeout=60_000)
         page.get_by_role("button", name="Train teacher").click()
         expect(page.get_by_text(re.compile(r"teacher MLP 512-512.*test accuracy"))).to_be_visible(timeout=300_000)
+        epochs = page.get_by_label("Epochs").nth(1)   # the students' (the first is the teacher's)
+        default_epochs = int(epochs.input_value())
+        for r in range(repeats):   # one epoch more each time: three new students
+            n = default_epochs + r + 1
+            engine("distill", n)
+            epochs.fill(str(n))
+            page.wait_for_timeout(300)
+            times["distill"]["browser"].append(timed_click(page, page.get_by_role("button", name="Distill"),
+                                                           result_clock(f"· {n} epochs · seed")))
+        epochs.fill(str(default_epochs))
+        page.get_by_role("button", name="Distill").click()   # the default run: its controls are then stored
+        expect(page.get_by_text(f"· {default_epochs} epochs · seed")).to_be_visible(timeout=120_000)
         alpha = page.get_by_role("slider", name="α (weight of the soft targets)")
-        for r in range(repeats):   # α one step lower each time, so new students
+        for r in range(repeats):   # α one step lower each time: a new distilled student, the same controls
             want = f"{0.9 - 0.05 * (r + 1):g}"
-            engine("distill", want)
+            engine("distill α", want)
             alpha.focus()
             page.keyboard.press("ArrowLeft")
             page.wait_for_timeout(300)
-            times["distill"]["browser"].append(timed_click(page, page.get_by_role("button", name="Distill"),
-                                                           result_clock(f"α = {re.escape(want)} ·")))
+            times["distill α"]["browser"].append(timed_click(page, page.get_by_role("button", name="Distill"),
+                                                             result_clock(f"α = {re.escape(want)} ·")))
         page.get_by_role("link", name="Sweep").first.click()
         button = page.get_by_role("button", name="Run sweep")
         expect(button).to_be_visible(timeout=120_000)
@@ -150,7 +170,7 @@ def main():
     print(time.strftime("%Y-%m-%d %H:%M"), f"digits defaults; {args.repeats} repeats, engine and clicks interleaved")
     times = measure(args.repeats)
     for kind, t in times.items():
-        print(f"{kind:8s} " + "; ".join(f"{k} " + ", ".join(f"{x:.2f}" for x in v) for k, v in t.items()))
+        print(f"{kind:10s} " + "; ".join(f"{k} " + ", ".join(f"{x:.2f}" for x in v) for k, v in t.items()))
     print(f"\n{'medians':10s} {'engine 1 thread':>16s} {'engine 2 threads':>17s} {'in the browser':>15s} "
           f"{'ratio (1 thr)':>14s} {'ratio (2 thr)':>14s}")
     for kind, t in times.items():

@@ -139,13 +139,13 @@ def _worker_loop(inbox, outbox, stop_event, store_root: str, cache_root: str | N
         ctx.ended, ctx.stopping = extra["ended"], extra["stopping"]
         should_stop = (lambda: True) if ctx.stopping else stop_event.is_set
         # a worker process sets its own threads; worker threads share their process's (tests)
-        threads = extra["threads"] if torch_threads else None
-        if threads:
+        threads = max(extra["threads"], torch_threads) if torch_threads else None
+        if threads and threads != torch_threads:
             torch.set_num_threads(threads)
         try:
             status, error = execute(job_id, RunSpec.from_dict(spec_dict), ctx, should_stop, outbox.put)
         finally:
-            if threads:
+            if threads and threads != torch_threads:
                 torch.set_num_threads(torch_threads)
         outbox.put(("ended", job_id, status, error))
 
@@ -523,7 +523,8 @@ class JobRunner:
         parts = [self._jobs.get(pid) for pid in job.parts.values()]
         if all(p is not None and p.status == "queued" for p in parts):
             return None
-        fractions, texts, curves, starts = [], [], {}, []
+        fractions, texts, curves, starts, etas = [], [], {}, [], []
+        now = time.time()
         for pid, p in zip(job.parts.values(), parts):
             if p is None:   # finished before this run was asked for: from the store
                 rec = self.store.get(pid)
@@ -534,11 +535,14 @@ class JobRunner:
             curves.update(p.curves)
             if p.status == "running":
                 texts.append(p.text)
+                if p.started and p.fraction > 0.02:   # each part at its own pace; the slowest decides
+                    etas.append((now - p.started) * (1 - p.fraction) / p.fraction)
             if p.started:
                 starts.append(p.started)
         fraction = sum(fractions) / len(fractions)
-        elapsed = time.time() - min(starts) if starts else 0.0
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
+        elapsed = now - min(starts) if starts else 0.0
+        waiting = any(p is not None and p.status == "queued" for p in parts)   # not started: no pace yet
+        eta = max(etas) if etas and not waiting else None
         text = "stopping after this epoch…" if job.stopping else " · ".join(texts) or "combining the results…"
         return JobView(job.id, job.spec.kind, job.name, "running", fraction, text, curves, None, 0, running,
                        elapsed, eta, len(job.watchers), [])

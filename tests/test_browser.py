@@ -120,9 +120,12 @@ def test_stop_keeps_the_partial_students(server, page):
     page.goto(f"{server}/distill", timeout=120_000)
     expect(page.get_by_role("button", name="Distill")).to_be_visible(timeout=120_000)
     page.get_by_label("Epochs").nth(1).fill("300")
-    # the widest student (800 units): 300 epochs take long enough to be stopped half-way (the default
-    # student's 300 epochs end within the few seconds a page waits for a short run)
+    # the widest and deepest student (800 units, the most layers): 300 epochs take long enough to be
+    # stopped half-way (the default student's 300 epochs end within the few seconds a page waits for a
+    # short run; a one-layer 800-unit student's, with its three students on two workers, soon after)
     page.get_by_role("slider", name="Hidden width").nth(1).focus()
+    page.keyboard.press("End")
+    page.get_by_role("slider", name="Hidden layers").nth(1).focus()
     page.keyboard.press("End")
     page.get_by_role("button", name="Distill").click()
     # while the page waits for the run (a spinner) and then watches it live, nothing is animated frame
