@@ -22,7 +22,6 @@ comparison. Target (issue "Runs that outlive the page"): in-app within 1.3 × th
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 import statistics
 import subprocess

@@ -2,7 +2,7 @@
 
 - **Workers**: `workers` slots (default: one per core), each running one run at a time with
   `torch_threads` torch threads (default 1), so N sessions never put N × cores threads on the
-  cores. A kind with more threads (`RunKind.threads`: the teacher's 2) takes as many slots. Slots are processes (default; true parallelism, as small nets are Python-bound), threads
+  cores. Slots are processes (default; true parallelism, as small nets are Python-bound), threads
   (tests, or where processes cannot start) or a Ray cluster (`RayExecutor`).
 - **Queue**: FIFO within a workspace, round-robin between workspaces: a class of 20 that press
   Distill together is served one run each in turn. `view(job)` tells a waiting user how many
@@ -157,15 +157,7 @@ def _worker_loop(inbox, outbox, stop_event, store_root: str, cache_root: str | N
         job_id, spec_dict, extra = msg
         ctx.ended, ctx.stopping = extra["ended"], extra["stopping"]
         should_stop = (lambda: True) if ctx.stopping else stop_event.is_set
-        # a worker process sets its own threads; worker threads share their process's (tests)
-        threads = max(extra["threads"], torch_threads) if torch_threads else None
-        if threads and threads != torch_threads:
-            torch.set_num_threads(threads)
-        try:
-            status, error = execute(job_id, RunSpec.from_dict(spec_dict), ctx, should_stop, outbox.put)
-        finally:
-            if threads and threads != torch_threads:
-                torch.set_num_threads(torch_threads)
+        status, error = execute(job_id, RunSpec.from_dict(spec_dict), ctx, should_stop, outbox.put)
         outbox.put(("ended", job_id, status, error))
 
 
@@ -419,21 +411,18 @@ class JobRunner:
                 if not ready:
                     continue
                 free = [i for i, s in enumerate(self._slots) if s.job is None]
-                k = kind(job.spec.kind)
-                if len(free) < min(k.threads, len(self._slots)):
-                    return   # the next run waits for its slots; nothing overtakes it (no starving a wide run)
+                if not free:
+                    return
                 i = free[0]
-                for j in free[:min(k.threads, len(self._slots))]:   # the first one runs it, the others are held
-                    self._slots[j].job = job.id
                 slot = self._slots[i]
                 slot.stop_event.clear()
+                slot.job = job.id
                 job.slot, job.status, job.text = i, "running", "starting…"
                 job.started = time.time()
                 self._queue.remove(job.id)
                 if not job.parts:   # combining parts is no turn of its own: they had theirs
                     self._served[job.owner] = self._served.get(job.owner, 0) + 1
-                slot.inbox.put((job.id, job.spec.to_dict(), {"ended": job.parts, "stopping": job.stopping,
-                                                              "threads": k.threads}))
+                slot.inbox.put((job.id, job.spec.to_dict(), {"ended": job.parts, "stopping": job.stopping}))
 
     def _end(self, job: _Job, status: str, error: str | None = None) -> None:
         job.status, job.error, job.ended = status, error, time.time()
@@ -467,10 +456,9 @@ class JobRunner:
             _, _, job.fraction, job.text, job.curves = event
         elif what == "ended":
             _, _, status, error = event
-            for s in self._slots:   # its slot, and those it held
-                if s.job == job.id:
-                    s.job = None
-            job.slot = None
+            if job.slot is not None:
+                self._slots[job.slot].job = None
+                job.slot = None
             self._end(job, status, error)
             self._dispatch()
 
@@ -479,20 +467,14 @@ class JobRunner:
         with self._lock:
             for i, slot in enumerate(self._slots):
                 if not self.executor.alive(slot) and not self._closed:
-                    held = slot.job
-                    if slot.job is not None and self._jobs[slot.job].slot == i:   # it ran there (not only held it)
+                    if slot.job is not None:
                         job = self._jobs[slot.job]
                         self._end(job, "failed", "its worker process ended unexpectedly (out of memory?)")
                         self.store.set_status(job.id, "failed", job.error)
-                        held = None
-                        for other in self._slots:   # the slots it held are free again
-                            if other.job == job.id:
-                                other.job = None
                     holder: list = []
                     new = self.executor.start(1, holder, self.store.root, self._cache_root, self.torch_threads)[0]
                     # the new slot posts to its own outbox: forward it into ours
                     threading.Thread(target=_forward, args=(holder[0], self._outbox), daemon=True).start()
-                    new.job = held   # a slot held for a wide run stays held until that run ends
                     self._slots[i] = new
             self._dispatch()
 
@@ -509,7 +491,7 @@ class JobRunner:
         with self._lock:
             job = self._jobs.get(run_id)
             if job is not None:
-                running = len({s.job for s in self._slots if s.job is not None})
+                running = sum(1 for s in self._slots if s.job is not None)
                 together = self._parts_view(job, running) if job.status == "queued" and job.parts else None
                 if together is not None:
                     return together

@@ -1,7 +1,7 @@
 """Runs on a Ray cluster: the job runner's executor when `KDLAB_RAY_ADDRESS` is set.
 
 Each worker slot of the runner is a thread here that sends its job to the cluster as a Ray task
-(one CPU and `torch_threads` torch threads, or a kind's own `threads`: as many CPUs) and relays what comes back: progress through a Ray queue
+(one CPU, `torch_threads` torch threads) and relays what comes back: progress through a Ray queue
 (at most a few messages a second), Stop through a small actor the task polls between steps, and
 at the end the encoded result (JSON + tensors), which the slot stores in the local run store.
 A task needs nothing from this machine's disk: the results of the runs it requires (its teacher,
@@ -87,8 +87,7 @@ class _RaySlot:
             if msg is None:
                 return
             job_id, spec_dict, extra = msg
-            status, error = self._run(job_id, RunSpec.from_dict(spec_dict), extra["ended"], extra["stopping"],
-                                      extra["threads"])
+            status, error = self._run(job_id, RunSpec.from_dict(spec_dict), extra["ended"], extra["stopping"])
             self._outbox.put(("ended", job_id, status, error))
 
     def _given(self, spec: RunSpec, ended: dict[str, str]) -> dict:
@@ -104,7 +103,7 @@ class _RaySlot:
                 out[req.key] = (doc, {k: v.numpy() for k, v in tensors.items()})
         return out
 
-    def _run(self, job_id: str, spec: RunSpec, ended: dict[str, str], stopping: bool, threads: int = 1):
+    def _run(self, job_id: str, spec: RunSpec, ended: dict[str, str], stopping: bool):
         import ray
         from ray.util.queue import Queue
         from kdcore.jobs import _readable, finish
@@ -115,9 +114,8 @@ class _RaySlot:
         self._outbox.put(("started", job_id, time.time()))
         progress = Queue(maxsize=100)
         flag = ray.remote(num_cpus=0)(_StopFlag).remote()
-        threads = max(threads, self._executor.torch_threads)
-        task = ray.remote(num_cpus=threads)(_remote_execute)
-        ref = task.remote(spec.to_dict(), self._given(spec, ended), progress, flag, threads,
+        task = ray.remote(num_cpus=1)(_remote_execute)
+        ref = task.remote(spec.to_dict(), self._given(spec, ended), progress, flag, self._executor.torch_threads,
                           stopping)
         try:
             stop_sent = False

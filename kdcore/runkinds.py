@@ -94,7 +94,7 @@ def _teacher_name(config: dict) -> str:
 
 
 register_kind(RunKind(
-    "teacher", "Teacher", make_teacher_run, on_finish=_teacher_finished, describe=_teacher_name, threads=2,
+    "teacher", "Teacher", make_teacher_run, on_finish=_teacher_finished, describe=_teacher_name,
     summary=lambda t: {"accuracy": t.metrics["accuracy"], "params": t.metrics["params"],
                        "bytes": t.metrics["bytes"], "epochs": len(t.history)}))
 

@@ -112,12 +112,6 @@ class RunKind:
     # (`ctx.result_of`), also after a Stop (`ctx.stopping`: what they learned until then)
     parts: Callable[[dict], list[RunSpec]] = lambda config: []
     listed: bool = True   # False for a kind that only runs as another run's part: in no workspace, on no page
-    # torch threads its runs train with on worker processes, taking as many worker slots (at most the
-    # pool's), so the cores are never oversubscribed. Fixed per kind, never chosen by the load: a net
-    # trained with 1 and with 2 threads rounds differently, and a run's numbers must not depend on who
-    # else was using the server. 2 for a teacher: one large net, alone on the critical path of every
-    # distillation, ~1.3 x faster on two cores; students and grids are small: their parts spread instead.
-    threads: int = 1
     on_finish: Callable[[Any, str, "RunContext"], None] | None = None   # (result, status, ctx)
     summary: Callable[[Any], dict] = lambda result: {}   # headline metrics for the Runs table
     describe: Callable[[dict], str] = lambda config: ""  # a default name for a run of this config

@@ -223,56 +223,6 @@ def test_worker_bound_is_respected(tmp_path):
         r.close()
 
 
-register_kind(RunKind("test-wide", "Wide countdown", Countdown, describe=lambda c: c["name"], threads=2))
-
-
-def test_a_wide_run_takes_two_slots_and_nothing_overtakes_it(tmp_path):
-    EVENTS.clear()
-    RUNNING.update(now=0, max=0)
-    r = JobRunner(RunStore(tmp_path / "runs"), workers=2, executor=ThreadExecutor())
-    try:
-        first = r.submit(countdown("first", steps=6, seconds=0.03), "a")
-        wide = r.submit(RunSpec("test-wide", {"name": "wide", "steps": 4, "seconds": 0.03}), "b")
-        later = r.submit(countdown("later", steps=2, seconds=0.03), "c")
-        time.sleep(0.05)   # one slot free: the wide run waits for both, and the later one waits behind it
-        assert r.view(wide).status == "queued" and r.view(later).status == "queued"
-        assert r.view(later).ahead == 1 and r.view(first).running == 1
-        for i in (first, wide, later):
-            assert r.wait(i).status == "finished"
-        spans = {name: [t for what, n, t in EVENTS if n == name] for name in ("first", "wide", "later")}
-        assert spans["first"][1] <= spans["wide"][0] and spans["wide"][1] <= spans["later"][0]   # alone
-    finally:
-        r.close()
-
-
-def test_a_teacher_trains_with_two_threads_on_a_worker_process(tmp_path):
-    """`RunKind.threads`: the teacher's weights from a worker process are those of a 2-thread training
-    (which, for this net, differ from a 1-thread one: the check could fail)."""
-    from kdcore.data import load_dataset
-    from kdcore.models import ModelConfig
-    from kdcore.teachers import TeacherCache, TeacherSpec, train_teacher
-    from kdcore.train import TrainConfig
-    spec = TeacherSpec("digits", 0, ModelConfig(hidden=(512, 512)), TrainConfig(epochs=2, batch_size=64), seed=0)
-    r = JobRunner(RunStore(tmp_path / "runs"), workers=2, executor=ProcessExecutor(), cache_root=tmp_path / "t")
-    try:
-        rid = r.submit(RunSpec("teacher", spec.to_dict()), "ws")
-        assert r.wait(rid, timeout=240).status == "finished"
-        got = r.store.load_result(rid, RunContext(r.store, TeacherCache(tmp_path / "t"))).model.state_dict()
-    finally:
-        r.close()
-    ds = load_dataset("digits", 0)
-    before = torch.get_num_threads()
-    try:
-        want = {}
-        for n in (1, 2):
-            torch.set_num_threads(n)
-            want[n] = train_teacher(spec, ds).model.state_dict()
-    finally:
-        torch.set_num_threads(before)
-    assert not all(torch.equal(want[1][k], want[2][k]) for k in want[1])
-    assert all(torch.equal(got[k], want[2][k]) for k in got)
-
-
 def test_identical_runs_are_trained_once_and_shared(runner):
     spec = countdown("same", steps=4, seconds=0.03)
     a, b = runner.submit(spec, "alice"), runner.submit(spec, "bob")
