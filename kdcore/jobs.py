@@ -78,6 +78,7 @@ def finish(job_id: str, spec: RunSpec, result, status: str, seconds: float, curv
     k = kind(spec.kind)
     if k.on_finish is not None:
         k.on_finish(result, status, ctx)
+    seconds = _with_parts(job_id, seconds, ctx)
     fingerprint = None
     cfg = spec.config
     if "dataset" in cfg and "data_seed" in cfg:
@@ -86,6 +87,17 @@ def finish(job_id: str, spec: RunSpec, result, status: str, seconds: float, curv
         except Exception:
             pass
     ctx.store.save_result(job_id, result, status, seconds, k.summary(result), curves, fingerprint)
+
+
+def _with_parts(job_id: str, seconds: float, ctx: RunContext) -> float:
+    """A run's time, its parts' included: from the first start of a part trained for it (not one
+    reused from before it was asked for) to now; a run of parts alone only combines them (ms)."""
+    rec = ctx.store.get(job_id) if ctx.ended else None
+    if rec is None:
+        return seconds
+    starts = [p.started for p in (ctx.store.get(i) for i in ctx.ended.values())
+              if p is not None and p.started and p.started >= rec.created]
+    return max(seconds, time.time() - min(starts)) if starts else seconds
 
 
 def _readable(err: Exception) -> str:

@@ -133,6 +133,7 @@ class _RaySlot:
             import torch
             cache_root = self._executor.cache_root
             ctx = RunContext(store, TeacherCache(cache_root) if cache_root else None)
+            ctx.ended = ended   # its parts, for its time (`kdcore.jobs.finish`)
             result = codec.decode(doc, {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, ctx)
             finish(job_id, spec, result, status, time.perf_counter() - t0, curves, ctx)
             self._outbox.put(("progress", job_id, 1.0 if status == "finished" else 0.0,

@@ -76,6 +76,9 @@ def test_parts_equal_the_lockstep_engine_run_bit_for_bit(runner):
     assert [l.val_acc for l in got.scratch_history.logs] == [l.val_acc for l in want.scratch_history.logs]
     assert all(torch.equal(got.confusion[k], want.confusion[k]) for k in want.confusion)
     assert not got.stopped_early
+    parts = students(runner.store)   # the run's time is its parts' (from the first start), not the 5 ms combining them
+    rec = runner.store.get(rid)
+    assert rec.seconds >= max(p.finished for p in parts) - min(p.started for p in parts) - 0.05 > 0.01
 
 
 def test_parts_train_side_by_side_and_are_not_listed(runner):
