@@ -200,6 +200,8 @@ class DistillPairRun:
         # a student stopped before it started learned nothing: it comes as initialized
         students = {spec.config["role"]: part_result(self.ctx, spec, lambda: _student_run(spec.config, self.ctx))
                     for spec in distill_parts(self.config)}
+        if students["hard"].history.epochs_run == 0:   # stopped before it started: no control to split the gain with
+            del students["hard"]
         return assemble(self.ds, self.teacher.logits, self.teacher.metrics, self.student, self.train, self.kd,
                         self.config["seed"], students)
 

@@ -142,8 +142,12 @@ if result.stopped_early:
             "as they were then; press **Distill** again for the full comparison.")
     summary += f" (stopped after {min(epochs.values())}–{max(epochs.values())} of {plural(total, 'epoch')})" \
         if len(set(epochs.values())) > 1 else f" (stopped after {epochs['distilled']} of {plural(total, 'epoch')})"
+    if result.hard is None and result.train_config.epochs and "hard" not in epochs:
+        st.caption("The hard-label control was still waiting for a worker when the run stopped: it is left out.")
 labels_only_run = result.kd.alpha == 0   # no weight on the soft targets: not a distillation
-(st.info if labels_only_run else st.success if gain_pts >= 0.5 else st.warning if gain_pts <= -0.5 else st.info)(summary)
+uneven = len(set(result.epochs_run.values())) > 1   # stopped at different epochs: no verdict in colour
+(st.info if labels_only_run or uneven else st.success if gain_pts >= 0.5 else st.warning if gain_pts <= -0.5
+ else st.info)(summary)
 kd = result.kd
 st.caption(f"Student {result.student_config.describe()} · T = {kd.temperature:g}, α = {kd.alpha:g} · "
            f"{result.n_labelled} labelled training examples ({100 * kd.labelled_fraction:g} %) · "

@@ -113,7 +113,11 @@ def test_a_run_outlives_navigation(digits_teacher, settle):
         next(b for b in at.button if b.label == "Stop").click().run()
     settle(at)
     assert RunStore().get(run.id).status in ("stopped", "finished")
-    assert [m.label for m in at.metric] == ["Teacher", "Distilled student", "Scratch student", "Teacher's hard labels"]
+    labels = [m.label for m in at.metric]
+    # a Stop may come before the hard-label control started (the students are parts on two workers):
+    # then it is left out, and the page says so
+    assert labels[:3] == ["Teacher", "Distilled student", "Scratch student"]
+    assert labels[3:] == ["Teacher's hard labels"] or any("left out" in c.value for c in at.caption)
 
 
 def test_runs_page_lists_compares_renames_and_deletes(digits_teacher, settle):
