@@ -184,17 +184,36 @@ class DistillRun:
                  device: str | torch.device | None = None, control: bool = False):
         self.dataset, self.teacher_logits, self.teacher_metrics = dataset, teacher_logits, teacher_metrics
         self.student, self.train, self.kd, self.seed = student, train, kd, seed
-        self.n_labelled = count_labelled(dataset, kd, seed)
         init = seeded_model(lambda: build_model(student, dataset.input_shape, dataset.n_classes), seed)
-        self.distilled, self.scratch = init, copy.deepcopy(init)
-        self._t_distilled = role_trainer("distilled", self.distilled, dataset, teacher_logits, train, kd, seed, device)
-        self._t_scratch = role_trainer("scratch", self.scratch, dataset, teacher_logits, train, kd, seed, device)
-        self.distilled_history, self.scratch_history = History(), History()
-        self.hard = self._t_hard = self.hard_history = None
-        if control:
-            self.hard = copy.deepcopy(init)
-            self._t_hard = role_trainer("hard", self.hard, dataset, teacher_logits, train, kd, seed, device)
-            self.hard_history = History()
+        roles = ROLES if control else ROLES[:2]
+        # the students of `StudentRun`, in lockstep, each from its own copy of the one initialization
+        self.students = {role: StudentRun(role, dataset, teacher_logits, student, train, kd, seed, device,
+                                          model=init if role == "distilled" else copy.deepcopy(init))
+                         for role in roles}
+
+    @property
+    def distilled(self) -> nn.Module:
+        return self.students["distilled"].model
+
+    @property
+    def scratch(self) -> nn.Module:
+        return self.students["scratch"].model
+
+    @property
+    def hard(self) -> nn.Module | None:
+        return self.students["hard"].model if "hard" in self.students else None
+
+    @property
+    def distilled_history(self) -> History:
+        return self.students["distilled"].history
+
+    @property
+    def scratch_history(self) -> History:
+        return self.students["scratch"].history
+
+    @property
+    def hard_history(self) -> History | None:
+        return self.students["hard"].history if "hard" in self.students else None
 
     @property
     def epoch(self) -> int:
@@ -205,25 +224,14 @@ class DistillRun:
         return self.epoch >= self.train.epochs
 
     def step(self) -> tuple[EpochLog, EpochLog]:
-        """Train both students for one more epoch; return their logs."""
-        log_d, log_s = self._t_distilled.run_epoch(), self._t_scratch.run_epoch()
-        self.distilled_history.logs.append(log_d)
-        self.scratch_history.logs.append(log_s)
-        if self._t_hard is not None:
-            self.hard_history.logs.append(self._t_hard.run_epoch())
-        return log_d, log_s
+        """Train every student for one more epoch; return the distilled and the scratch student's logs."""
+        logs = {role: run.step() for role, run in self.students.items()}
+        return logs["distilled"], logs["scratch"]
 
     def result(self) -> DistillResult:
-        """Evaluate both students as they are now (stopped early if not all epochs ran)."""
-        stopped = not self.done
-        students = {"distilled": StudentPart("distilled", self.distilled, self.distilled_history),
-                    "scratch": StudentPart("scratch", self.scratch, self.scratch_history)}
-        if self.hard is not None:
-            students["hard"] = StudentPart("hard", self.hard, self.hard_history)
-        for part in students.values():
-            part.history.stopped_early = stopped
+        """Evaluate the students as they are now (stopped early if not all epochs ran)."""
         return assemble(self.dataset, self.teacher_logits, self.teacher_metrics, self.student, self.train,
-                        self.kd, self.seed, students)
+                        self.kd, self.seed, {role: run.result() for role, run in self.students.items()})
 
 
 # ---------------------------------------------------------------- one student at a time
@@ -274,10 +282,14 @@ class StudentRun:
     to the distilled and hard-label ones (None for the scratch student)."""
 
     def __init__(self, role: str, dataset: Dataset, teacher_logits: dict[str, torch.Tensor] | None,
-                 student: ModelConfig, train: TrainConfig, kd: KDConfig, seed: int = 0, device=None):
+                 student: ModelConfig, train: TrainConfig, kd: KDConfig, seed: int = 0, device=None,
+                 model: nn.Module | None = None):
         self.role, self.train = role, train
-        self.model = seeded_model(lambda: build_model(student, dataset.input_shape, dataset.n_classes), seed)
-        self._trainer = role_trainer(role, self.model, dataset, teacher_logits, train, kd, seed, device)
+        # `model`: the initialization to train (`DistillRun` hands each student a copy of one); by default
+        # the same one built here
+        self.model = model if model is not None else \
+            seeded_model(lambda: build_model(student, dataset.input_shape, dataset.n_classes), seed)
+        self.trainer = role_trainer(role, self.model, dataset, teacher_logits, train, kd, seed, device)
         self.history = History()
 
     @property
@@ -285,7 +297,7 @@ class StudentRun:
         return self.history.epochs_run >= self.train.epochs
 
     def step(self) -> EpochLog:
-        log = self._trainer.run_epoch()
+        log = self.trainer.run_epoch()
         self.history.logs.append(log)
         return log
 

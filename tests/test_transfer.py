@@ -41,7 +41,7 @@ def test_without_class_removes_every_trace_of_the_class(digits, digits_teacher):
 def test_omitted_run_trains_on_a_set_without_the_class(digits, digits_teacher):
     run = OmittedClassRun(digits, digits_teacher.logits, digits_teacher.metrics, 3, STUDENT, SHORT,
                           KDConfig(temperature=4, alpha=0.9), seed=0)
-    for trainer in (run.run._t_distilled, run.run._t_scratch):
+    for trainer in (run.run.students["distilled"].trainer, run.run.students["scratch"].trainer):
         assert not bool((trainer.y == 3).any())
         assert len(trainer.X) == run.n_transfer == int((digits.y_train != 3).sum())
 
