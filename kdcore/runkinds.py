@@ -11,7 +11,7 @@ teacher carries the teacher's spec dict under "teacher" and requires the teacher
 
 from __future__ import annotations
 
-from kdcore.runs import pct as _pct, EngineRun, Progress, RunContext, RunKind, RunSpec, register_kind
+from kdcore.runs import pct as _pct, CombinedRun, EngineRun, Progress, RunContext, RunKind, RunSpec, register_kind
 
 
 
@@ -170,40 +170,30 @@ register_kind(RunKind(
                           "epochs": part.history.epochs_run}))
 
 
-class DistillPairRun:
+class DistillPairRun(CombinedRun):
     """A "distill" run: its three students (distilled, labels-only twin, hard-label control) are its
     parts, trained in parallel on the runner's workers; this run evaluates them together as
     `DistillRun` would (`kdcore.distill.assemble`), in one step. Outside a job runner (a script) it
     trains them itself, one after the other (`kdcore.runs.part_result`)."""
 
     def __init__(self, config: dict, ctx: RunContext):
-        from kdcore.distill import KDConfig
-        from kdcore.models import ModelConfig
-        from kdcore.train import TrainConfig
         self.config, self.ctx = config, ctx
-        self.teacher = ctx.teacher(config["teacher"])
-        self.ds = ctx.dataset(config["dataset"], config["data_seed"])
-        self.student, self.train = ModelConfig.from_dict(config["student"]), TrainConfig(**config["train"])
-        self.kd = KDConfig(**config["kd"])
-        self._result = None
 
-    @property
-    def done(self) -> bool:
-        return self._result is not None
-
-    def step(self):
-        self._result = self._assemble()
-
-    def _assemble(self):
-        from kdcore.distill import assemble
+    def combine(self):
+        from kdcore.distill import KDConfig, assemble
+        from kdcore.models import ModelConfig
         from kdcore.runs import part_result
+        from kdcore.train import TrainConfig
+        cfg, ctx = self.config, self.ctx
+        teacher = ctx.teacher(cfg["teacher"])
         # a student stopped before it started learned nothing: it comes as initialized
-        students = {spec.config["role"]: part_result(self.ctx, spec, lambda: _student_run(spec.config, self.ctx))
-                    for spec in distill_parts(self.config)}
+        students = {spec.config["role"]: part_result(ctx, spec, lambda: _student_run(spec.config, ctx))
+                    for spec in distill_parts(cfg)}
         if students["hard"].history.epochs_run == 0:   # stopped before it started: no control to split the gain with
             del students["hard"]
-        return assemble(self.ds, self.teacher.logits, self.teacher.metrics, self.student, self.train, self.kd,
-                        self.config["seed"], students)
+        return assemble(ctx.dataset(cfg["dataset"], cfg["data_seed"]), teacher.logits, teacher.metrics,
+                        ModelConfig.from_dict(cfg["student"]), TrainConfig(**cfg["train"]), KDConfig(**cfg["kd"]),
+                        cfg["seed"], students)
 
     def progress(self) -> Progress:
         from kdcore.distill import ROLE_LABELS
@@ -213,11 +203,6 @@ class DistillPairRun:
         histories = {"distilled": r.distilled_history, "scratch": r.scratch_history, "hard": r.hard_history}
         return Progress(1.0, f"Epoch {r.distilled_history.epochs_run}/{r.train_config.epochs}",
                         {ROLE_LABELS[k]: val_curve(h) for k, h in histories.items() if h is not None})
-
-    def result(self):
-        if self._result is None:
-            self._result = self._assemble()
-        return self._result
 
 
 def _distill_name(config: dict) -> str:

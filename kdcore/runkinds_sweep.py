@@ -16,7 +16,7 @@ of its students per epoch.
 from __future__ import annotations
 
 from kdcore.runkinds import teacher_requirement
-from kdcore.runs import Progress, RunContext, RunKind, RunSpec, register_kind
+from kdcore.runs import CombinedRun, Progress, RunContext, RunKind, RunSpec, register_kind
 
 
 def sweep_config(teacher_spec, config, base_model=None, backend: str = "in-process") -> dict:
@@ -70,6 +70,12 @@ def _chunk_label(config: dict) -> str:
     return f"width {specs[0].width}, students {at[0]}–{at[-1]}"
 
 
+def _add_best_and_mean(curves: dict[str, list[float]], label: str, accuracies: list[float]) -> None:
+    """One epoch's point on the "best" and "mean" validation-accuracy curves of a group of students."""
+    curves.setdefault(f"{label}: best", []).append(max(accuracies))
+    curves.setdefault(f"{label}: mean", []).append(sum(accuracies) / len(accuracies))
+
+
 class SweepChunkRun:
     """A chunk of a sweep as a job (a part of a "sweep" run), one epoch per step."""
 
@@ -84,9 +90,7 @@ class SweepChunkRun:
 
     def step(self):
         self.run.step()
-        acc = [h.logs[-1].val_acc for h in self.run.group.histories]
-        self.curves.setdefault(f"{self.label}: best", []).append(max(acc))
-        self.curves.setdefault(f"{self.label}: mean", []).append(sum(acc) / len(acc))
+        _add_best_and_mean(self.curves, self.label, [h.logs[-1].val_acc for h in self.run.group.histories])
 
     def progress(self) -> Progress:
         group, best = self.run.group, self.curves.get(f"{self.label}: best")
@@ -105,69 +109,69 @@ register_kind(RunKind(
     summary=lambda chunk: {"students": len(chunk.students)}))
 
 
-class SweepRun:
-    """A sweep as a job (see the module docstring): in process, the combination of its chunks."""
+class SweepRun(CombinedRun):
+    """A sweep in process as a job: the combination of its chunks (see the module docstring)."""
 
     def __init__(self, config: dict, ctx: RunContext):
-        from kdcore.sweep import RayBackend
-        self.config = sweep_from_config(config)
-        self.backend = config.get("backend", "in-process")
+        self.spec_config, self.ctx, self.config = config, ctx, sweep_from_config(config)
         self.curves: dict[str, list[float]] = {}
-        self.last = ""
-        if self.backend == "ray":
-            import os
-            teacher = ctx.teacher(config["teacher"])
-            ds = ctx.dataset(config["dataset"], config["data_seed"])
-            self.sweep = RayBackend(address=os.environ.get("KDLAB_RAY_ADDRESS") or None).start(
-                ds, teacher.logits, self.config, _base_model(config))
-        elif self.backend == "in-process":
-            self.spec_config, self.ctx, self._result = config, ctx, None
-        else:
-            raise ValueError(f"unknown sweep backend {self.backend!r}")
 
-    @property
-    def done(self) -> bool:
-        return self.sweep.done if self.backend == "ray" else self._result is not None
-
-    def step(self):
-        if self.backend == "ray":
-            width = self.sweep.step()
-            self.last = f"a chunk of width {width} finished"
-            return
-        self._result = self._assemble()
-
-    def _assemble(self):
+    def combine(self):
         from kdcore.runs import part_result
         from kdcore.sweep import assemble_sweep
         chunks = [part_result(self.ctx, spec, lambda: _chunk_run(spec.config, self.ctx))
                   for spec in sweep_parts(self.spec_config)]
         result = assemble_sweep(self.config, chunks)
-        for width in self.config.widths:   # per width, per epoch: best and mean over its students
+        for width in self.config.widths:   # the stored curves: per width and epoch, over all its students
             hist = [s.history for s in result.students + result.controls if s.spec.width == width]
             for e in range(max((len(h) for h in hist), default=0)):
-                acc = [h[e]["val_acc"] for h in hist if len(h) > e]
-                self.curves.setdefault(f"width {width}: best", []).append(max(acc))
-                self.curves.setdefault(f"width {width}: mean", []).append(sum(acc) / len(acc))
+                _add_best_and_mean(self.curves, f"width {width}", [h[e]["val_acc"] for h in hist if len(h) > e])
         return result
 
     def progress(self) -> Progress:
-        cfg = self.config
-        if self.backend == "ray":
-            n = len(self.sweep.students)
-            return Progress(n / cfg.n_total, f"{n}/{cfg.n_total} students done"
-                            + (f" · {self.last}" if self.last else ""), {})
-        n = len(self._result.students) + len(self._result.controls) if self._result is not None else 0
-        return Progress(1.0 if self._result is not None else 0.0, f"{n}/{cfg.n_total} students done",
+        r = self._result
+        n = len(r.students) + len(r.controls) if r is not None else 0
+        return Progress(1.0 if r is not None else 0.0, f"{n}/{self.config.n_total} students done",
                         {k: list(v) for k, v in self.curves.items()})
 
+
+class RaySweepRun:
+    """A sweep on Ray as a job: one `step()` collects one finished chunk (`RaySweep`)."""
+
+    def __init__(self, config: dict, ctx: RunContext):
+        import os
+        from kdcore.sweep import RayBackend
+        self.config = sweep_from_config(config)
+        teacher = ctx.teacher(config["teacher"])
+        ds = ctx.dataset(config["dataset"], config["data_seed"])
+        self.sweep = RayBackend(address=os.environ.get("KDLAB_RAY_ADDRESS") or None).start(
+            ds, teacher.logits, self.config, _base_model(config))
+        self.last = ""
+
+    @property
+    def done(self) -> bool:
+        return self.sweep.done
+
+    def step(self):
+        self.last = f"a chunk of width {self.sweep.step()} finished"
+
+    def progress(self) -> Progress:
+        n, total = len(self.sweep.students), self.config.n_total
+        return Progress(n / total, f"{n}/{total} students done" + (f" · {self.last}" if self.last else ""), {})
+
     def result(self):
-        if self.backend == "ray":
-            if not self.sweep.done:
-                self.sweep.cancel()   # a stop: the chunks still running are not waited for
-            return self.sweep.result()
-        if self._result is None:
-            self._result = self._assemble()
-        return self._result
+        if not self.sweep.done:
+            self.sweep.cancel()   # a stop: the chunks still running are not waited for
+        return self.sweep.result()
+
+
+def make_sweep_run(config: dict, ctx: RunContext):
+    backend = config.get("backend", "in-process")
+    if backend == "ray":
+        return RaySweepRun(config, ctx)
+    if backend == "in-process":
+        return SweepRun(config, ctx)
+    raise ValueError(f"unknown sweep backend {backend!r}")
 
 
 def _sweep_name(config: dict) -> str:
@@ -187,5 +191,5 @@ def _sweep_summary(res) -> dict:
 
 
 register_kind(RunKind(
-    "sweep", "Sweep", SweepRun, requires=teacher_requirement, parts=sweep_parts,
+    "sweep", "Sweep", make_sweep_run, requires=teacher_requirement, parts=sweep_parts,
     describe=_sweep_name, summary=_sweep_summary))

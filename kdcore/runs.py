@@ -75,6 +75,27 @@ class EngineRun:
         return self.run.result()
 
 
+class CombinedRun:
+    """Base of a kind's run made of parts (`RunKind.parts`): its one step is `combine()` (the parts'
+    results into its own, through `part_result`); after a Stop that came first, `result()` combines."""
+    _result: Any = None
+
+    def combine(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def done(self) -> bool:
+        return self._result is not None
+
+    def step(self):
+        self._result = self.combine()
+
+    def result(self):
+        if self._result is None:
+            self._result = self.combine()
+        return self._result
+
+
 def pct(x: float) -> str:
     """A fraction as a percentage for progress texts: 0.9123 -> "91.2 %"."""
     return f"{100 * x:.1f} %"
