@@ -128,12 +128,14 @@ runs.register_distill_models(ds, run_id, result)
 st.subheader("3 · Results")
 gain_pts = 100 * result.gain
 summary = result.summary()
+epochs = result.epochs_run
+uneven = len(set(epochs.values())) > 1   # a Stop found the students (trained side by side) at different epochs
 if result.stopped_early:
-    total, epochs = result.train_config.epochs, result.epochs_run
-    if len(set(epochs.values())) == 1:
+    total = result.train_config.epochs
+    if not uneven:
         st.warning(f"Distillation stopped after epoch {epochs['distilled']} of {total}; the results below are "
                    f"those of the students as they were then.")
-    else:   # the students train side by side on different workers: a Stop finds them at different epochs
+    else:
         names = {"distilled": "the distilled student", "scratch": "its labels-only twin",
                  "hard": "the hard-label control"}
         st.warning("Distillation stopped before its last epoch: " + ", ".join(
@@ -141,11 +143,11 @@ if result.stopped_early:
             "stopped at different epochs do not compare fairly: the results below are those of the students "
             "as they were then; press **Distill** again for the full comparison.")
     summary += f" (stopped after {min(epochs.values())}–{max(epochs.values())} of {plural(total, 'epoch')})" \
-        if len(set(epochs.values())) > 1 else f" (stopped after {epochs['distilled']} of {plural(total, 'epoch')})"
-    if result.hard is None and result.train_config.epochs and "hard" not in epochs:
+        if uneven else f" (stopped after {epochs['distilled']} of {plural(total, 'epoch')})"
+    if result.hard is None:
         st.caption("The hard-label control was still waiting for a worker when the run stopped: it is left out.")
 labels_only_run = result.kd.alpha == 0   # no weight on the soft targets: not a distillation
-uneven = len(set(result.epochs_run.values())) > 1   # stopped at different epochs: no verdict in colour
+# students stopped at different epochs: the summary gets no verdict in colour
 (st.info if labels_only_run or uneven else st.success if gain_pts >= 0.5 else st.warning if gain_pts <= -0.5
  else st.info)(summary)
 kd = result.kd
