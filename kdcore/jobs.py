@@ -371,12 +371,11 @@ class JobRunner:
                 if self.store.find_finished(rec.key) is not None:
                     continue
                 self.store.set_status(rec.id, "queued")
-                k, needs = kind(rec.kind), []
-                for req in k.requires(rec.config) + k.parts(rec.config):   # those interrupted too (made first)
-                    other = self._by_key.get(req.key)
-                    if other is not None:
-                        needs.append(other)
+                # its requirements and parts interrupted too (made before it, so restored already)
+                k = kind(rec.kind)
                 parts = {p.key: self._by_key[p.key] for p in k.parts(rec.config) if p.key in self._by_key}
+                needs = [self._by_key[r.key] for r in k.requires(rec.config) if r.key in self._by_key]
+                needs += list(parts.values())
                 self._enqueue(_Job(rec.id, rec.spec, rec.name, "restored", next(self._seq), needs, {"restored"},
                                    parts))
 

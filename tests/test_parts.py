@@ -19,8 +19,8 @@ from kdcore import codec
 from kdcore.distill import KDConfig, DistillRun, StudentPart
 from kdcore.jobs import UNSTARTED, JobRunner, ThreadExecutor
 from kdcore.models import ModelConfig
-from kdcore.runkinds import distill_config, distill_parts, student_config
-from kdcore.runs import RunContext, RunKind, RunSpec, register_kind
+from kdcore.runkinds import _student_run, distill_config, distill_parts, student_config
+from kdcore.runs import RunContext, RunKind, RunSpec, drive, register_kind
 from kdcore.store import RunStore
 from kdcore.teachers import TeacherSpec
 from kdcore.train import History, TrainConfig
@@ -227,3 +227,35 @@ def test_a_ray_task_combines_the_parts_it_was_given():
     assert status == "stopped" and result.teacher_metrics["accuracy"] == 0.123
     assert result.distilled[1].weight.shape == (2, 2)   # the given model, not a student built here
     assert result.hard is None and result.hard_history is None   # the control never started: left out
+
+
+def test_a_run_of_parts_survives_a_server_restart(tmp_path):
+    """What a server that died leaves: the teacher done, one student finished, one running, one queued,
+    the distillation queued and listed. The next server finishes it from the parts: none trained twice,
+    none doubled in the workspace."""
+    cfg = config(epochs=3)
+    first = JobRunner(RunStore(tmp_path / "runs"), workers=1, executor=ThreadExecutor(), cache_root=tmp_path / "t")
+    try:
+        first.wait(first.submit(RunSpec("teacher", TEACHER.to_dict()), "setup"), timeout=60)
+    finally:
+        first.close()
+    store = RunStore(tmp_path / "runs")
+    distilled, scratch, hard = distill_parts(cfg)
+    ctx = RunContext(store)
+    done = store.create(scratch, "scratch")   # finished before the crash
+    result, _ = drive(_student_run(scratch.config, ctx))
+    store.save_result(done.id, result, "finished", 0.1)
+    running = store.create(distilled, "distilled", status="running").id
+    queued = store.create(hard, "hard").id
+    rid = store.create(RunSpec("distill", cfg), "distill").id
+    store.link("ws", rid)
+    r = JobRunner(RunStore(tmp_path / "runs"), workers=2, executor=ThreadExecutor(), cache_root=tmp_path / "t")
+    try:
+        assert r.wait(rid, timeout=120).status == "finished"
+        assert r.store.get(running).status == "finished" and r.store.get(queued).status == "finished"
+        got = r.store.load_result(rid, RunContext(r.store))
+        assert got.distilled_history.epochs_run == got.scratch_history.epochs_run == got.hard_history.epochs_run == 3
+        assert len(students(r.store)) == 3   # the finished one reused, the others restored: none doubled
+        assert [x.id for x in r.store.workspace_runs("ws")] == [rid]
+    finally:
+        r.close()
