@@ -61,13 +61,13 @@ def _chunk_run(config: dict, ctx: RunContext):
 
 
 def _chunk_label(config: dict) -> str:
-    """"width 16, students 1–14": where a chunk sits in its grid (numbered in the grid's order)."""
+    """"width 16, students 15–27 of 27": where a chunk sits in its width group (the group's order: the
+    grid's students, then its controls)."""
     from kdcore.sweep import StudentSpec
-    cfg = sweep_from_config(config)
-    order = cfg.students() + cfg.control_students()
     specs = [StudentSpec(**s) for s in config["students"]]
-    at = sorted(order.index(s) + 1 for s in specs)
-    return f"width {specs[0].width}, students {at[0]}–{at[-1]}"
+    group = sweep_from_config(config).groups()[specs[0].width]
+    at = sorted(group.index(s) + 1 for s in specs)
+    return f"width {specs[0].width}, students {at[0]}–{at[-1]} of {len(group)}"
 
 
 def _add_best_and_mean(curves: dict[str, list[float]], label: str, accuracies: list[float]) -> None:

@@ -39,8 +39,9 @@ ds = state.dataset()
 st.title("Sweep")
 st.markdown("Train a whole grid of distilled students — every temperature **T** × weight **α** "
             "(× student width, × seeds) — and see the landscape at once. Students of one width "
-            "train **together as one batched model** (stacked weights), each exactly as it would "
-            "train alone, so a 5 × 5 grid costs little more than one student.")
+            "train **together as batched models** (stacked weights; two halves per width, side by side on "
+            "the server's workers), each as it would train alone, so a 5 × 5 grid costs little more "
+            "than one student.")
 
 teacher = teacher_ui.require(ds, key="sweep")
 student_default, train_default = default_student(ds.name)
@@ -56,7 +57,7 @@ with st.form(f"sweep_form_{ds.name}"):
     w_text = c3.text_input("Student widths", ", ".join(str(h) for h in student_default.hidden[:1]),
                            key="sweep_widths", bind="query-params",
                            help="Hidden units of the student MLP, 1 to "
-                                f"{MAX_WIDTH}; one batched model per width.")
+                                f"{MAX_WIDTH}; two batched models per width (halves of its students).")
     c1, c2, c3, c4 = st.columns(4)
     n_seeds = c1.number_input("Seeds per cell", 1, 10, 1, key="sweep_seeds", bind="query-params",
                               help="Students per cell (different initialization, batch order and "
@@ -68,7 +69,8 @@ with st.form(f"sweep_form_{ds.name}"):
                                 help="Share of the transfer set whose labels the students may use.")
     backends = ["in-process"] + (["Ray"] if RAY_AVAILABLE else [])
     backend_name = c4.selectbox("Backend", backends, key="sweep_backend", bind="query-params",
-                                help="Ray spreads width groups over a Ray cluster's workers "
+                                help="In-process: the server's own workers, two halves of each width side "
+                                     "by side. Ray spreads width groups over a Ray cluster's workers "
                                      "(address from $KDLAB_RAY_ADDRESS, else a local instance); "
                                      "progress then arrives per finished chunk. "
                                      + ("" if RAY_AVAILABLE else "Install the optional extra `ray` to use it."))

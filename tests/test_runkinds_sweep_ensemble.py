@@ -131,7 +131,8 @@ def test_sweep_stop_keeps_the_students_as_they_are(digits_teacher, teacher_ctx, 
             if v.status == "running" and sum(k.endswith(": best") and len(c) >= 2 for k, c in v.curves.items()) >= 2:
                 break
             time.sleep(0.02)
-        assert "width 8, students 1–2: epoch" in v.text and v.waiting_for == []
+        assert "width 8, students 1–2 of 4: epoch" in v.text and v.waiting_for == []
+        assert {"width 8, students 1–2 of 4: best", "width 8, students 3–4 of 4: best"} <= set(v.curves)
         r.stop(rid, "ws")
         assert r.wait(rid, timeout=120).status == "stopped"
         result = r.store.load_result(rid, RunContext(r.store))
